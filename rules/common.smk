@@ -1,0 +1,64 @@
+"""Configuration, paths and helpers shared by every rule file."""
+
+import os
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from workflow_scripts.config import ConfigError, load_experiment  # noqa: E402
+from workflow_scripts.deps import local_module_files  # noqa: E402
+from workflow_scripts.io_utils import canonical_json  # noqa: E402
+from workflow_scripts.jobenv import prepare_job_environment  # noqa: E402
+
+try:
+    EXPERIMENT = load_experiment(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+# Jobs run `python -m workflow_scripts.<step>` with this checkout's package.
+prepare_job_environment(workflow.basedir)
+
+MODEL_DIR = f"resources/models/{EXPERIMENT.model.slug}"
+DATA_DIR = f"data/derived/{EXPERIMENT.data.name}"
+VARIANTS = EXPERIMENT.variant_names
+SEEDS = list(EXPERIMENT.seeds)
+
+
+wildcard_constraints:
+    variant="|".join(VARIANTS),
+    seed=r"\d+",
+    model=r"[^/]+",
+    dataset=r"[^/]+",
+
+
+def sources(entry):
+    """The package files an entry point imports, as inputs: editing one reruns its consumers."""
+    return [
+        workflow.source_path(os.path.join("..", path))
+        for path in local_module_files(f"workflow_scripts.{entry}")
+    ]
+
+
+def report_templates():
+    """The Jinja2 templates, so editing one rebuilds the report."""
+    templates = os.path.join("workflow_scripts", "reporting", "templates")
+    return [
+        workflow.source_path(os.path.join("..", templates, name))
+        for name in sorted(os.listdir(os.path.join(workflow.basedir, templates)))
+        if name.endswith(".j2")
+    ]
+
+
+def run_files(name):
+    """One path per (variant, seed) run, e.g. run_files("summary.json")."""
+    return expand(
+        "results/runs/{variant}/seed{seed}/{name}",
+        variant=VARIANTS,
+        seed=SEEDS,
+        name=name,
+    )
+
+
+def raw_data_input():
+    """The user's data file or directory as an input, so replacing it reruns preprocess."""
+    return [] if EXPERIMENT.data.path == "embedded" else [EXPERIMENT.data.path]

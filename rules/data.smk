@@ -1,0 +1,18 @@
+"""Turn raw bars into aligned, chronologically split, train-normalised arrays."""
+
+
+rule preprocess:
+    input:
+        raw=raw_data_input(),
+        code=sources("preprocess"),
+    output:
+        directory("data/derived/{dataset}"),
+    log:
+        "logs/preprocess/{dataset}.log",
+    conda:
+        "../envs/data.yaml"
+    params:
+        data=canonical_json(EXPERIMENT.data.to_params()),
+    shell:
+        "python -m workflow_scripts.preprocess --data-json {params.data:q}"
+        " --out-dir {output:q} > {log:q} 2>&1"

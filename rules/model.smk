@@ -1,0 +1,36 @@
+"""Fetch the pretrained encoder and prove that it really is the pretrained encoder."""
+
+
+rule download_model:
+    input:
+        code=sources("download_model"),
+    output:
+        manifest="resources/models/{model}/manifest.json",
+    log:
+        "logs/download_model/{model}.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        name_or_path=EXPERIMENT.model.name_or_path,
+        revision=EXPERIMENT.model.revision or "",
+        out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
+    shell:
+        "python -m workflow_scripts.download_model --name-or-path {params.name_or_path:q}"
+        " --revision {params.revision:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule verify_model:
+    input:
+        manifest="resources/models/{model}/manifest.json",
+        code=sources("verify_model"),
+    output:
+        "resources/models/{model}/verification.json",
+    log:
+        "logs/verify_model/{model}.log",
+    conda:
+        "../envs/torch.yaml"
+    params:
+        model_dir=lambda wildcards, input: os.path.dirname(input.manifest),
+    shell:
+        "python -m workflow_scripts.verify_model --model-dir {params.model_dir:q}"
+        " --out {output:q} > {log:q} 2>&1"

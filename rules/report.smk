@@ -1,0 +1,72 @@
+"""Gather every run, compute statistics and naive baselines, and write the report."""
+
+
+rule collect:
+    input:
+        summaries=run_files("summary.json"),
+        metrics=run_files("metrics.csv"),
+        benchmarks=expand(
+            "benchmarks/train/{variant}/seed{seed}.tsv", variant=VARIANTS, seed=SEEDS
+        ),
+        code=sources("collect"),
+    output:
+        metrics="results/metrics.csv",
+        summary="results/summary.json",
+        table=report(
+            "results/summary_table.csv",
+            category="Results",
+            caption="../report/summary_table.rst",
+        ),
+    log:
+        "logs/collect/collect.log",
+    conda:
+        "../envs/report.yaml"
+    shell:
+        "python -m workflow_scripts.collect --summaries {input.summaries:q}"
+        " --metrics {input.metrics:q} --benchmarks {input.benchmarks:q}"
+        " --out-metrics {output.metrics:q} --out-summary {output.summary:q}"
+        " --out-table {output.table:q} > {log:q} 2>&1"
+
+
+rule report:
+    input:
+        summary="results/summary.json",
+        metrics="results/metrics.csv",
+        verification=f"{MODEL_DIR}/verification.json",
+        data=DATA_DIR,
+        code=sources("report"),
+        templates=report_templates(),
+    output:
+        html=report(
+            "results/report.html", category="Report", caption="../report/report.rst"
+        ),
+        md="results/report.md",
+        curves=report(
+            "results/plots/learning_curves.png",
+            category="Plots",
+            caption="../report/learning_curves.rst",
+        ),
+        comparison=report(
+            "results/plots/final_comparison.png",
+            category="Plots",
+            caption="../report/final_comparison.rst",
+        ),
+        compute=report(
+            "results/plots/compute.png",
+            category="Plots",
+            caption="../report/compute.rst",
+        ),
+    log:
+        "logs/report/report.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        experiment=canonical_json(EXPERIMENT.to_params()),
+        manifest=f"{DATA_DIR}/manifest.json",
+        plots_dir=lambda wildcards, output: os.path.dirname(output.curves),
+    shell:
+        "python -m workflow_scripts.report --summary {input.summary:q}"
+        " --metrics {input.metrics:q} --experiment-json {params.experiment:q}"
+        " --verification {input.verification:q} --data-manifest {params.manifest:q}"
+        " --out-html {output.html:q} --out-md {output.md:q}"
+        " --plots-dir {params.plots_dir:q} > {log:q} 2>&1"

@@ -1,0 +1,36 @@
+"""Train one variant with one seed: a GPU job each, so a failed run reruns alone."""
+
+
+rule train:
+    input:
+        data=DATA_DIR,
+        verification=f"{MODEL_DIR}/verification.json",
+        code=sources("train"),
+    output:
+        metrics="results/runs/{variant}/seed{seed}/metrics.csv",
+        summary="results/runs/{variant}/seed{seed}/summary.json",
+        checkpoint="results/runs/{variant}/seed{seed}/best.safetensors",
+        tensorboard=directory("logs/tensorboard/{variant}/seed{seed}"),
+    log:
+        "logs/train/{variant}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+    params:
+        # Canonical (sorted) JSON: only a change to this variant's settings reruns it.
+        variant=lambda wildcards: canonical_json(
+            EXPERIMENT.variants[wildcards.variant].to_params()
+        ),
+        model_dir=lambda wildcards, input: os.path.dirname(input.verification),
+        out_dir=lambda wildcards, output: os.path.dirname(output.summary),
+        resume_dir="results/resume/{variant}/seed{seed}",
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.train"
+        " --variant-json {params.variant:q} --seed {wildcards.seed}"
+        " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
+        " --out-dir {params.out_dir:q} --tensorboard-dir {output.tensorboard:q}"
+        " --resume-dir {params.resume_dir:q} > {log:q} 2>&1"

@@ -1,0 +1,374 @@
+"""Typed experiment configuration: schema validation, defaults, cross-field checks.
+
+The YAML files under ``config/`` are validated against ``config/schema.yaml`` (JSON
+Schema draft 2020-12) and then turned into frozen dataclasses. Bad configuration is
+refused here, when Snakemake parses the workflow, with the key path and the allowed
+values in the message, instead of hours later inside a training job.
+
+Each variant is the global ``train:`` section with the variant's overrides merged in,
+plus the variant's own keys. ``VariantConfig.to_params()`` is the canonical (sorted)
+form the ``train`` rule receives, so changing one variant's value reruns only that
+variant, and reordering YAML keys reruns nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+
+Task = Literal["reconstruct", "forecast"]
+Precision = Literal["auto", "bf16", "fp32", "fp16"]
+Init = Literal["pretrained", "random"]
+EncoderKind = Literal["checkpoint", "none", "small"]
+
+VARIANT_OWN_KEYS = (
+    "description",
+    "enabled",
+    "init",
+    "encoder",
+    "freeze_epochs",
+    "trainable_while_frozen",
+    "small_encoder",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key path and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which pretrained encoder to use: a Hub repo id, a local directory or ``package:...``."""
+
+    name_or_path: str = "google-t5/t5-small"
+    revision: str | None = None
+
+    @property
+    def slug(self) -> str:
+        return model_slug(self.name_or_path, self.revision)
+
+    def to_params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the bars come from and how they are cut into aligned windows."""
+
+    name: str = "msft-daily"
+    path: str = "embedded"
+    kind: Literal["ohlc", "derived_dir", "generic"] = "ohlc"
+    timeframes: tuple[str, ...] = ("d", "w")
+    seq_len: int = 128
+    patch_len: int = 32
+    sample_stride: int = 1
+    train_fraction: float = 0.7
+    val_fraction: float = 0.15
+    timestamp_column: str | None = None
+    columns: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> DataConfig:
+        values = dict(params)
+        values["timeframes"] = tuple(values["timeframes"])
+        if values.get("columns") is not None:
+            values["columns"] = tuple(values["columns"])
+        return cls(**values)
+
+    def to_params(self) -> dict[str, Any]:
+        return _sorted_params(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; any of them can be overridden per variant."""
+
+    task: Task = "reconstruct"
+    mask_ratio: float = 0.15
+    mask_span: int = 8
+    horizon: int = 16
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    max_eval_batches: int | None = None
+    learning_rate: float = 3e-4
+    encoder_learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    precision: Precision = "auto"
+    force_fp16: bool = False
+    early_stopping_patience: int = 5
+    embedding_scale: Literal["checkpoint_rms", "none"] = "checkpoint_rms"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    num_workers: int = 0
+    compile: bool = False
+    inject_failure_at_epoch: int | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
+        return cls(**params)
+
+    def to_params(self) -> dict[str, Any]:
+        return _sorted_params(self)
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """One way of using the encoder (freeze, nofreeze, ...) with its effective training config."""
+
+    name: str
+    train: TrainConfig = field(default_factory=TrainConfig)
+    description: str = ""
+    enabled: bool = True
+    init: Init = "pretrained"
+    encoder: EncoderKind = "checkpoint"
+    freeze_epochs: int = 0
+    trainable_while_frozen: Literal["none", "layernorm"] = "none"
+    small_encoder: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def always_frozen(self) -> bool:
+        return self.freeze_epochs >= self.train.epochs
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> VariantConfig:
+        values = dict(params)
+        values["train"] = TrainConfig.from_params(values["train"])
+        values["small_encoder"] = dict(values.get("small_encoder") or {})
+        return cls(**values)
+
+    def to_params(self) -> dict[str, Any]:
+        params = _sorted_params(self)
+        params["train"] = self.train.to_params()
+        return params
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The whole experiment: one model, one dataset, the enabled variants and the seeds."""
+
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+    variants: Mapping[str, VariantConfig]
+    seeds: tuple[int, ...]
+
+    @property
+    def variant_names(self) -> list[str]:
+        return sorted(self.variants)
+
+    def to_params(self) -> dict[str, Any]:
+        return {
+            "data": self.data.to_params(),
+            "model": self.model.to_params(),
+            "seeds": list(self.seeds),
+            "train": self.train.to_params(),
+            "variants": {name: self.variants[name].to_params() for name in self.variant_names},
+        }
+
+
+def _sorted_params(instance: Any) -> dict[str, Any]:
+    """``asdict`` with tuples as lists and keys sorted, so ``repr`` and JSON are canonical."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {key: plain(value[key]) for key in sorted(value)}
+        if isinstance(value, list | tuple):
+            return [plain(item) for item in value]
+        return value
+
+    return plain({f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)})
+
+
+# --------------------------------------------------------------------------- model slug
+
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def is_local_model_path(name_or_path: str) -> bool:
+    """Hugging Face convention: an existing directory or an explicit path is local."""
+    return name_or_path.startswith(("/", "./", "../", "~")) or os.path.isdir(name_or_path)
+
+
+def model_slug(name_or_path: str, revision: str | None = None) -> str:
+    """File-name-safe directory name for a model under ``resources/models``.
+
+    Distinct sources never share a directory: local paths get a hash of their absolute
+    path, and a pinned revision is part of the name.
+    """
+    if name_or_path.startswith("package:"):
+        slug = "package--" + name_or_path.removeprefix("package:").strip("/").replace("/", "--")
+    elif is_local_model_path(name_or_path):
+        # Hash the path as written, not its absolute form, so a moved checkout keeps its names.
+        digest = hashlib.sha256(name_or_path.encode()).hexdigest()[:8]
+        slug = f"local--{Path(name_or_path).expanduser().resolve().name}-{digest}"
+    else:
+        slug = name_or_path.replace("/", "--")
+    if revision:
+        slug += "--" + revision[:12]
+    return _SLUG_UNSAFE.sub("_", slug)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_schema(schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    with open(schema_path, encoding="utf-8") as handle:
+        schema: dict[str, Any] = yaml.safe_load(handle)
+    return schema
+
+
+def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> ExperimentConfig:
+    """Validate a raw config mapping and build the typed experiment config.
+
+    Raises ConfigError listing every problem, each with its key path.
+    """
+    schema = load_schema(schema_path)
+    _validate(raw, schema)
+    model = ModelConfig(**_with_defaults(raw.get("model"), schema["properties"]["model"]))
+    data = DataConfig.from_params(_with_defaults(raw.get("data"), schema["properties"]["data"]))
+    train_defaults = schema["$defs"]["train_keys"]
+    train_values = _with_defaults(raw.get("train"), train_defaults)
+    train = TrainConfig.from_params(train_values)
+    variant_raw = raw.get("variants", schema["properties"]["variants"]["default"])
+    variants = {
+        name: _build_variant(name, values, train_values, schema["$defs"]["variant"])
+        for name, values in variant_raw.items()
+    }
+    enabled = {name: variant for name, variant in variants.items() if variant.enabled}
+    seeds = tuple(raw.get("seeds", schema["properties"]["seeds"]["default"]))
+    experiment = ExperimentConfig(model=model, data=data, train=train, variants=enabled, seeds=seeds)
+    _check_cross_fields(experiment, variants)
+    return experiment
+
+
+def load_experiment_file(path: str | Path, schema_path: Path = SCHEMA_PATH) -> ExperimentConfig:
+    with open(path, encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle) or {}
+    try:
+        return load_experiment(raw, schema_path)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _with_defaults(section: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(section or {})
+    for key, subschema in schema["properties"].items():
+        values.setdefault(key, subschema["default"])
+    return values
+
+
+def _build_variant(
+    name: str,
+    values: Mapping[str, Any] | None,
+    train_values: Mapping[str, Any],
+    variant_schema: Mapping[str, Any],
+) -> VariantConfig:
+    values = dict(values or {})
+    own = {key: values.pop(key, variant_schema["properties"][key]["default"]) for key in VARIANT_OWN_KEYS}
+    train = TrainConfig.from_params({**train_values, **values})
+    if own["freeze_epochs"] == "all":
+        own["freeze_epochs"] = train.epochs
+    return VariantConfig(name=name, train=train, **own)
+
+
+def _check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, VariantConfig]) -> None:
+    problems: list[str] = []
+    data = experiment.data
+    if data.seq_len % data.patch_len:
+        problems.append(
+            f"data.seq_len = {data.seq_len} is not divisible by data.patch_len = {data.patch_len} "
+            "(allowed: a patch_len that divides seq_len)"
+        )
+    if data.train_fraction + data.val_fraction >= 1:
+        problems.append(
+            f"data.train_fraction + data.val_fraction = {data.train_fraction + data.val_fraction:g} "
+            "leaves no test split (allowed: a sum below 1)"
+        )
+    if not experiment.variants:
+        problems.append(f"variants: none is enabled (defined: {', '.join(sorted(all_variants)) or 'none'})")
+    t5 = "t5" in experiment.model.name_or_path.lower()
+    for name, variant in sorted(all_variants.items()):
+        train = variant.train
+        if variant.freeze_epochs > train.epochs:
+            problems.append(
+                f"variants.{name}.freeze_epochs = {variant.freeze_epochs} is greater than "
+                f"epochs = {train.epochs} (allowed: 0..{train.epochs}, or 'all')"
+            )
+        if train.precision == "fp16" and t5 and not train.force_fp16:
+            problems.append(
+                f"variants.{name}: precision fp16 with a T5 encoder is refused: T5 activations overflow "
+                "float16's range and the loss diverges (allowed: auto, bf16, fp32; or force_fp16: true)"
+            )
+        if train.task == "forecast" and train.horizon > data.seq_len:
+            problems.append(f"variants.{name}.horizon = {train.horizon} exceeds data.seq_len = {data.seq_len}")
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def _validate(raw: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(raw), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        lines = [_describe(error, schema) for error in errors]
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(dict.fromkeys(lines)))
+
+
+def _key_path(error: ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(top level)"
+
+
+def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
+    """Turn a jsonschema error into one line with the key path and the allowed values."""
+    where = _key_path(error)
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        allowed = sorted(_allowed_keys(error.schema, schema))
+        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, Mapping) else []
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        return f"{where}: unknown key {', '.join(hints)}; allowed keys: {', '.join(allowed)}"
+    if error.validator == "enum":
+        allowed_values = ", ".join(str(v) for v in error.validator_value)
+        return f"{where}: {error.instance!r} is not allowed (allowed: {allowed_values})"
+    if "propertyNames" in error.schema_path:
+        return (
+            f"{where}: name {error.instance!r} is not a valid file-name token "
+            f"(allowed: letters, digits, '_' and '-', starting with a letter)"
+        )
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return f"{where}: {error.message} (allowed: {error.validator} {error.validator_value})"
+    if error.validator == "oneOf" and error.context:
+        options = "; ".join(dict.fromkeys(sub.message for sub in error.context))
+        return f"{where}: {error.instance!r} is not allowed ({options})"
+    description = error.schema.get("description") if isinstance(error.schema, Mapping) else None
+    suffix = f" ({description})" if description else ""
+    return f"{where}: {error.message}{suffix}"
+
+
+def _allowed_keys(subschema: Mapping[str, Any], root: Mapping[str, Any]) -> set[str]:
+    keys = set(subschema.get("properties", {}))
+    reference = subschema.get("$ref")
+    if reference:
+        target: Any = root
+        for part in reference.removeprefix("#/").split("/"):
+            target = target[part]
+        keys |= _allowed_keys(target, root)
+    return keys
