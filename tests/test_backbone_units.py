@@ -23,6 +23,13 @@ def test_atomic_write_replaces_only_on_success(tmp_path: Path) -> None:
         io_utils.atomic_write_json(target, {"x": float("nan")})
     assert json.loads(target.read_text()) == {"a": 2, "b": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_disk_full_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,130 @@
+"""collect: tidy metrics, per-variant statistics, and failed or missing runs kept explicit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from report_fixtures import BENCHMARK_HEADER, collect_argv, summary, write_run, write_smoke_runs
+from scipy import stats as scipy_stats
+
+from workflow_scripts import collect
+from workflow_scripts.reporting.runs import FAILED, MISSING, read_benchmark, run_key_from_path
+
+
+def run_collect(root: Path, **kwargs) -> tuple[int, dict]:
+    code = collect.main(collect_argv(root, **kwargs))
+    out = root / "results" / "summary.json"
+    return code, (json.loads(out.read_text()) if out.exists() else {})
+
+
+def test_collect_smoke_run(tmp_path: Path) -> None:
+    write_smoke_runs(tmp_path)
+    code, result = run_collect(tmp_path)
+    assert code == 0
+    assert set(result["variants"]) == {"freeze", "nofreeze", "frozen_all", "baseline"}
+    frozen = result["variants"]["frozen_all"]
+    best = frozen["metrics"]["best_val_correlation"]
+    assert best["n"] == 2 and best["mean"] == pytest.approx(0.31)
+    low, high = scipy_stats.t.interval(0.95, df=1, loc=0.31, scale=scipy_stats.sem([0.30, 0.32]))
+    assert (best["ci_low"], best["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert frozen["metrics"]["final_val_loss"]["mean"] == pytest.approx(0.70)
+    assert frozen["params_trainable"] == 20_000 and frozen["params_total"] == 60_000
+    assert frozen["peak_rss_mb_max"] == pytest.approx(513.0)
+    assert frozen["runtime_s"]["mean"] == pytest.approx(30.5)
+    assert frozen["best_naive"] == {"name": "linear_interpolation", "val_correlation": pytest.approx(0.05)}
+    assert frozen["beats_naive"] is True and frozen["beats_naive_clearly"] is True
+    assert [r["status"] for r in frozen["runs"]] == ["completed", "completed"]
+
+    tidy = pd.read_csv(tmp_path / "results" / "metrics.csv")
+    assert list(tidy.columns[:4]) == ["variant", "seed", "epoch", "train_loss"]
+    assert len(tidy) == 4 * 2 * 5
+    assert not tidy.duplicated(["variant", "seed", "epoch"]).any()
+
+    table = pd.read_csv(tmp_path / "results" / "summary_table.csv")
+    assert list(table["variant"]) == ["baseline", "frozen_all", "freeze", "nofreeze"]
+    assert table.loc[table["variant"] == "frozen_all", "params_trainable"].item() == 20_000
+
+
+def test_failed_and_missing_runs_are_never_zero(tmp_path: Path) -> None:
+    write_smoke_runs(tmp_path, {"frozen_all": (0.30, 0.32), "freeze": (0.4, 0.43)})
+    write_run(tmp_path, "baseline", 0, 0.11)
+    write_run(tmp_path, "baseline", 1, None)  # crashed: metrics rows, no summary
+    run_dir = tmp_path / "results" / "runs" / "nofreeze"
+    (run_dir / "seed0").mkdir(parents=True)
+    failed = summary("nofreeze", 0, 0.5, status="failed")
+    failed["error"] = "CUDA out of memory"
+    (run_dir / "seed0" / "summary.json").write_text(json.dumps(failed))
+    # nofreeze seed 1 left nothing at all
+    code, result = run_collect(tmp_path)
+    assert code == 0
+
+    baseline = result["variants"]["baseline"]
+    assert [(r["seed"], r["status"]) for r in baseline["runs"]] == [(0, "completed"), (1, FAILED)]
+    assert "summary.json not written" in baseline["runs"][1]["reason"]
+    assert baseline["runs"][1]["best_val_correlation"] is None
+    assert baseline["metrics"]["best_val_correlation"]["n"] == 1
+    assert baseline["metrics"]["best_val_correlation"]["mean"] == pytest.approx(0.11)
+    assert baseline["metrics"]["best_val_correlation"]["ci_low"] is None
+
+    nofreeze = result["variants"]["nofreeze"]
+    assert [r["status"] for r in nofreeze["runs"]] == [FAILED, MISSING]
+    assert "CUDA out of memory" in nofreeze["runs"][0]["reason"]
+    assert nofreeze["n_ok"] == 0
+    assert nofreeze["metrics"]["best_val_correlation"]["mean"] is None  # not 0.5, not 0.0
+    assert nofreeze["runtime_s"]["mean"] is None and nofreeze["beats_naive"] is None
+
+    table = pd.read_csv(tmp_path / "results" / "summary_table.csv", keep_default_na=False)
+    row = table[table["variant"] == "nofreeze"].iloc[0]
+    assert row["best_val_correlation_mean"] == "" and row["runtime_s_mean"] == ""
+    assert row["run_status"] == "seed0:failed seed1:missing"
+    tidy = pd.read_csv(tmp_path / "results" / "metrics.csv")
+    assert len(tidy[(tidy["variant"] == "baseline") & (tidy["seed"] == 1)]) == 1  # partial curve kept
+
+
+def test_malformed_summary_fails_naming_file_and_key(tmp_path: Path, caplog) -> None:
+    write_smoke_runs(tmp_path)
+    bad = tmp_path / "results" / "runs" / "freeze" / "seed1" / "summary.json"
+    data = json.loads(bad.read_text())
+    del data["best"]
+    bad.write_text(json.dumps(data))
+    assert collect.main(collect_argv(tmp_path)) == 2
+    assert str(bad) in caplog.text and "'best'" in caplog.text
+    assert not (tmp_path / "results" / "summary.json").exists()
+    assert not (tmp_path / "results" / "metrics.csv").exists()
+
+
+def test_malformed_metrics_names_column_and_row(tmp_path: Path, caplog) -> None:
+    write_smoke_runs(tmp_path)
+    bad = tmp_path / "results" / "runs" / "baseline" / "seed0" / "metrics.csv"
+    lines = bad.read_text().splitlines()
+    lines[3] = lines[3].replace(lines[3].split(",")[3], "oops", 1)
+    bad.write_text("\n".join(lines) + "\n")
+    assert collect.main(collect_argv(tmp_path)) == 2
+    assert "column 'val_correlation' row 4" in caplog.text
+
+
+def test_variant_seed_mismatch_is_refused(tmp_path: Path, caplog) -> None:
+    write_smoke_runs(tmp_path)
+    path = tmp_path / "results" / "runs" / "freeze" / "seed0" / "summary.json"
+    path.write_text(json.dumps(summary("nofreeze", 0, 0.3)))
+    assert collect.main(collect_argv(tmp_path)) == 2
+    assert "refusing to guess" in caplog.text
+
+
+def test_benchmark_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "benchmarks" / "train" / "freeze" / "seed3.tsv"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        BENCHMARK_HEADER + "10\t0:00:10\t100.5\t1\t1\t1\t0\t0\t1\t1\n12\t0:00:12\t-\t1\t1\t1\t0\t0\t1\t1\n"
+    )
+    assert read_benchmark(path) == (100.5, 12.0)
+    assert run_key_from_path(path) == ("freeze", 3)
+    assert run_key_from_path("results/runs/no_encoder/seed12/summary.json") == ("no_encoder", 12)
+    assert run_key_from_path("elsewhere/summary.json") is None
+    empty = tmp_path / "b.tsv"
+    empty.write_text(BENCHMARK_HEADER + "10\t0:00:10\tNA\t1\t1\t1\t0\t0\t1\t1\n")
+    peak, _ = read_benchmark(empty)
+    assert peak is None

@@ -1,0 +1,74 @@
+"""Collect every training run into tidy metrics, per-variant statistics and a flat table.
+
+Entry point of the ``collect`` rule::
+
+    python -m workflow_scripts.collect --summaries F... --metrics F... --benchmarks F...
+        --out-metrics results/metrics.csv --out-summary results/summary.json
+        --out-table results/summary_table.csv
+
+A run whose summary.json is absent is recorded as ``missing`` (or ``failed`` when it left
+metric rows but no summary) and never averaged in as a zero. A malformed input file
+stops the job with an error naming the file and the key, column or row at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from workflow_scripts.io_utils import atomic_write_json, atomic_write_text
+from workflow_scripts.logs import setup_logging
+from workflow_scripts.reporting.aggregate import summarise, summary_table
+from workflow_scripts.reporting.runs import InputError, load_runs, tidy_metrics
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m workflow_scripts.collect",
+        description="Aggregate per-run summaries, metrics and benchmarks across seeds.",
+    )
+    parser.add_argument("--summaries", nargs="+", type=Path, required=True, help="per-run summary.json files")
+    parser.add_argument("--metrics", nargs="*", type=Path, default=[], help="per-run metrics.csv files")
+    parser.add_argument(
+        "--benchmarks", nargs="*", type=Path, default=[], help="Snakemake benchmark TSVs of the train jobs"
+    )
+    parser.add_argument("--out-metrics", type=Path, required=True, help="tidy metrics CSV to write")
+    parser.add_argument("--out-summary", type=Path, required=True, help="per-variant summary JSON to write")
+    parser.add_argument("--out-table", type=Path, required=True, help="flat per-variant CSV to write")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = setup_logging("workflow_scripts.collect")
+    try:
+        runs = load_runs(args.summaries, args.metrics, args.benchmarks)
+    except InputError as exc:
+        log.error("collect: cannot read the run results. %s Fix or remove that file and rerun.", exc)
+        return 2
+    for run in runs:
+        if run.ok:
+            log.info("run %s seed %d: %s", run.variant, run.seed, run.status)
+        else:
+            log.warning("run %s seed %d: %s (%s)", run.variant, run.seed, run.status, run.reason)
+    summary = summarise(runs)
+    tidy = tidy_metrics(runs)
+    table = summary_table(summary)
+    atomic_write_text(args.out_metrics, tidy.to_csv(index=False))
+    atomic_write_json(args.out_summary, summary)
+    atomic_write_text(args.out_table, table.to_csv(index=False))
+    ok = sum(run.ok for run in runs)
+    log.info(
+        "collected %d run(s) of %d variant(s), %d finished; wrote %s, %s, %s",
+        len(runs),
+        len(summary["variants"]),
+        ok,
+        args.out_metrics,
+        args.out_summary,
+        args.out_table,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

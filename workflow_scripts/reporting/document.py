@@ -1,0 +1,153 @@
+"""Assembling the whole report from its inputs: tables, figures, conclusions, provenance.
+
+Everything here is computed in memory; the ``report`` entry point writes the results only
+once all of them exist, so a failure in any part leaves no half-updated report behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from workflow_scripts.reporting import conclusions, plots, tables
+from workflow_scripts.reporting.aggregate import variant_order
+from workflow_scripts.reporting.formatting import fmt_value
+from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
+
+TITLE = "Does a pretrained encoder help? Results across variants and seeds"
+TENSORBOARD_COMMAND = "tensorboard --logdir logs/tensorboard"
+PLOT_FILES = {
+    "learning_curves": "learning_curves.png",
+    "final_comparison": "final_comparison.png",
+    "compute": "compute.png",
+}
+_FIGURE_TEXT = {
+    "learning_curves": (
+        "Learning curves",
+        "Validation loss and validation correlation per epoch: the line is the mean over the "
+        "finished seeds, the band spans the seeds; dashed lines are the naive baselines.",
+    ),
+    "final_comparison": (
+        "Final comparison",
+        "Best validation correlation and loss per variant: diamond = mean, bar = 95% CI over "
+        "seeds, dots = individual seeds; dashed lines are the naive baselines on the same windows.",
+    ),
+    "compute": (
+        "Compute",
+        "Runtime, throughput and peak memory (max RSS from Snakemake's benchmark files) per "
+        "variant, and the mean gradient norm per epoch.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """The report's outputs, complete, before anything is written."""
+
+    html: str
+    markdown: str
+    plots: dict[str, bytes]
+
+
+def make_plots(
+    summary: Mapping[str, Any],
+    finished_metrics: pd.DataFrame,
+    order: list[str],
+    grad_clip: float | None = None,
+) -> dict[str, bytes]:
+    """PNG bytes of the three figures, keyed by file name."""
+    naive = summary.get("naive_baselines") or {}
+    return {
+        PLOT_FILES["learning_curves"]: plots.learning_curves(finished_metrics, order, naive),
+        PLOT_FILES["final_comparison"]: plots.final_comparison(summary, order),
+        PLOT_FILES["compute"]: plots.compute_figure(summary, finished_metrics, order, grad_clip),
+    }
+
+
+def build_context(
+    summary: Mapping[str, Any],
+    finished_metrics: pd.DataFrame,
+    experiment: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    pngs: Mapping[str, bytes],
+    plots_href: str,
+) -> dict[str, Any]:
+    """The template context shared by the HTML and the Markdown report.
+
+    ``summary`` must already list every planned run (``tables.with_planned_runs``), and
+    ``finished_metrics`` only the epochs of finished runs.
+    """
+    order = variant_order(summary["variants"])
+    outcomes = conclusions.outcomes_from_summary(summary)
+    statuses = [
+        conclusions.RunStatus(name, int(run["seed"]), run["status"], run.get("reason") or "")
+        for name in order
+        for run in summary["variants"][name]["runs"]
+    ]
+    figures = []
+    for key, file_name in PLOT_FILES.items():
+        title, caption = _FIGURE_TEXT[key]
+        figures.append(
+            {
+                "id": key,
+                "title": title,
+                "caption": caption,
+                "data_uri": png_data_uri(pngs[file_name]),
+                "href": f"{plots_href}/{file_name}" if plots_href else file_name,
+            }
+        )
+    seeds = tables.planned_seeds(experiment) or list(summary.get("seeds", []))
+    return {
+        "title": TITLE,
+        "model_name": (experiment.get("model") or {}).get("name_or_path", "unknown"),
+        "data_name": (experiment.get("data") or {}).get("name", "unknown"),
+        "seeds": seeds,
+        "variants": order,
+        "confidence_pct": round(float(summary.get("confidence", 0.95)) * 100),
+        "conclusions": [
+            {"topic": c.topic, "text": c.text} for c in conclusions.write_conclusions(outcomes, statuses)
+        ],
+        "results": tables.results_rows(summary),
+        "runs": tables.run_rows(summary),
+        "naive": tables.naive_rows(summary),
+        "best_naive": _best_naive(summary.get("best_naive")),
+        "convergence": tables.convergence_rows(finished_metrics, order),
+        "compute": tables.compute_rows(summary, finished_metrics, experiment),
+        "settings": tables.settings_table(experiment),
+        "model_rows": tables.section_rows(experiment.get("model")),
+        "data_rows": tables.section_rows(experiment.get("data")),
+        "provenance": provenance,
+        "figures": {f["id"]: f for f in figures},
+        "tensorboard_command": TENSORBOARD_COMMAND,
+    }
+
+
+def _best_naive(best: Mapping[str, Any] | None) -> dict[str, str] | None:
+    if not best:
+        return None
+    return {"name": str(best["name"]), "value": fmt_value(best.get("val_correlation"))}
+
+
+def build_report(
+    summary: Mapping[str, Any],
+    metrics: pd.DataFrame,
+    experiment: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    *,
+    md_dir: str,
+    plots_dir: str,
+) -> RenderedReport:
+    """Render both documents and the figures; ``md_dir``/``plots_dir`` only set the
+    Markdown's relative image links."""
+    planned = tables.with_planned_runs(summary, experiment)
+    finished = tables.ok_metrics(metrics, tables.ok_run_keys(planned))
+    order = variant_order(planned["variants"])
+    clip = (experiment.get("train") or {}).get("grad_clip")
+    pngs = make_plots(planned, finished, order, float(clip) if clip else None)
+    href = os.path.relpath(plots_dir, md_dir).replace(os.sep, "/")
+    context = build_context(planned, finished, experiment, provenance, pngs, href)
+    return RenderedReport(render_html(context), render_markdown(context), pngs)

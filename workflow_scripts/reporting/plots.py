@@ -1,0 +1,230 @@
+"""The report's figures, rendered headless (Agg) straight to PNG bytes.
+
+Figures are built as ``Figure`` objects on an explicit Agg canvas, never through pyplot,
+so no GUI backend or global figure state is involved (safe on a cluster node).
+
+Readers would rather look than read: curves and comparisons are plots, with the spread
+over seeds drawn rather than hidden. Each function returns PNG bytes so the same image is
+embedded in the HTML (base64) and written as a file for Snakemake's ``--report``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from workflow_scripts.reporting.stats import SummaryStats
+from workflow_scripts.reporting.tables import mean_curve
+
+_PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+_NAIVE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
+DPI = 100
+
+
+def variant_colours(order: Sequence[str]) -> dict[str, str]:
+    """One fixed colour per variant, the same in every figure."""
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(order)}
+
+
+def to_png(figure: Figure) -> bytes:
+    """PNG bytes without a software/date stamp, so identical inputs give identical files."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _no_data(ax: Axes, text: str = "no data") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#777777")
+
+
+def learning_curves(
+    metrics: pd.DataFrame,
+    order: Sequence[str],
+    naive: Mapping[str, Mapping[str, float | None]] | None = None,
+) -> bytes:
+    """val_loss and val_correlation per epoch: mean over seeds, band spanning the seeds.
+
+    ``metrics`` must hold finished runs only. Naive baselines are dashed reference lines.
+    """
+    colours = variant_colours(order)
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    panels = (("val_loss", "validation loss"), ("val_correlation", "validation correlation"))
+    for index, (column, title) in enumerate(panels):
+        ax = figure.add_subplot(1, 2, index + 1)
+        drawn = False
+        for name in order:
+            curve = mean_curve(metrics, name, column)
+            if curve.empty:
+                continue
+            drawn = True
+            ax.plot(curve["epoch"], curve["mean"], marker="o", ms=3, color=colours[name], label=name)
+            if (curve["n"] > 1).any():
+                ax.fill_between(curve["epoch"], curve["min"], curve["max"], color=colours[name], alpha=0.18)
+        _naive_lines(ax, naive, column, horizontal=True)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            _no_data(ax, "no finished run")
+    figure.suptitle("Learning curves (line: mean over seeds; band: range across seeds)", fontsize=11)
+    return to_png(figure)
+
+
+def _naive_lines(
+    ax: Axes,
+    naive: Mapping[str, Mapping[str, float | None]] | None,
+    metric: str,
+    *,
+    horizontal: bool,
+) -> None:
+    for index, (name, block) in enumerate(sorted((naive or {}).items())):
+        value = block.get(metric)
+        if value is None or not math.isfinite(value):
+            continue
+        style = _NAIVE_STYLES[index % len(_NAIVE_STYLES)]
+        line = ax.axhline if horizontal else ax.axvline
+        line(value, color="#444444", linestyle=style, linewidth=1, label=f"naive: {name}")
+
+
+def _ci_panel(
+    ax: Axes,
+    order: Sequence[str],
+    stats: Mapping[str, SummaryStats],
+    colours: Mapping[str, str],
+    title: str,
+) -> None:
+    """Seeds as dots, mean as a diamond, 95% CI as a bar; variants on the y axis."""
+    for row, name in enumerate(order):
+        s = stats[name]
+        if s.mean is None:
+            ax.text(
+                0.02,
+                row,
+                "no value",
+                va="center",
+                transform=ax.get_yaxis_transform(),
+                color="#b00020",
+                fontsize=8,
+            )
+            continue
+        if s.ci_low is not None and s.ci_high is not None:
+            ax.errorbar(
+                s.mean,
+                row,
+                xerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]],
+                fmt="none",
+                ecolor=colours[name],
+                capsize=4,
+                linewidth=2,
+            )
+        ax.plot(s.values, [row] * len(s.values), "o", color=colours[name], alpha=0.5, ms=4)
+        ax.plot([s.mean], [row], "D", color=colours[name], ms=7)
+        if not s.has_ci:
+            ax.annotate(
+                f"n={s.n}, no CI", (s.mean, row), xytext=(8, 6), textcoords="offset points", fontsize=8
+            )
+    ax.set_yticks(range(len(order)), list(order))
+    ax.set_ylim(-0.7, len(order) - 0.3)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def final_comparison(summary: Mapping[str, Any], order: Sequence[str]) -> bytes:
+    """Best val_correlation and best val_loss per variant with 95% CIs and naive reference lines."""
+    colours = variant_colours(order)
+    figure = Figure(figsize=(11, 0.55 * len(order) + 2.2), layout="constrained")
+    naive = summary.get("naive_baselines") or {}
+    panels = (
+        ("best_val_correlation", "val_correlation", "best validation correlation (higher is better)"),
+        ("best_val_loss", "val_loss", "best validation loss (lower is better)"),
+    )
+    for index, (metric, naive_metric, title) in enumerate(panels):
+        ax = figure.add_subplot(1, 2, index + 1)
+        stats = {n: SummaryStats.from_dict(summary["variants"][n]["metrics"][metric]) for n in order}
+        _ci_panel(ax, order, stats, colours, title)
+        _naive_lines(ax, naive, naive_metric, horizontal=False)
+        if naive:
+            ax.legend(fontsize=8, loc="best")
+    figure.suptitle("Final comparison (diamond: mean; bar: 95% CI; dots: seeds)", fontsize=11)
+    return to_png(figure)
+
+
+def compute_figure(
+    summary: Mapping[str, Any],
+    metrics: pd.DataFrame,
+    order: Sequence[str],
+    grad_clip: float | None = None,
+) -> bytes:
+    """Runtime, throughput, peak memory per variant, and the mean grad-norm curve
+    (with the clipping threshold, above which clipping shaped the updates)."""
+    colours = variant_colours(order)
+    figure = Figure(figsize=(11, 7), layout="constrained")
+    panels = (
+        ("runtime_s", "runtime per run (s)"),
+        ("samples_per_s", "throughput (samples/s)"),
+        ("peak_rss_mb", "peak memory, max RSS (MB)"),
+    )
+    for index, (field, title) in enumerate(panels):
+        ax = figure.add_subplot(2, 2, index + 1)
+        stats = {n: SummaryStats.from_dict(summary["variants"][n][field]) for n in order}
+        if all(s.mean is None for s in stats.values()):
+            _no_data(ax, "not recorded")
+            ax.set_title(title)
+            continue
+        for row, name in enumerate(order):
+            s = stats[name]
+            if s.mean is None:
+                continue
+            ax.barh(row, s.mean, color=colours[name], alpha=0.6)
+            ax.plot(s.values, [row] * len(s.values), "o", color=colours[name], ms=4)
+        ax.set_yticks(range(len(order)), list(order))
+        ax.invert_yaxis()
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3)
+    ax = figure.add_subplot(2, 2, 4)
+    drawn = False
+    for name in order:
+        curve = mean_curve(metrics, name, "grad_norm")
+        if curve.empty:
+            continue
+        drawn = True
+        ax.plot(curve["epoch"], curve["mean"], marker="o", ms=3, color=colours[name], label=name)
+    ax.set_title("gradient norm per epoch (mean over seeds)")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if drawn and grad_clip:
+        ax.axhline(grad_clip, color="#444444", linestyle="--", linewidth=1, label=f"grad_clip {grad_clip:g}")
+    if drawn:
+        positive = metrics["grad_norm"].dropna() if "grad_norm" in metrics.columns else pd.Series()
+        if len(positive) and (pd.to_numeric(positive, errors="coerce") > 0).all():
+            ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    else:
+        _no_data(ax, "not logged")
+    figure.suptitle("Compute", fontsize=11)
+    return to_png(figure)

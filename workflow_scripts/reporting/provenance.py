@@ -1,0 +1,205 @@
+"""Where the numbers came from: code, model, data, configuration and environment.
+
+A result is only as trustworthy as one's ability to rerun it, so the report records the
+exact model revision and weight hashes, the data hash, the configuration hash, the
+package versions and git commit, and the literal commands that reproduce each run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import shlex
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from workflow_scripts.io_utils import canonical_json, config_hash
+
+PACKAGES = (
+    "torch",
+    "transformers",
+    "safetensors",
+    "numpy",
+    "pandas",
+    "scipy",
+    "matplotlib",
+    "jinja2",
+    "snakemake",
+    "tensorboard",
+)
+UNKNOWN = "unknown"
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """Installed version of each package (``not installed`` rather than an error)."""
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_state(cwd: str | Path = ".") -> dict[str, Any]:
+    """Commit of the working tree and whether it had uncommitted changes.
+
+    Outside a git checkout (an unpacked archive, a container) the commit is "unknown";
+    that must not stop a report from being written.
+    """
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {"commit": UNKNOWN, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def model_provenance(verification: Mapping[str, Any]) -> dict[str, Any]:
+    """Model identity from verification.json: source, resolved revision, weight hashes."""
+    weights = [
+        {"path": str(w.get("path", "")), "sha256": str(w.get("sha256", UNKNOWN)), "size": w.get("size")}
+        for w in verification.get("weights") or []
+        if isinstance(w, Mapping)
+    ]
+    return {
+        "name_or_path": verification.get("name_or_path", UNKNOWN),
+        "resolved_revision": verification.get("resolved_revision")
+        or "not recorded (local or packaged model; see the weight hashes)",
+        "architecture": verification.get("architecture", UNKNOWN),
+        "model_type": verification.get("model_type", UNKNOWN),
+        "dtype": verification.get("dtype", UNKNOWN),
+        "params_full": verification.get("params_full"),
+        "checks": dict(verification.get("checks") or {}),
+        "weights": weights,
+    }
+
+
+def find_hashes(value: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Every ``*sha256*`` entry of a (nested) manifest, with its dotted key path.
+
+    The data manifest's layout belongs to the preprocess stage; searching by key name
+    keeps the report correct whatever nesting that stage chooses.
+    """
+    found: list[dict[str, str]] = []
+    if isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            item = value[key]
+            if "sha256" in str(key).lower() and isinstance(item, str):
+                found.append({"key": path, "sha256": item})
+            else:
+                found.extend(find_hashes(item, path))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(find_hashes(item, f"{prefix}[{index}]"))
+    return found
+
+
+def run_hashes(summary: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The distinct config/model/data hashes recorded by the runs themselves.
+
+    More than one model or data hash across runs means the runs did not see the same
+    inputs, which a reader must know before comparing them.
+    """
+    hashes: dict[str, set[str]] = {"config_hash": set(), "model_hash": set(), "data_hash": set()}
+    for block in summary.get("variants", {}).values():
+        for run in block.get("runs", []):
+            for key, seen in hashes.items():
+                if run.get(key):
+                    seen.add(str(run[key]))
+    return {key: sorted(values) for key, values in hashes.items()}
+
+
+def train_command(variant: str, params: Mapping[str, Any], seed: int, data_dir: str, model_dir: str) -> str:
+    """The exact ``python -m workflow_scripts.train`` invocation the train rule runs."""
+    run = f"{variant}/seed{seed}"
+    parts = [
+        "python", "-m", "workflow_scripts.train",
+        "--variant-json", canonical_json(dict(params)),
+        "--seed", str(seed),
+        "--data-dir", data_dir,
+        "--model-dir", model_dir,
+        "--out-dir", f"results/runs/{run}",
+        "--tensorboard-dir", f"logs/tensorboard/{run}",
+        "--resume-dir", f"results/resume/{run}",
+    ]  # fmt: skip
+    return shlex.join(parts)
+
+
+def _command(label: str, command: str) -> dict[str, str]:
+    return {"label": label, "command": command}
+
+
+def reproduce_commands(
+    experiment: Mapping[str, Any],
+    commit: str,
+    data_dir: str,
+    model_dir: str,
+    variants: Sequence[str],
+) -> list[dict[str, str]]:
+    """Commands that rebuild these results, from the whole workflow down to one run."""
+    snakemake = "snakemake --cores 4 --resources gpu=1"
+    commands = []
+    if commit != UNKNOWN:
+        commands.append(_command("check out the code that produced this report", f"git checkout {commit}"))
+    commands.append(_command("rerun the whole workflow with the same config file", snakemake))
+    seeds = sorted(int(s) for s in experiment.get("seeds") or [])
+    specs = experiment.get("variants") or {}
+    planned = [(v, s) for v in variants if v in specs for s in seeds]
+    for variant, seed in planned:
+        target = f"results/runs/{variant}/seed{seed}/summary.json"
+        commands.append(
+            _command(f"force-rerun {variant} seed {seed} through Snakemake", f"{snakemake} --force {target}")
+        )
+    for variant, seed in planned:
+        commands.append(
+            _command(
+                f"train {variant} seed {seed} directly (what the train rule runs)",
+                train_command(variant, specs[variant], seed, data_dir, model_dir),
+            )
+        )
+    commands.append(
+        _command("compare the runs' logs in TensorBoard", "tensorboard --logdir logs/tensorboard")
+    )
+    return commands
+
+
+def provenance(
+    experiment: Mapping[str, Any],
+    verification: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    *,
+    git: Mapping[str, Any],
+    versions: Mapping[str, str],
+    data_dir: str,
+    model_dir: str,
+    variants: Sequence[str],
+) -> dict[str, Any]:
+    """Everything the provenance section prints, as plain data (git and versions passed in,
+    so this stays pure and testable)."""
+    return {
+        "git_commit": git.get("commit", UNKNOWN),
+        "git_dirty": git.get("dirty"),
+        "config_hash": config_hash(dict(experiment)),
+        "model": model_provenance(verification),
+        "data_hashes": find_hashes(manifest),
+        "data_dir": data_dir,
+        "model_dir": model_dir,
+        "run_hashes": run_hashes(summary),
+        "versions": dict(versions),
+        "experiment_json": canonical_json(dict(experiment)),
+        "commands": reproduce_commands(experiment, git.get("commit", UNKNOWN), data_dir, model_dir, variants),
+    }

@@ -1,0 +1,344 @@
+"""Reading the files one training run leaves behind, failures and gaps included.
+
+The original study showed a crashed baseline as "FAILED" with no numbers and, elsewhere,
+as zeros. Here every planned run becomes exactly one :class:`RunRecord` whose ``status``
+says what happened (``completed``, ``early_stopped``, ``failed`` or ``missing``); a run
+without numbers carries ``None``, never ``0.0``, so no average can silently absorb it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+LOG = logging.getLogger(__name__)
+
+OK_STATUSES = ("completed", "early_stopped")
+FAILED = "failed"
+MISSING = "missing"
+
+#: metrics.csv columns in the order DESIGN.md lists them; extra columns are kept after these.
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_correlation",
+    "val_mae",
+    "val_mae_price",
+    "grad_norm",
+    "lr",
+    "encoder_lr",
+    "encoder_frozen",
+    "epoch_time_s",
+    "samples_per_s",
+)
+REQUIRED_METRIC_COLUMNS = ("epoch", "val_loss", "val_correlation")
+REQUIRED_SUMMARY_KEYS = ("variant", "seed", "status")
+BENCHMARK_MEMORY_COLUMN = "max_rss"
+
+_RUN_PATH = re.compile(r"(?:^|/)(?P<variant>[^/]+)/seed(?P<seed>\d+)(?:/[^/]+|\.tsv)$")
+
+
+class InputError(ValueError):
+    """Bad input file: the message names the file, and the key, column or row at fault."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything known about one (variant, seed) run, whether or not it finished."""
+
+    variant: str
+    seed: int
+    status: str
+    reason: str = ""
+    summary: Mapping[str, Any] | None = None
+    metrics: pd.DataFrame | None = None
+    peak_rss_mb: float | None = None
+    benchmark_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A run whose numbers may enter the statistics."""
+        return self.status in OK_STATUSES
+
+    def value(self, section: str, key: str) -> float | None:
+        """``summary[section][key]`` as a finite float, or ``None`` when there is none."""
+        if not self.ok or self.summary is None:
+            return None
+        block = self.summary.get(section)
+        if not isinstance(block, Mapping):
+            return None
+        return finite_or_none(block.get(key))
+
+    def top(self, key: str) -> float | None:
+        """A top-level numeric field of the summary (runtime_s, params_total, ...)."""
+        if not self.ok or self.summary is None:
+            return None
+        return finite_or_none(self.summary.get(key))
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A finite float, or ``None`` for null, NaN, inf, booleans and non-numbers."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def run_key_from_path(path: str | Path) -> tuple[str, int] | None:
+    """(variant, seed) from a contract path such as ``results/runs/v/seed0/summary.json``
+    or ``benchmarks/train/v/seed0.tsv``; ``None`` if the path does not follow the layout."""
+    match = _RUN_PATH.search(Path(path).as_posix())
+    if match is None:
+        return None
+    return match.group("variant"), int(match.group("seed"))
+
+
+def read_summary(path: Path) -> dict[str, Any] | None:
+    """Parse and check a run's summary.json; ``None`` if the file does not exist."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable JSON run summary ({exc}).") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a run summary must be a JSON object, got {type(data).__name__}.")
+    validate_summary(data, path)
+    return data
+
+
+def validate_summary(summary: Mapping[str, Any], path: Path) -> None:
+    """Refuse a summary that cannot be attributed to a run or whose numbers are not numbers."""
+    for key in REQUIRED_SUMMARY_KEYS:
+        if key not in summary:
+            raise InputError(f"{path}: missing required key '{key}' in the run summary.")
+    if not isinstance(summary["variant"], str) or not summary["variant"]:
+        raise InputError(f"{path}: key 'variant' must be a non-empty string.")
+    seed = summary["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InputError(f"{path}: key 'seed' must be an integer, got {seed!r}.")
+    if summary["status"] not in OK_STATUSES:
+        return
+    for section in ("best", "final"):
+        block = summary.get(section)
+        if not isinstance(block, Mapping):
+            raise InputError(
+                f"{path}: status is '{summary['status']}' but key '{section}' is missing or not "
+                "an object; a finished run must report its best and final metrics."
+            )
+        _check_numbers(block, path, section)
+    naive = summary.get("naive_baselines", {})
+    if not isinstance(naive, Mapping):
+        raise InputError(f"{path}: key 'naive_baselines' must be an object of baselines.")
+    for name, block in naive.items():
+        if not isinstance(block, Mapping):
+            raise InputError(f"{path}: key 'naive_baselines.{name}' must be an object.")
+        _check_numbers(block, path, f"naive_baselines.{name}")
+
+
+def _check_numbers(block: Mapping[str, Any], path: Path, where: str) -> None:
+    for key, value in block.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InputError(f"{path}: key '{where}.{key}' must be a number or null, got {value!r}.")
+
+
+def read_metrics(path: Path) -> pd.DataFrame | None:
+    """Parse and check a run's metrics.csv; ``None`` if the file does not exist."""
+    if not path.exists():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: not a readable metrics CSV ({exc}).") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputError(f"{path}: empty file, expected a header row of metric columns.") from exc
+    missing = [c for c in REQUIRED_METRIC_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing required column(s) {', '.join(missing)}; "
+            f"found {', '.join(map(str, frame.columns))}."
+        )
+    epochs = pd.to_numeric(frame["epoch"], errors="coerce")
+    bad = epochs.isna() | (epochs != epochs.round())
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise InputError(
+            f"{path}: column 'epoch' row {row + 2} (line in file) is {frame['epoch'].iloc[row]!r}, "
+            "expected an integer epoch number."
+        )
+    frame["epoch"] = epochs.astype("int64")
+    for column in REQUIRED_METRIC_COLUMNS[1:]:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise InputError(
+                f"{path}: column '{column}' row {row + 2} (line in file) is "
+                f"{frame[column].iloc[row]!r}, expected a number."
+            )
+        frame[column] = values.astype("float64")
+    return frame
+
+
+def read_benchmark(path: Path) -> tuple[float | None, float | None]:
+    """Peak resident memory (MB) and wall time (s) from a Snakemake benchmark TSV.
+
+    A benchmark file may hold several rows (``repeat()``); the peak is their maximum.
+    Snakemake writes ``-``/``NA`` where it could not measure; those become ``None``.
+    """
+    if not path.exists():
+        return None, None
+    try:
+        frame = pd.read_csv(path, sep="\t", na_values=["-", "NA", "n/a"])
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{path}: not a readable Snakemake benchmark TSV ({exc}).") from exc
+    if BENCHMARK_MEMORY_COLUMN not in frame.columns:
+        raise InputError(
+            f"{path}: missing column '{BENCHMARK_MEMORY_COLUMN}' (expected Snakemake's benchmark "
+            f"header 's h:m:s max_rss ...'); found {', '.join(map(str, frame.columns))}."
+        )
+    rss = pd.to_numeric(frame[BENCHMARK_MEMORY_COLUMN], errors="coerce").dropna()
+    wall = (
+        pd.to_numeric(frame["s"], errors="coerce").dropna()
+        if "s" in frame.columns
+        else pd.Series(dtype="float64")
+    )
+    peak = float(rss.max()) if len(rss) else None
+    seconds = float(wall.max()) if len(wall) else None
+    return peak, seconds
+
+
+def status_of(summary: Mapping[str, Any] | None, metrics: pd.DataFrame | None) -> tuple[str, str]:
+    """(status, reason) of a run from what it left behind.
+
+    No summary but some metric rows means training started and died (``failed``); neither
+    file means the run never produced anything (``missing``).
+    """
+    if summary is None:
+        if metrics is not None:
+            return FAILED, (
+                f"summary.json not written; metrics.csv holds {len(metrics)} epoch(s), "
+                "so training started but did not finish"
+            )
+        return MISSING, "no summary.json or metrics.csv for this run"
+    status = str(summary["status"])
+    if status in OK_STATUSES:
+        return status, ""
+    detail = summary.get("error") or summary.get("reason") or ""
+    reason = f"run reported status '{status}'" + (f": {detail}" if detail else "")
+    return FAILED, reason
+
+
+def _key_for(path: Path, summary: Mapping[str, Any] | None) -> tuple[str, int]:
+    """Run identity: the summary's own fields, cross-checked against the path layout."""
+    from_path = run_key_from_path(path)
+    if summary is not None:
+        key = (str(summary["variant"]), int(summary["seed"]))
+        if from_path is not None and from_path != key:
+            raise InputError(
+                f"{path}: the summary says variant '{key[0]}' seed {key[1]}, but the path says "
+                f"variant '{from_path[0]}' seed {from_path[1]}; refusing to guess which is right."
+            )
+        return key
+    if from_path is None:
+        raise InputError(
+            f"{path}: file does not exist and its path does not follow "
+            "'.../{variant}/seed{seed}/...', so the missing run cannot be named."
+        )
+    return from_path
+
+
+def _metrics_key(path: Path, dirs: Mapping[Path, tuple[str, int]]) -> tuple[str, int]:
+    key = dirs.get(path.parent.resolve()) or run_key_from_path(path)
+    if key is None:
+        raise InputError(
+            f"{path}: cannot tell which run this metrics file belongs to: it is not next to "
+            "a summary.json and its path does not follow '.../{variant}/seed{seed}/metrics.csv'."
+        )
+    return key
+
+
+def _benchmark_key(path: Path) -> tuple[str, int]:
+    key = run_key_from_path(path)
+    if key is None:
+        raise InputError(
+            f"{path}: benchmark path does not follow '.../{{variant}}/seed{{seed}}.tsv', so "
+            "its run cannot be named."
+        )
+    return key
+
+
+def load_runs(
+    summary_paths: Sequence[Path],
+    metrics_paths: Sequence[Path] = (),
+    benchmark_paths: Sequence[Path] = (),
+) -> list[RunRecord]:
+    """One :class:`RunRecord` per run named by any input path, sorted by (variant, seed).
+
+    metrics.csv is matched to the summary in the same directory (or, failing that, by its
+    path layout); benchmark files are matched by ``.../{variant}/seed{seed}.tsv``.
+    """
+    summaries: dict[tuple[str, int], dict[str, Any] | None] = {}
+    dirs: dict[Path, tuple[str, int]] = {}
+    for path in summary_paths:
+        summary = read_summary(path)
+        key = _key_for(path, summary)
+        if key in summaries:
+            raise InputError(f"{path}: a second summary for variant '{key[0]}' seed {key[1]}.")
+        summaries[key] = summary
+        dirs[path.parent.resolve()] = key
+
+    metrics: dict[tuple[str, int], pd.DataFrame | None] = {}
+    for path in metrics_paths:
+        key = _metrics_key(path, dirs)
+        if key in metrics:
+            raise InputError(f"{path}: a second metrics file for variant '{key[0]}' seed {key[1]}.")
+        metrics[key] = read_metrics(path)
+
+    benchmarks = {_benchmark_key(path): read_benchmark(path) for path in benchmark_paths}
+
+    records = []
+    for key in sorted(set(summaries) | set(metrics) | set(benchmarks)):
+        summary = summaries.get(key)
+        frame = metrics.get(key)
+        status, reason = status_of(summary, frame)
+        if status in OK_STATUSES and frame is None:
+            LOG.warning("run %s seed %d finished but has no metrics.csv", *key)
+        peak, seconds = benchmarks.get(key, (None, None))
+        records.append(RunRecord(key[0], key[1], status, reason, summary, frame, peak, seconds))
+    return records
+
+
+def tidy_metrics(runs: Iterable[RunRecord]) -> pd.DataFrame:
+    """All epochs of all runs in one long table: variant, seed, epoch, then metric columns.
+
+    Rows of failed runs are kept (their partial curves are evidence); the report decides
+    what to plot from each run's status.
+    """
+    frames = []
+    for run in runs:
+        if run.metrics is None or run.metrics.empty:
+            continue
+        frame = run.metrics.copy()
+        frame.insert(0, "seed", run.seed)
+        frame.insert(0, "variant", run.variant)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["variant", "seed", *METRIC_COLUMNS])
+    tidy = pd.concat(frames, ignore_index=True, sort=False)
+    known = [c for c in METRIC_COLUMNS if c in tidy.columns]
+    extra = sorted(c for c in tidy.columns if c not in {"variant", "seed", *METRIC_COLUMNS})
+    tidy = tidy[["variant", "seed", *known, *extra]]
+    return tidy.sort_values(["variant", "seed", "epoch"], kind="stable").reset_index(drop=True)

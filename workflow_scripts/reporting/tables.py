@@ -1,0 +1,351 @@
+"""Rows of the report's tables, built from summary.json, metrics.csv and the experiment.
+
+Each function returns plain dicts of already formatted strings, so the HTML and Markdown
+templates stay free of logic and both show exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from workflow_scripts.reporting.aggregate import METRICS, variant_order
+from workflow_scripts.reporting.formatting import (
+    ABSENT,
+    fmt_int,
+    fmt_interval,
+    fmt_mean_ci,
+    fmt_seconds,
+    fmt_value,
+)
+from workflow_scripts.reporting.runs import MISSING, OK_STATUSES
+from workflow_scripts.reporting.stats import SummaryStats, describe
+
+CONVERGENCE_EPOCHS = (1, 3, 5)
+VARIANT_KEYS = ("init", "encoder", "freeze_epochs", "trainable_while_frozen", "small_encoder")
+METRIC_TITLES = {
+    "best_val_correlation": "best val_correlation",
+    "final_val_correlation": "final val_correlation",
+    "best_val_loss": "best val_loss",
+    "final_val_loss": "final val_loss",
+}
+
+
+def planned_variants(experiment: Mapping[str, Any]) -> list[str]:
+    """Variants the experiment meant to run (``enabled: false`` ones are not planned)."""
+    variants = experiment.get("variants") or {}
+    return variant_order(n for n, v in variants.items() if v.get("enabled", True))
+
+
+def planned_seeds(experiment: Mapping[str, Any]) -> list[int]:
+    return sorted(int(s) for s in experiment.get("seeds") or [])
+
+
+def _missing_entry(seed: int) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "seed": seed,
+        "status": MISSING,
+        "reason": "planned by the experiment but no results were collected for it",
+    }
+    for name in METRICS:
+        entry[name] = None
+    return entry
+
+
+def _empty_block() -> dict[str, Any]:
+    empty = describe([]).to_dict()
+    return {
+        "description": "",
+        "task": None,
+        "n_runs": 0,
+        "n_ok": 0,
+        "runs": [],
+        "metrics": {name: dict(empty) for name in METRICS},
+        "runtime_s": dict(empty),
+        "samples_per_s": dict(empty),
+        "peak_rss_mb": dict(empty),
+        "peak_rss_mb_max": None,
+        "params_total": None,
+        "params_trainable": None,
+        "naive_baselines": {},
+        "best_naive": None,
+        "beats_naive": None,
+        "beats_naive_clearly": None,
+    }
+
+
+def with_planned_runs(summary: Mapping[str, Any], experiment: Mapping[str, Any]) -> dict[str, Any]:
+    """Add an explicit ``missing`` run for every planned (variant, seed) with no result.
+
+    A run whose job never ran leaves no file for collect to read; the experiment config
+    is what says it should exist, so the report lists it instead of silently dropping it.
+    """
+    merged = copy.deepcopy(dict(summary))
+    variants = merged.setdefault("variants", {})
+    seeds = planned_seeds(experiment)
+    for name in planned_variants(experiment):
+        block = variants.setdefault(name, _empty_block())
+        if not block.get("description"):
+            block["description"] = experiment["variants"][name].get("description", "")
+        present = {int(run["seed"]) for run in block["runs"]}
+        for seed in seeds:
+            if seed not in present:
+                block["runs"].append(_missing_entry(seed))
+        block["runs"].sort(key=lambda run: int(run["seed"]))
+        block["n_runs"] = len(block["runs"])
+    merged["variant_order"] = variant_order(variants)
+    merged["seeds"] = sorted({*seeds, *(int(s) for s in merged.get("seeds", []))})
+    return merged
+
+
+def ok_run_keys(summary: Mapping[str, Any]) -> set[tuple[str, int]]:
+    """(variant, seed) of runs whose curves and numbers may enter the statistics."""
+    return {
+        (name, int(run["seed"]))
+        for name, block in summary["variants"].items()
+        for run in block["runs"]
+        if run["status"] in OK_STATUSES
+    }
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def settings_table(experiment: Mapping[str, Any]) -> dict[str, Any]:
+    """Effective configuration per variant: rows are keys, columns are variants.
+
+    Train keys whose value differs from the global ``train:`` section are flagged, which
+    is where a reader looks first ("what is different about this variant?").
+    """
+    names = planned_variants(experiment)
+    variants = experiment.get("variants") or {}
+    global_train = experiment.get("train") or {}
+    rows = []
+    for key in VARIANT_KEYS:
+        values = [_plain(variants[n].get(key)) if key in variants[n] else ABSENT for n in names]
+        rows.append({"key": key, "global": "", "cells": [{"text": v, "differs": False} for v in values]})
+    train_keys = sorted(set(global_train).union(*(variants[n].get("train", {}) for n in names)))
+    for key in train_keys:
+        cells = []
+        for name in names:
+            train = variants[name].get("train", {})
+            present = key in train
+            differs = present and (key not in global_train or train[key] != global_train[key])
+            cells.append({"text": _plain(train[key]) if present else ABSENT, "differs": differs})
+        rows.append(
+            {
+                "key": f"train.{key}",
+                "global": _plain(global_train[key]) if key in global_train else ABSENT,
+                "cells": cells,
+            }
+        )
+    descriptions = [{"name": n, "description": variants[n].get("description", "") or ABSENT} for n in names]
+    disabled = sorted(n for n, v in variants.items() if not v.get("enabled", True))
+    return {"variants": names, "rows": rows, "descriptions": descriptions, "disabled": disabled}
+
+
+def section_rows(section: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """A config section (model, data) as key/value rows."""
+    return [{"key": k, "value": _plain(v)} for k, v in sorted((section or {}).items())]
+
+
+def _stats(block: Mapping[str, Any], metric: str) -> SummaryStats:
+    return SummaryStats.from_dict(block["metrics"][metric])
+
+
+def _naive_flag(block: Mapping[str, Any]) -> str:
+    beats, clearly = block.get("beats_naive"), block.get("beats_naive_clearly")
+    best = block.get("best_naive")
+    if beats is None or not best:
+        return "cannot tell (no successful run or no naive baseline)"
+    name = f"{best['name']} {fmt_value(best['val_correlation'])}"
+    if not beats:
+        return f"no: learned nothing beyond naive ({name})"
+    if clearly:
+        return f"yes, whole CI above {name}"
+    return f"on the mean only ({name})"
+
+
+def results_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per variant: mean ± CI of each headline metric, run statuses, naive check."""
+    rows = []
+    for name in variant_order(summary["variants"]):
+        block = summary["variants"][name]
+        metrics = {
+            metric: {
+                "mean_ci": fmt_mean_ci(stats) if block["n_ok"] else "no successful run",
+                "interval": fmt_interval(stats) if stats.has_ci else "",
+                "n": stats.n,
+            }
+            for metric in METRICS
+            for stats in [_stats(block, metric)]
+        }
+        runs = [
+            {
+                "seed": run["seed"],
+                "status": run["status"],
+                "ok": run["status"] in OK_STATUSES,
+                "reason": run.get("reason") or "",
+            }
+            for run in block["runs"]
+        ]
+        rows.append(
+            {
+                "name": name,
+                "description": block.get("description") or "",
+                "n_ok": block["n_ok"],
+                "n_runs": block["n_runs"],
+                "metrics": metrics,
+                "runs": runs,
+                "naive": _naive_flag(block),
+            }
+        )
+    return rows
+
+
+def run_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every run with its status and numbers; a failed or missing run shows a dash, not 0."""
+    rows = []
+    for name in variant_order(summary["variants"]):
+        for run in summary["variants"][name]["runs"]:
+            rows.append(
+                {
+                    "variant": name,
+                    "seed": run["seed"],
+                    "status": run["status"],
+                    "ok": run["status"] in OK_STATUSES,
+                    "reason": run.get("reason") or "",
+                    "epochs": fmt_int(run.get("epochs_completed")),
+                    "best_epoch": fmt_int(run.get("best_epoch")),
+                    "best_val_correlation": fmt_value(run.get("best_val_correlation")),
+                    "final_val_correlation": fmt_value(run.get("final_val_correlation")),
+                    "best_val_loss": fmt_value(run.get("best_val_loss")),
+                    "runtime": fmt_seconds(run.get("runtime_s")),
+                    "resumed": fmt_int(run.get("resumed_from_epoch")),
+                }
+            )
+    return rows
+
+
+def naive_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The pooled naive baselines (mean over all finished runs)."""
+    return [
+        {
+            "name": name,
+            "val_correlation": fmt_value(block.get("val_correlation")),
+            "val_loss": fmt_value(block.get("val_loss")),
+            "val_mae": fmt_value(block.get("val_mae")),
+        }
+        for name, block in sorted((summary.get("naive_baselines") or {}).items())
+    ]
+
+
+def ok_metrics(metrics: pd.DataFrame, ok_keys: set[tuple[str, int]]) -> pd.DataFrame:
+    """Epoch rows of finished runs only: a crashed run's partial curve must not bend a mean."""
+    if metrics.empty:
+        return metrics
+    keys = list(zip(metrics["variant"].astype(str), metrics["seed"].astype(int), strict=True))
+    return metrics[[key in ok_keys for key in keys]]
+
+
+def convergence_rows(
+    metrics: pd.DataFrame, order: Sequence[str], epochs: Iterable[int] = CONVERGENCE_EPOCHS
+) -> dict[str, Any]:
+    """Mean ± CI of val_correlation and val_loss at fixed epochs: how fast each variant learns."""
+    epochs = list(epochs)
+    rows = []
+    for name in order:
+        frame = metrics[metrics["variant"] == name] if not metrics.empty else metrics
+        cells = []
+        for epoch in epochs:
+            at = frame[frame["epoch"] == epoch] if not frame.empty else frame
+            if at.empty:
+                cells.append({"correlation": "not reached", "loss": "not reached"})
+                continue
+            cells.append(
+                {
+                    "correlation": fmt_mean_ci(describe(at["val_correlation"])),
+                    "loss": fmt_mean_ci(describe(at["val_loss"])),
+                }
+            )
+        rows.append({"name": name, "cells": cells})
+    return {"epochs": epochs, "rows": rows}
+
+
+def grad_norm_pattern(epochs: Sequence[int], values: Sequence[float], clip: float | None) -> str:
+    """Describe a (seed-averaged) gradient-norm curve in one phrase.
+
+    What matters for diagnosis: the trend from first to last epoch, where the peak is,
+    and how often the norm exceeded the clipping threshold (clipping then shaped training).
+    """
+    pairs = [(int(e), float(v)) for e, v in zip(epochs, values, strict=True) if math.isfinite(float(v))]
+    if not pairs:
+        return "not logged"
+    first, last = pairs[0], pairs[-1]
+    peak = max(pairs, key=lambda p: p[1])
+    if len(pairs) == 1:
+        text = f"{fmt_value(first[1])} (one epoch)"
+    else:
+        ratio = last[1] / first[1] if first[1] > 0 else math.inf
+        trend = "falling" if ratio < 0.8 else "rising" if ratio > 1.25 else "flat"
+        text = (
+            f"{trend}: {fmt_value(first[1])} at epoch {first[0]} → {fmt_value(last[1])} at epoch "
+            f"{last[0]}, peak {fmt_value(peak[1])} at epoch {peak[0]}"
+        )
+    if clip is not None and clip > 0:
+        above = sum(1 for _, v in pairs if v > clip)
+        text += f"; above the clip threshold {fmt_value(clip)} in {above} of {len(pairs)} epochs"
+    return text
+
+
+def grad_clip_of(experiment: Mapping[str, Any], variant: str) -> float | None:
+    """The variant's effective ``train.grad_clip`` (0 or absent = no clipping)."""
+    spec = (experiment.get("variants") or {}).get(variant) or {}
+    value = (spec.get("train") or {}).get("grad_clip", (experiment.get("train") or {}).get("grad_clip"))
+    return None if value in (None, 0) else float(value)
+
+
+def mean_curve(metrics: pd.DataFrame, variant: str, column: str) -> pd.DataFrame:
+    """Per-epoch mean, min and max of ``column`` across the variant's seeds."""
+    if metrics.empty or column not in metrics.columns:
+        return pd.DataFrame(columns=["epoch", "mean", "min", "max", "n"])
+    frame = metrics[metrics["variant"] == variant][["epoch", column]].copy()
+    frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame = frame.dropna()
+    grouped = frame.groupby("epoch")[column]
+    curve = grouped.agg(["mean", "min", "max", "count"]).reset_index()
+    return curve.rename(columns={"count": "n"})
+
+
+def compute_rows(
+    summary: Mapping[str, Any], metrics: pd.DataFrame, experiment: Mapping[str, Any]
+) -> list[dict[str, str]]:
+    """Runtime, throughput, peak memory, parameter counts and grad-norm pattern per variant."""
+    rows = []
+    for name in variant_order(summary["variants"]):
+        block = summary["variants"][name]
+        runtime = SummaryStats.from_dict(block["runtime_s"])
+        throughput = SummaryStats.from_dict(block["samples_per_s"])
+        curve = mean_curve(metrics, name, "grad_norm")
+        rows.append(
+            {
+                "name": name,
+                "runtime": fmt_seconds(runtime.mean),
+                "throughput": ABSENT if throughput.mean is None else f"{throughput.mean:,.0f}",
+                "peak_rss": ABSENT
+                if block.get("peak_rss_mb_max") is None
+                else f"{block['peak_rss_mb_max']:,.0f} MB",
+                "params_total": fmt_int(block.get("params_total")),
+                "params_trainable": fmt_int(block.get("params_trainable")),
+                "grad_norm": grad_norm_pattern(
+                    list(curve["epoch"]), list(curve["mean"]), grad_clip_of(experiment, name)
+                ),
+            }
+        )
+    return rows
