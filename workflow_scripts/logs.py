@@ -14,13 +14,29 @@ LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time, so a replaced stderr (pytest) still works."""
+
+    _workflow_handler = True
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        """The stream is always the current sys.stderr."""
+
+
 def setup_logging(name: str, level: int = logging.INFO) -> logging.Logger:
     """Configure the root logger once (stderr, timestamped) and return the named logger."""
     root = logging.getLogger()
     if not any(getattr(handler, "_workflow_handler", False) for handler in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
-        handler._workflow_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
     return logging.getLogger(name)
