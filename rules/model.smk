@@ -12,11 +12,16 @@ rule download_model:
         "../envs/torch.yaml"
     params:
         name_or_path=EXPERIMENT.model.name_or_path,
-        revision=EXPERIMENT.model.revision or "",
+        # A list so that an unset revision passes no flag at all.
+        revision=(
+            ["--revision", EXPERIMENT.model.revision]
+            if EXPERIMENT.model.revision
+            else []
+        ),
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
     shell:
         "python -m workflow_scripts.download_model --name-or-path {params.name_or_path:q}"
-        " --revision {params.revision:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " {params.revision:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule verify_model:
