@@ -116,7 +116,6 @@ class TrainConfig:
     early_stopping_patience: int = 5
     embedding_scale: Literal["checkpoint_rms", "none"] = "checkpoint_rms"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    num_workers: int = 0
     compile: bool = False
     inject_failure_at_epoch: int | None = None
 
@@ -317,7 +316,9 @@ def _check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str,
                 "float16's range and the loss diverges (allowed: auto, bf16, fp32; or force_fp16: true)"
             )
         if train.task == "forecast" and train.horizon > data.seq_len:
-            problems.append(f"variants.{name}.horizon = {train.horizon} exceeds data.seq_len = {data.seq_len}")
+            problems.append(
+                f"variants.{name}.horizon = {train.horizon} exceeds data.seq_len = {data.seq_len}"
+            )
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
 

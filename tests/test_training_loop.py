@@ -1,0 +1,230 @@
+"""The training loop end to end: learning, NaN, resume, determinism, outputs, the entry point."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.tiny_models import make_tiny_t5
+from tests.training_support import variant, variant_json, verified_model, write_synthetic_derived
+from workflow_scripts import train
+from workflow_scripts.data.derived import DerivedDataset, load_derived
+from workflow_scripts.training.loop import InjectedFailure, NonFiniteError, RunIdentity, Trainer
+from workflow_scripts.training.outputs import METRIC_COLUMNS, TIMING_COLUMNS
+
+IDENTITY = RunIdentity("config", "model", "data", "resume-key")
+SUMMARY_KEYS = {
+    "variant", "seed", "status", "task", "epochs_completed", "best_epoch", "best", "final", "naive_baselines",
+    "runtime_s", "samples_per_s", "params_total", "params_trainable", "params_encoder", "device", "precision",
+    "resumed_from_epoch", "config_hash", "model_hash", "data_hash", "description",
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_derived(tmp_path_factory.mktemp("derived"))
+
+
+@pytest.fixture(scope="module")
+def dataset(data_dir: Path) -> DerivedDataset:
+    return load_derived(data_dir)
+
+
+@pytest.fixture(scope="module")
+def t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_t5(tmp_path_factory.mktemp("t5"))
+
+
+def _fit(
+    dataset: DerivedDataset, model_dir: Path, root: Path, config: Any, resume: Path | None = None
+) -> dict:
+    trainer = Trainer(config, 0, dataset, model_dir, patch_len=8)
+    return trainer.fit(root / "out", root / "tb", resume or root / "resume", IDENTITY)
+
+
+def _metrics(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and list(rows[0]) == list(METRIC_COLUMNS)
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]
+
+
+def test_a_tiny_model_learns_a_learnable_series(
+    dataset: DerivedDataset, t5_dir: Path, tmp_path: Path
+) -> None:
+    config = variant(
+        epochs=4, steps_per_epoch=30, learning_rate=3e-3, encoder_learning_rate=1e-3, warmup_steps=10
+    )
+    summary = _fit(dataset, t5_dir, tmp_path, config)
+    assert summary["best"]["val_correlation"] > 0.5
+    assert summary["best"]["val_correlation"] > summary["naive_baselines"]["last_value"]["val_correlation"]
+    rows = _metrics(tmp_path / "out" / "metrics.csv")
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+def test_a_nan_stops_the_run_naming_epoch_and_step(
+    dataset: DerivedDataset, t5_dir: Path, tmp_path: Path
+) -> None:
+    trainer = Trainer(variant(steps_per_epoch=4), 0, dataset, t5_dir, patch_len=8)
+    with torch.no_grad():
+        trainer.model.head.proj.bias.fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match=r"non-finite training loss \(nan\) at epoch 1, step 1 of 4"):
+        trainer.fit(tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+RESUME_CONFIG = {"freeze_epochs": 1, "epochs": 3, "steps_per_epoch": 4}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(dataset: DerivedDataset, t5_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("uninterrupted")
+    _fit(dataset, t5_dir, root, variant("freeze", **RESUME_CONFIG))
+    return root
+
+
+def test_same_config_and_seed_give_identical_metrics(
+    dataset: DerivedDataset, t5_dir: Path, tmp_path: Path, uninterrupted: Path
+) -> None:
+    _fit(dataset, t5_dir, tmp_path, variant("freeze", **RESUME_CONFIG))
+    assert _metrics(tmp_path / "out" / "metrics.csv") == _metrics(uninterrupted / "out" / "metrics.csv")
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(
+    dataset: DerivedDataset,
+    t5_dir: Path,
+    tmp_path: Path,
+    uninterrupted: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    resume = tmp_path / "resume"
+    with pytest.raises(InjectedFailure, match="epoch 3"):
+        _fit(
+            dataset,
+            t5_dir,
+            tmp_path / "killed",
+            variant("freeze", inject_failure_at_epoch=3, **RESUME_CONFIG),
+            resume,
+        )
+    assert [p.name for p in resume.iterdir()] == ["epoch-0002"]
+    with caplog.at_level(logging.INFO):
+        summary = _fit(dataset, t5_dir, tmp_path / "rerun", variant("freeze", **RESUME_CONFIG), resume)
+    assert "resuming from epoch 2" in caplog.text
+    assert summary["resumed_from_epoch"] == 2
+    assert _metrics(tmp_path / "rerun" / "out" / "metrics.csv") == _metrics(
+        uninterrupted / "out" / "metrics.csv"
+    )
+    expected = load_file(uninterrupted / "out" / "best.safetensors")
+    actual = load_file(tmp_path / "rerun" / "out" / "best.safetensors")
+    assert expected.keys() == actual.keys() and all(torch.equal(expected[k], actual[k]) for k in expected)
+    assert not list(resume.iterdir())  # state is removed once the run completed
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "rerun" / "tb"))
+    events.Reload()
+    steps = [event.step for event in events.Scalars("val/correlation")]
+    assert steps == [1, 2, 3]  # the epochs before the resume are written again
+
+
+def test_corrupted_resume_state_restarts_from_scratch(
+    dataset: DerivedDataset,
+    t5_dir: Path,
+    tmp_path: Path,
+    uninterrupted: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    resume = tmp_path / "resume"
+    with pytest.raises(InjectedFailure):
+        _fit(
+            dataset,
+            t5_dir,
+            tmp_path / "killed",
+            variant("freeze", inject_failure_at_epoch=2, **RESUME_CONFIG),
+            resume,
+        )
+    state = resume / "epoch-0001" / "optimizer.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING):
+        summary = _fit(dataset, t5_dir, tmp_path / "rerun", variant("freeze", **RESUME_CONFIG), resume)
+    assert "corrupted" in caplog.text and "from scratch" in caplog.text
+    assert summary["resumed_from_epoch"] is None
+    assert _metrics(tmp_path / "rerun" / "out" / "metrics.csv") == _metrics(
+        uninterrupted / "out" / "metrics.csv"
+    )
+
+
+def test_early_stopping_keeps_the_best_epoch(dataset: DerivedDataset, t5_dir: Path, tmp_path: Path) -> None:
+    # learning rate 0 for the new layers: nothing improves after epoch 1
+    config = variant(epochs=4, steps_per_epoch=2, learning_rate=1e-12, encoder_learning_rate=1e-12,
+                     early_stopping_patience=1)  # fmt: skip
+    summary = _fit(dataset, t5_dir, tmp_path, config)
+    assert summary["status"] == "early_stopped" and summary["epochs_completed"] < 4
+    assert summary["best_epoch"] <= summary["epochs_completed"]
+
+
+@pytest.fixture(scope="module")
+def verified_t5(t5_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return verified_model(t5_dir, tmp_path_factory.mktemp("models") / "tiny-t5")
+
+
+def _cli(config: Any, data_dir: Path, model_dir: Path, root: Path, seed: int = 0) -> list[str]:
+    return [
+        "--variant-json", variant_json(config), "--seed", str(seed),
+        "--data-dir", str(data_dir), "--model-dir", str(model_dir),
+        "--out-dir", str(root / "runs" / config.name / f"seed{seed}"),
+        "--tensorboard-dir", str(root / "tb"), "--resume-dir", str(root / "resume"),
+    ]  # fmt: skip
+
+
+def test_entry_point_writes_the_contract_outputs(data_dir: Path, verified_t5: Path, tmp_path: Path) -> None:
+    config = variant("frozen_all", freeze_epochs=2, description="never trained encoder")
+    assert train.main(_cli(config, data_dir, verified_t5, tmp_path)) == 0
+    out = tmp_path / "runs" / "frozen_all" / "seed0"
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["status"] == "completed" and summary["variant"] == "frozen_all"
+    assert summary["precision"] == "fp32" and summary["device"] == "cpu"
+    assert summary["params_trainable"] < summary["params_total"] - summary["params_encoder"] + 1
+    assert set(summary["naive_baselines"]) == {"linear_interpolation", "last_value"}
+    assert set(summary["best"]) == {"val_correlation", "val_loss", "val_mae", "val_mae_price"}
+    verification = json.loads((verified_t5 / "verification.json").read_text())
+    assert summary["model_hash"] == train.model_hash(verification)
+    assert len(_metrics(out / "metrics.csv")) == 2
+    assert load_file(out / "best.safetensors")
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_entry_point_refuses_an_unverified_model(
+    data_dir: Path, t5_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        assert train.main(_cli(variant(), data_dir, t5_dir, tmp_path)) == 1
+    assert "verification.json is missing" in caplog.text
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_key_ignores_only_the_failure_switch_and_descriptions() -> None:
+    base = variant("freeze", **RESUME_CONFIG).to_params()
+    key = train.resume_key(base, 0, "m", "d")
+    failing = variant("freeze", inject_failure_at_epoch=2, description="x", **RESUME_CONFIG).to_params()
+    assert train.resume_key(failing, 0, "m", "d") == key
+    changed = variant("freeze", learning_rate=1e-3, **RESUME_CONFIG).to_params()
+    assert train.resume_key(changed, 0, "m", "d") != key
+    assert train.resume_key(base, 1, "m", "d") != key
+    assert train.resume_key(base, 0, "m", "other-data") != key

@@ -1,0 +1,190 @@
+"""The model and optimiser guarantees of issue 5: what the original study got wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from tests.tiny_models import make_tiny_bert, make_tiny_t5
+from tests.training_support import variant, write_synthetic_derived
+from workflow_scripts.data.derived import DerivedDataset, load_derived
+from workflow_scripts.training.freezing import norm_parameters
+from workflow_scripts.training.loop import Trainer, make_step_fn
+from workflow_scripts.training.model import input_embedding_weight
+from workflow_scripts.training.optim import optimizer_parameter_ids
+from workflow_scripts.training.precision import PrecisionError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> DerivedDataset:
+    directory = tmp_path_factory.mktemp("derived")
+    return load_derived(write_synthetic_derived(directory, bars={"train": 600, "val": 300, "test": 200}))
+
+
+@pytest.fixture(scope="module")
+def t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny "pretrained" T5 whose token embeddings have RMS ~7, far from the LayerNorm's 1."""
+    directory = make_tiny_t5(tmp_path_factory.mktemp("t5"))
+    weights = load_file(directory / "model.safetensors")
+    weights["shared.weight"] = weights["shared.weight"] * 7.0
+    save_file(weights, directory / "model.safetensors", metadata={"format": "pt"})
+    return directory
+
+
+def _trainer(dataset: DerivedDataset, model_dir: Path, **overrides: object) -> Trainer:
+    return Trainer(variant(**overrides), 0, dataset, model_dir, patch_len=8)
+
+
+def _encoder_params(trainer: Trainer) -> dict[str, torch.Tensor]:
+    assert trainer.model.encoder is not None
+    return {name: p.detach().clone() for name, p in trainer.model.encoder.named_parameters()}
+
+
+def test_pretrained_encoder_starts_from_the_checkpoint_and_baseline_does_not(
+    dataset: DerivedDataset, t5_dir: Path
+) -> None:
+    checkpoint = load_file(t5_dir / "model.safetensors")
+    pretrained = _encoder_params(_trainer(dataset, t5_dir, init="pretrained"))
+    baseline = _encoder_params(_trainer(dataset, t5_dir, init="random"))
+    compared = 0
+    for name, value in pretrained.items():
+        if name in checkpoint:
+            assert torch.equal(value, checkpoint[name]), name
+            compared += 1
+    assert compared == len(pretrained)  # every encoder parameter comes from the file
+    assert not torch.equal(baseline["encoder.block.0.layer.0.SelfAttention.q.weight"],
+                           pretrained["encoder.block.0.layer.0.SelfAttention.q.weight"])  # fmt: skip
+
+
+def test_baseline_has_the_pretrained_variants_parameter_count(dataset: DerivedDataset, t5_dir: Path) -> None:
+    counts = {
+        init: _trainer(dataset, t5_dir, init=init, freeze_epochs=0).model for init in ("pretrained", "random")
+    }
+    shapes = {init: [(n, p.shape) for n, p in model.named_parameters()] for init, model in counts.items()}
+    assert shapes["pretrained"] == shapes["random"]
+    assert sum(p.numel() for p in counts["pretrained"].parameters()) == sum(
+        p.numel() for p in counts["random"].parameters()
+    )
+
+
+def test_patch_embedding_is_scaled_to_the_checkpoint_token_rms(dataset: DerivedDataset, t5_dir: Path) -> None:
+    trainer = _trainer(dataset, t5_dir)
+    table = load_file(t5_dir / "model.safetensors")["shared.weight"]
+    expected = float(table.pow(2).mean().sqrt())
+    assert expected > 5  # the fixture is far from unit scale, so the test can fail
+    assert trainer.model.embedding.scale.item() == pytest.approx(expected, rel=1e-5)
+    windows = trainer.train_source.windows(torch.arange(16))
+    mask = torch.zeros(16, 32, dtype=torch.bool)
+    mask[:, 8:16] = True
+    with torch.no_grad():
+        tokens = trainer.model.embed(windows, mask)
+    assert float(tokens.pow(2).mean().sqrt()) == pytest.approx(expected, rel=0.05)
+    unscaled = _trainer(dataset, t5_dir, embedding_scale="none")
+    assert unscaled.model.embedding.scale.item() == 1.0
+
+
+def test_optimizer_holds_every_parameter_from_step_zero(dataset: DerivedDataset, t5_dir: Path) -> None:
+    for freeze_epochs in (0, 1, 2):
+        trainer = _trainer(dataset, t5_dir, freeze_epochs=freeze_epochs)
+        held = optimizer_parameter_ids(trainer.optimizer)
+        assert sorted(held) == sorted(id(p) for p in trainer.model.parameters())
+        assert len(held) == len(set(held))
+
+
+def test_frozen_encoder_is_bit_identical_until_unfrozen_then_changes(
+    dataset: DerivedDataset, t5_dir: Path
+) -> None:
+    trainer = _trainer(dataset, t5_dir, freeze_epochs=1, epochs=2, steps_per_epoch=3, warmup_steps=1)
+    initial = _encoder_params(trainer)
+    embedding_before = trainer.model.embedding.proj.weight.detach().clone()
+    trainer.train_epoch(1)
+    after_frozen = _encoder_params(trainer)
+    assert all(torch.equal(initial[n], after_frozen[n]) for n in initial)
+    assert not torch.equal(embedding_before, trainer.model.embedding.proj.weight)  # new layers learn
+    row, _ = trainer.train_epoch(2)
+    after_unfrozen = _encoder_params(trainer)
+    unused = input_embedding_weight(trainer.model.encoder)
+    changed = [n for n in initial if not torch.equal(initial[n], after_unfrozen[n])]
+    named = dict(trainer.model.encoder.named_parameters())  # type: ignore[union-attr]
+    trainable = [n for n in initial if named[n] is not unused]
+    assert sorted(changed) == sorted(trainable)
+    assert row["encoder_lr"] > 0 and not row["encoder_frozen"]
+
+
+def test_a_frozen_step_computes_no_encoder_weight_gradients(dataset: DerivedDataset, t5_dir: Path) -> None:
+    trainer = _trainer(dataset, t5_dir, freeze_epochs=2)
+    make_step_fn(trainer)()
+    encoder = trainer.model.encoder
+    assert encoder is not None
+    assert all(p.grad is None for p in encoder.parameters())
+    assert trainer.model.embedding.proj.weight.grad is not None  # gradients flow through the encoder
+
+
+def test_frozen_ln_trains_only_the_encoder_norms(dataset: DerivedDataset, t5_dir: Path) -> None:
+    trainer = _trainer(
+        dataset,
+        t5_dir,
+        freeze_epochs=2,
+        trainable_while_frozen="layernorm",
+        steps_per_epoch=2,
+        warmup_steps=1,
+    )
+    initial = _encoder_params(trainer)
+    trainer.train_epoch(1)
+    encoder = trainer.model.encoder
+    assert encoder is not None
+    norms = {id(p) for p in norm_parameters(encoder)}
+    for name, parameter in encoder.named_parameters():
+        assert torch.equal(initial[name], parameter) != (id(parameter) in norms), name
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fp32_and_bf16_paths_train(dataset: DerivedDataset, t5_dir: Path, precision: str) -> None:
+    trainer = _trainer(dataset, t5_dir, precision=precision, steps_per_epoch=3)
+    assert trainer.precision.name == precision
+    row, result = trainer.train_epoch(1)
+    assert torch.isfinite(torch.tensor([row["train_loss"], row["val_loss"], result.correlation])).all()
+
+
+def test_fp16_with_t5_is_refused_by_the_trainer(dataset: DerivedDataset, t5_dir: Path) -> None:
+    with pytest.raises(PrecisionError, match="force_fp16"):
+        _trainer(dataset, t5_dir, precision="fp16")
+
+
+def test_optional_variants_and_other_encoders_train(
+    dataset: DerivedDataset, t5_dir: Path, tmp_path: Path
+) -> None:
+    no_encoder = _trainer(dataset, t5_dir, encoder="none", steps_per_epoch=2)
+    assert no_encoder.model.encoder is None
+    no_encoder.train_epoch(1)
+    small = _trainer(
+        dataset,
+        t5_dir,
+        encoder="small",
+        init="random",
+        small_encoder={"d_model": 16, "num_layers": 1, "num_heads": 2, "d_ff": 32},
+        steps_per_epoch=2,
+    )
+    assert small.model.encoder is not None and small.model.encoder.config.d_model == 16
+    small.train_epoch(1)
+    with pytest.raises(ValueError, match=r"small_encoder\.hidden_layers"):
+        _trainer(dataset, t5_dir, encoder="small", init="random", small_encoder={"hidden_layers": 1})
+    bert = _trainer(dataset, make_tiny_bert(tmp_path / "bert"), steps_per_epoch=2, freeze_epochs=1)
+    bert.train_epoch(1)
+    forecast = _trainer(dataset, t5_dir, task="forecast", horizon=4, steps_per_epoch=2)
+    row, _ = forecast.train_epoch(1)
+    assert set(forecast.naive_baselines()) == {"last_value", "seasonal_naive"}
+    assert row["val_correlation"] == row["val_correlation"]  # not NaN

@@ -1,0 +1,151 @@
+"""Entry point of the ``train`` rule: one variant, one seed.
+
+    python -m workflow_scripts.train --variant-json '<canonical VariantConfig JSON>' --seed S
+        --data-dir data/derived/{dataset} --model-dir resources/models/{model}
+        --out-dir results/runs/{variant}/seed{seed} --tensorboard-dir logs/tensorboard/{variant}/seed{seed}
+        --resume-dir results/resume/{variant}/seed{seed}
+
+The model directory must have passed verification (its weights still matching
+verification.json) before anything is loaded. Outputs: metrics.csv, summary.json and
+best.safetensors in --out-dir, TensorBoard events in --tensorboard-dir; resume state in
+--resume-dir, removed once the run has completed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from workflow_scripts.io_utils import config_hash
+from workflow_scripts.logs import setup_logging
+
+#: Bumped when the resume state's layout changes, so old state is never misread.
+RESUME_FORMAT = 1
+
+#: Variant keys that cannot change what training computes: a state saved under one value
+#: may be resumed under another (the failure switch is removed to let the rerun finish).
+_RESUME_NEUTRAL_KEYS = ("description", "enabled")
+_RESUME_NEUTRAL_TRAIN_KEYS = ("inject_failure_at_epoch",)
+
+
+class InputError(ValueError):
+    """A bad command-line value or input file; the message names it."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m workflow_scripts.train", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--variant-json", required=True, help="canonical VariantConfig JSON (to_params())")
+    parser.add_argument("--seed", required=True, type=int, help="random seed of this run")
+    parser.add_argument("--data-dir", required=True, type=Path, help="preprocess output directory")
+    parser.add_argument("--model-dir", required=True, type=Path, help="verified model directory")
+    parser.add_argument(
+        "--out-dir", required=True, type=Path, help="metrics.csv, summary.json, best.safetensors"
+    )
+    parser.add_argument("--tensorboard-dir", required=True, type=Path, help="TensorBoard event directory")
+    parser.add_argument("--resume-dir", required=True, type=Path, help="resume state (not a declared output)")
+    return parser.parse_args(argv)
+
+
+def patch_len_of(manifest: Mapping[str, Any], where: Path) -> int:
+    """The patch length the data was prepared for, from the derived manifest."""
+    for section in (manifest, manifest.get("config") or {}, manifest.get("data") or {}):
+        if isinstance(section, Mapping) and "patch_len" in section:
+            return int(section["patch_len"])
+    raise InputError(f"{where / 'manifest.json'}: no 'patch_len' key (top level or under 'config')")
+
+
+def model_hash(verification: Mapping[str, Any]) -> str:
+    """Hash of the verified weights: their paths and sha256s from verification.json."""
+    weights = sorted((item["path"], item["sha256"]) for item in verification["weights"])
+    return config_hash([{"path": path, "sha256": sha} for path, sha in weights])
+
+
+def resume_key(params: Mapping[str, Any], seed: int, model: str, data: str) -> str:
+    """Key of the resume state: everything that changes what training computes, nothing else."""
+    variant = {k: v for k, v in params.items() if k not in _RESUME_NEUTRAL_KEYS}
+    variant["train"] = {k: v for k, v in params["train"].items() if k not in _RESUME_NEUTRAL_TRAIN_KEYS}
+    return config_hash(
+        {"format": RESUME_FORMAT, "variant": variant, "seed": seed, "model_hash": model, "data_hash": data}
+    )
+
+
+def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
+    from workflow_scripts.config import VariantConfig
+    from workflow_scripts.data.derived import load_derived
+    from workflow_scripts.models.loading import require_verified
+    from workflow_scripts.training.loop import RunIdentity, Trainer
+
+    verification = require_verified(args.model_dir)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the job log gets the training progress bar only
+    try:
+        params = json.loads(args.variant_json)
+        variant = VariantConfig.from_params(params)
+    except (ValueError, TypeError, KeyError) as error:
+        raise InputError(f"--variant-json is not a valid VariantConfig: {error}") from error
+    params = variant.to_params()
+    dataset = load_derived(args.data_dir)
+    hashes = {
+        "config_hash": config_hash({"variant": params, "seed": args.seed}),
+        "model_hash": model_hash(verification),
+        "data_hash": config_hash(dataset.manifest),
+    }
+    identity = RunIdentity(
+        **hashes,
+        resume_key=resume_key(params, args.seed, hashes["model_hash"], hashes["data_hash"]),
+    )
+    log.info(
+        "train %s seed %d: config %s, model %s, data %s",
+        variant.name,
+        args.seed,
+        identity.config_hash,
+        identity.model_hash,
+        identity.data_hash,
+    )
+    trainer = Trainer(
+        variant, args.seed, dataset, args.model_dir, patch_len=patch_len_of(dataset.manifest, args.data_dir)
+    )
+    return trainer.fit(args.out_dir, args.tensorboard_dir, args.resume_dir, identity)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = setup_logging("workflow_scripts.train")
+    from workflow_scripts.data.derived import DerivedFormatError
+    from workflow_scripts.models.loading import ModelLoadError, ModelNotVerifiedError
+    from workflow_scripts.training.batches import DataShapeError
+    from workflow_scripts.training.device import DeviceError
+    from workflow_scripts.training.loop import InjectedFailure, NonFiniteError
+    from workflow_scripts.training.precision import PrecisionError
+
+    known = (
+        InputError,
+        DerivedFormatError,
+        ModelLoadError,
+        ModelNotVerifiedError,
+        DataShapeError,
+        DeviceError,
+        PrecisionError,
+        NonFiniteError,
+        InjectedFailure,
+    )
+    try:
+        run(args, log)
+    except known as error:
+        log.error("training failed: %s", error)
+        return 1
+    except Exception:
+        log.exception("training failed with an unexpected error")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

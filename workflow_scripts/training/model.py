@@ -1,0 +1,246 @@
+"""The patch model: bars -> patch tokens -> (pretrained) encoder -> task head.
+
+Each channel (a timeframe and feature pair) of a ``seq_len`` window is cut into
+``seq_len / patch_len`` patches. A patch becomes one token through Linear + LayerNorm,
+scaled to the RMS of the checkpoint's own token embeddings: a pretrained encoder was
+trained on inputs of that magnitude, and feeding it vectors of a different scale (the
+original study divided by sqrt(d_model) instead) puts its LayerNorms, attention logits
+and relative-position biases outside the regime the pretraining tuned. Learned position
+(patch index), timeframe and feature embeddings tell the tokens apart; all tokens of a
+sample form one sequence, so attention can mix channels and timeframes. The encoder is
+called with ``inputs_embeds``; its vocabulary table is never read.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+LOG = logging.getLogger(__name__)
+
+#: Standard deviation of the learned position/timeframe/feature embeddings at init,
+#: relative to the unit-RMS LayerNorm output they are added to.
+ADDITIVE_EMBEDDING_STD = 0.02
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The data-dependent sizes of a patch model."""
+
+    n_timeframes: int
+    n_features: int
+    seq_len: int
+    patch_len: int
+    task: str
+    horizon: int
+
+    @property
+    def n_patches(self) -> int:
+        return self.seq_len // self.patch_len
+
+    def validate(self) -> None:
+        if self.patch_len < 1 or self.seq_len % self.patch_len:
+            raise ValueError(f"seq_len {self.seq_len} is not divisible by patch_len {self.patch_len}")
+        if self.task not in ("reconstruct", "forecast"):
+            raise ValueError(f"task {self.task!r} is not allowed (allowed: reconstruct, forecast)")
+        if self.task == "forecast" and self.horizon < 1:
+            raise ValueError(f"forecast needs horizon >= 1 (got {self.horizon})")
+
+
+@dataclass
+class EncoderChoice:
+    """The encoder a variant uses, with what the patch embedding needs to know about it."""
+
+    encoder: nn.Module | None
+    model_type: str | None
+    hidden_size: int
+    token_embedding_rms: float
+    description: str
+
+
+class PatchEmbedding(nn.Module):
+    """Patch values (and mask flags) -> token vectors at the encoder's embedding scale."""
+
+    def __init__(self, shape: ModelShape, hidden_size: int, scale: float) -> None:
+        super().__init__()
+        in_features = shape.patch_len * (2 if shape.task == "reconstruct" else 1)
+        self.proj = nn.Linear(in_features, hidden_size)
+        self.norm = nn.LayerNorm(hidden_size)
+        self.position = nn.Embedding(shape.n_patches, hidden_size)
+        self.timeframe = nn.Embedding(shape.n_timeframes, hidden_size)
+        self.feature = nn.Embedding(shape.n_features, hidden_size)
+        for table in (self.position, self.timeframe, self.feature):
+            nn.init.normal_(table.weight, std=ADDITIVE_EMBEDDING_STD)
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """``[B, T, F, P, in]`` -> ``[B, T, F, P, hidden]``."""
+        tokens = self.norm(self.proj(patches))
+        tokens = (
+            tokens
+            + self.position.weight[None, None, None, :, :]
+            + self.timeframe.weight[None, :, None, None, :]
+            + self.feature.weight[None, None, :, None, :]
+        )
+        return tokens * self.scale
+
+
+class ReconstructHead(nn.Module):
+    """Each token -> the ``patch_len`` bar values of its own patch."""
+
+    def __init__(self, shape: ModelShape, hidden_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(hidden_size, shape.patch_len)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[B, T, F, P, hidden]`` -> ``[B, T, F, seq_len]``."""
+        b, t, f = hidden.shape[:3]
+        return self.proj(hidden).reshape(b, t, f, -1)
+
+
+class ForecastHead(nn.Module):
+    """A channel's ``P`` tokens, flattened -> its next ``horizon`` bars (shared across channels)."""
+
+    def __init__(self, shape: ModelShape, hidden_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(shape.n_patches * hidden_size, shape.horizon)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[B, T, F, P, hidden]`` -> ``[B, T, F, horizon]``."""
+        return self.proj(hidden.flatten(-2))
+
+
+class PatchEncoderModel(nn.Module):
+    """windows ``[B, T, L, F]`` (+ mask ``[B, L]``) -> ``[B, T, L, F]`` (reconstruct) or ``[B, T, H, F]``."""
+
+    def __init__(self, shape: ModelShape, choice: EncoderChoice, *, embedding_scale: float) -> None:
+        super().__init__()
+        shape.validate()
+        self.shape = shape
+        self.embedding = PatchEmbedding(shape, choice.hidden_size, embedding_scale)
+        self.encoder = choice.encoder
+        head_cls = ReconstructHead if shape.task == "reconstruct" else ForecastHead
+        self.head = head_cls(shape, choice.hidden_size)
+
+    def embed(self, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The encoder's input tokens ``[B, T*F*P, hidden]``; masked bars are zeroed and flagged."""
+        b, t, length, f = windows.shape
+        s = self.shape
+        x = windows.permute(0, 1, 3, 2)  # [B, T, F, L]
+        if s.task == "reconstruct":
+            if mask is None:
+                raise ValueError("the reconstruct model needs a mask")
+            flags = mask[:, None, None, :].expand(b, t, f, length)
+            x = torch.cat([x.masked_fill(flags, 0.0), flags.to(x.dtype)], dim=-1)
+            x = (
+                x.reshape(b, t, f, 2, s.n_patches, s.patch_len)
+                .transpose(3, 4)
+                .reshape(b, t, f, s.n_patches, -1)
+            )
+        else:
+            x = x.reshape(b, t, f, s.n_patches, s.patch_len)
+        return self.embedding(x).reshape(b, t * f * s.n_patches, -1)
+
+    def forward(self, windows: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, _, f = windows.shape
+        tokens = self.embed(windows, mask)
+        if self.encoder is not None:
+            tokens = self.encoder(inputs_embeds=tokens, attention_mask=None).last_hidden_state
+        hidden = tokens.reshape(b, t, f, self.shape.n_patches, -1)
+        return self.head(hidden).transpose(2, 3)  # [B, T, L|H, F]
+
+
+def input_embedding_weight(encoder: nn.Module | None) -> nn.Parameter | None:
+    """The encoder's vocabulary table, unused with ``inputs_embeds`` (None without one)."""
+    getter: Any = getattr(encoder, "get_input_embeddings", None)
+    table = getter() if getter is not None else None
+    return None if table is None else table.weight
+
+
+def weight_rms(weight: torch.Tensor) -> float:
+    return float(weight.detach().float().pow(2).mean().sqrt())
+
+
+LoadEncoder = Callable[..., Any]
+
+
+def choose_encoder(
+    encoder_kind: str,
+    init: str,
+    model_dir: Path,
+    *,
+    seed: int,
+    small_overrides: Mapping[str, Any],
+    load_encoder: LoadEncoder,
+) -> EncoderChoice:
+    """Build the encoder of a variant (``encoder``: checkpoint, none or small).
+
+    * checkpoint: the model dir's encoder, pretrained or re-initialised by its own initializer;
+    * none: no encoder; the checkpoint still sets the hidden size and embedding scale,
+      so the patch embedding and head are those of the other variants;
+    * small: the checkpoint's class and config with ``small_overrides`` applied, always
+      randomly initialised (there are no pretrained weights of that size).
+    """
+    if encoder_kind == "checkpoint":
+        loaded = load_encoder(model_dir, init, seed=seed)
+        return EncoderChoice(
+            loaded.encoder,
+            loaded.model_type,
+            loaded.hidden_size,
+            float(loaded.token_embedding_rms),
+            f"{loaded.model_type} encoder ({init})",
+        )
+    if encoder_kind == "none":
+        loaded = load_encoder(model_dir, "pretrained", seed=seed)
+        return EncoderChoice(None, None, loaded.hidden_size, float(loaded.token_embedding_rms), "no encoder")
+    if encoder_kind == "small":
+        if init != "random":
+            raise ValueError("encoder: small has no pretrained weights; it needs init: random")
+        loaded = load_encoder(model_dir, "random", seed=seed)
+        config = copy.deepcopy(loaded.config)
+        for key, value in sorted(small_overrides.items()):
+            if not hasattr(config, key):
+                raise ValueError(
+                    f"small_encoder.{key}: not a setting of {type(config).__name__} "
+                    f"(model_type {loaded.model_type})"
+                )
+            setattr(config, key, value)
+        torch.manual_seed(seed)
+        encoder = type(loaded.encoder)(config)
+        table = input_embedding_weight(encoder)
+        rms = weight_rms(table) if table is not None else float(loaded.token_embedding_rms)
+        return EncoderChoice(
+            encoder, loaded.model_type, int(config.hidden_size), rms, f"small {loaded.model_type}"
+        )
+    raise ValueError(f"encoder {encoder_kind!r} is not allowed (allowed: checkpoint, none, small)")
+
+
+def build_model(
+    shape: ModelShape, choice: EncoderChoice, *, embedding_scale: str, seed: int
+) -> PatchEncoderModel:
+    """The full model; the new layers' initialisation depends only on ``seed``."""
+    if embedding_scale not in ("checkpoint_rms", "none"):
+        raise ValueError(
+            f"embedding_scale {embedding_scale!r} is not allowed (allowed: checkpoint_rms, none)"
+        )
+    scale = choice.token_embedding_rms if embedding_scale == "checkpoint_rms" else 1.0
+    torch.manual_seed(seed)
+    return PatchEncoderModel(shape, choice, embedding_scale=scale)
+
+
+def parameter_counts(model: PatchEncoderModel) -> dict[str, int]:
+    """params_total / params_encoder / params_trainable (requires_grad now), each parameter once."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    encoder = sum(p.numel() for p in model.encoder.parameters()) if model.encoder is not None else 0
+    return {
+        "params_total": sum(p.numel() for p in model.parameters()),
+        "params_trainable": trainable,
+        "params_encoder": encoder,
+    }
