@@ -31,11 +31,19 @@ wildcard_constraints:
     dataset=r"[^/]+",
 
 
+def tracked_source(path):
+    """A workflow source file as an input, relative to the working directory.
+
+    Not workflow.source_path(): that records the absolute path, so a moved or copied
+    checkout would count as a changed set of inputs and rerun every job.
+    """
+    return os.path.relpath(os.path.join(workflow.basedir, path))
+
+
 def sources(entry):
     """The package files an entry point imports, as inputs: editing one reruns its consumers."""
     return [
-        workflow.source_path(os.path.join("..", path))
-        for path in local_module_files(f"workflow_scripts.{entry}")
+        tracked_source(path) for path in local_module_files(f"workflow_scripts.{entry}")
     ]
 
 
@@ -43,7 +51,7 @@ def report_templates():
     """The Jinja2 templates, so editing one rebuilds the report."""
     templates = os.path.join("workflow_scripts", "reporting", "templates")
     return [
-        workflow.source_path(os.path.join("..", templates, name))
+        tracked_source(os.path.join(templates, name))
         for name in sorted(os.listdir(os.path.join(workflow.basedir, templates)))
         if name.endswith(".j2")
     ]

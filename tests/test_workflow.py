@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, SMOKE_ARGS, job_environment, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -219,7 +219,7 @@ def test_gpu_jobs_never_overlap(smoke_run: Path) -> None:
         intervals.append((start, end, log.name))
     assert len(intervals) == len(VARIANTS) * len(SEEDS)
     intervals.sort()
-    for (_, end, first), (start, _, second) in zip(intervals, intervals[1:], strict=False):
+    for (_, end, first), (start, _, second) in itertools.pairwise(intervals):
         assert end <= start, f"{first} and {second} ran at the same time"
 
 
