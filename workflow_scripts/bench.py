@@ -38,7 +38,14 @@ from typing import Any
 MODEL_SIZES: dict[str, dict[str, int]] = {
     "tiny": {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4, "vocab_size": 64},
     "mini": {"d_model": 128, "d_kv": 32, "d_ff": 512, "num_layers": 2, "num_heads": 4, "vocab_size": 1024},
-    "t5-small": {"d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8, "vocab_size": 32128},
+    "t5-small": {
+        "d_model": 512,
+        "d_kv": 64,
+        "d_ff": 2048,
+        "num_layers": 6,
+        "num_heads": 8,
+        "vocab_size": 32128,
+    },
 }
 VARIANTS = {
     "nofreeze": {"init": "random", "freeze_epochs": 0},
@@ -90,7 +97,9 @@ def write_model_config(directory: Path, size: str) -> Path:
     from transformers import T5Config
 
     directory.mkdir(parents=True, exist_ok=True)
-    T5Config(**MODEL_SIZES[size], decoder_start_token_id=0, pad_token_id=0, eos_token_id=1).save_pretrained(directory)
+    T5Config(**MODEL_SIZES[size], decoder_start_token_id=0, pad_token_id=0, eos_token_id=1).save_pretrained(
+        directory
+    )
     return directory
 
 
@@ -168,7 +177,10 @@ def measure_training(point: Point, root: Path, iters: int) -> dict[str, Any]:
 def measure_dag_dry_run(repeats: int = 3) -> float:
     """Best wall time of ``snakemake -n`` on the default config, from the repository root."""
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -185,7 +197,13 @@ def measure_dag_dry_run(repeats: int = 3) -> float:
 
 def measure_point_in_subprocess(point: Point, iters: int) -> dict[str, Any]:
     """One scaling point in a fresh process, so its peak memory is its own."""
-    command = [sys.executable, "-m", "workflow_scripts.bench", "--point", json.dumps(dataclasses.asdict(point))]
+    command = [
+        sys.executable,
+        "-m",
+        "workflow_scripts.bench",
+        "--point",
+        json.dumps(dataclasses.asdict(point)),
+    ]
     command += ["--iters", str(iters)]
     result = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -198,7 +216,11 @@ def run_point(point: Point, iters: int) -> dict[str, Any]:
         before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         times = step_times(point, Path(tmp), iters)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {**dataclasses.asdict(point), "step_s": round(times["project_s"], 5), "peak_rss_mb": round(peak_mb)}
+    result = {
+        **dataclasses.asdict(point),
+        "step_s": round(times["project_s"], 5),
+        "peak_rss_mb": round(peak_mb),
+    }
     result["rss_growth_mb"] = round(peak_mb - before_mb)
     if torch.cuda.is_available():
         result["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
@@ -212,12 +234,18 @@ def measure_scaling(base: Point, iters: int) -> dict[str, list[dict[str, Any]]]:
         "n_timeframes": [dataclasses.replace(base, n_timeframes=n) for n in (1, 2, 4)],
         "model": [dataclasses.replace(base, model=name, batch_size=16) for name in MODEL_SIZES],
     }
-    return {axis: [measure_point_in_subprocess(point, iters) for point in points] for axis, points in axes.items()}
+    return {
+        axis: [measure_point_in_subprocess(point, iters) for point in points] for axis, points in axes.items()
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m workflow_scripts.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: finishes in under a minute on 2 cores")
+    parser = argparse.ArgumentParser(
+        prog="python -m workflow_scripts.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: finishes in under a minute on 2 cores"
+    )
     parser.add_argument("--scaling", action="store_true", help="also measure how step time and memory scale")
     parser.add_argument("--model", choices=sorted(MODEL_SIZES), help="encoder size for the step measurements")
     parser.add_argument("--iters", type=int, help="timed steps per measurement")

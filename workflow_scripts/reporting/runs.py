@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from workflow_scripts.run_contract import METRIC_COLUMNS
+
 LOG = logging.getLogger(__name__)
 
 OK_STATUSES = ("completed", "early_stopped")
@@ -26,20 +28,6 @@ FAILED = "failed"
 MISSING = "missing"
 
 #: metrics.csv columns in the order DESIGN.md lists them; extra columns are kept after these.
-METRIC_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "val_correlation",
-    "val_mae",
-    "val_mae_price",
-    "grad_norm",
-    "lr",
-    "encoder_lr",
-    "encoder_frozen",
-    "epoch_time_s",
-    "samples_per_s",
-)
 REQUIRED_METRIC_COLUMNS = ("epoch", "val_loss", "val_correlation")
 REQUIRED_SUMMARY_KEYS = ("variant", "seed", "status")
 BENCHMARK_MEMORY_COLUMN = "max_rss"

@@ -16,22 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.io_utils import atomic_write_text
-
-#: metrics.csv columns, in DESIGN.md's order.
-METRIC_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "val_correlation",
-    "val_mae",
-    "val_mae_price",
-    "grad_norm",
-    "lr",
-    "encoder_lr",
-    "encoder_frozen",
-    "epoch_time_s",
-    "samples_per_s",
-)
+from workflow_scripts.run_contract import METRIC_COLUMNS
 
 #: Columns that depend on the machine's speed; every other column is deterministic on CPU.
 TIMING_COLUMNS = ("epoch_time_s", "samples_per_s")
