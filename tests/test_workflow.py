@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -93,6 +94,15 @@ def test_rulegraph_renders_without_graphviz() -> None:
     mermaid = run_snakemake(REPO, "--rulegraph", "mermaid-js")
     for rule in ("download_model", "verify_model", "preprocess", "train", "collect", "report", "all"):
         assert rule in mermaid.stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("dot") is None, reason="graphviz (dot) is not installed: apt-get install graphviz"
+)
+def test_rulegraph_renders_to_svg_with_graphviz() -> None:
+    graph = run_snakemake(REPO, "--rulegraph")
+    svg = subprocess.run(["dot", "-Tsvg"], input=graph.stdout, capture_output=True, text=True, check=True)
+    assert svg.stdout.lstrip().startswith(("<?xml", "<svg")) and "verify_model" in svg.stdout
 
 
 def test_bad_config_fails_at_parse_time_naming_the_key(workflow_copy: Path) -> None:
