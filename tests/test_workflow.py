@@ -111,7 +111,8 @@ def test_bad_config_fails_at_parse_time_naming_the_key(workflow_copy: Path) -> N
     configfile = write_config(workflow_copy, "typo.yaml", config)
     result = run_snakemake(workflow_copy, "-n", "--configfile", configfile, check=False)
     assert result.returncode != 0
-    assert "lerning_rate" in result.stderr and "did you mean 'learning_rate'" in result.stderr
+    output = result.stdout + result.stderr
+    assert "lerning_rate" in output and "did you mean 'learning_rate'" in output
 
 
 # --------------------------------------------------------------------------- 2. the whole DAG
