@@ -97,9 +97,8 @@ def write_model_config(directory: Path, size: str) -> Path:
     from transformers import T5Config
 
     directory.mkdir(parents=True, exist_ok=True)
-    T5Config(**MODEL_SIZES[size], decoder_start_token_id=0, pad_token_id=0, eos_token_id=1).save_pretrained(
-        directory
-    )
+    settings: dict[str, Any] = {**MODEL_SIZES[size], "decoder_start_token_id": 0, "pad_token_id": 0}
+    T5Config(**settings, eos_token_id=1).save_pretrained(directory)
     return directory
 
 
