@@ -13,8 +13,9 @@ encoders built from a config (weights do not change step time, so no download).
 * ``bf16_vs_fp32_speedup``: fp32 step time / bf16-autocast step time on this device.
 * ``dag_dry_run_s``: ``snakemake -n`` on the full default DAG.
 * ``preprocess_m1_rows_per_s``: the data stage's benchmark (3.1M rows, 300k with --quick).
-* ``scaling`` (with --scaling): step time and memory against seq_len, batch size,
-  number of timeframes and model size, each point in a fresh process.
+* ``scaling`` (with --scaling or --scaling-only): step time and the memory the steps
+  add, against seq_len, batch size, number of timeframes and model size, each point in
+  a fresh process.
 
 Absolute times hold only for the machine recorded under ``machine``; ratios measured in
 one run are what carries over.
@@ -27,7 +28,6 @@ import dataclasses
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -143,13 +143,20 @@ def build_trainer(point: Point, root: Path) -> Any:
     return Trainer(variant, 0, load_derived(data_dir), model_dir, patch_len=point.patch_len)
 
 
-def step_times(point: Point, root: Path, iters: int) -> dict[str, float]:
-    """Seconds per project step and per bare step at ``point``."""
+def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[str, float]:
+    """Best seconds per project step and per bare step at ``point``.
+
+    The two are timed in alternating rounds and each keeps its best round, so a burst
+    of background load or a cold cache does not land on one side only.
+    """
     from workflow_scripts.training.loop import make_bare_step_fn, make_step_fn, time_steps
 
     trainer = build_trainer(point, root)
-    project = time_steps(make_step_fn(trainer), trainer.device, iters=iters)
-    bare = time_steps(make_bare_step_fn(trainer), trainer.device, iters=iters)
+    project_step, bare_step = make_step_fn(trainer), make_bare_step_fn(trainer)
+    project = bare = float("inf")
+    for _ in range(rounds):
+        project = min(project, time_steps(project_step, trainer.device, iters=iters))
+        bare = min(bare, time_steps(bare_step, trainer.device, iters=iters))
     return {"project_s": project, "bare_s": bare}
 
 
@@ -208,19 +215,32 @@ def measure_point_in_subprocess(point: Point, iters: int) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
 def run_point(point: Point, iters: int) -> dict[str, Any]:
+    """Step time and the memory the training steps themselves add (model and data excluded).
+
+    On Linux the peak-RSS mark is reset (``/proc/self/clear_refs``) once the trainer is
+    built, so the peak read afterwards belongs to the steps: activations, gradients and
+    optimizer state.
+    """
     import torch
 
+    from workflow_scripts.training.loop import make_step_fn, time_steps
+
     with tempfile.TemporaryDirectory(prefix="bench-point-") as tmp:
-        before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        times = step_times(point, Path(tmp), iters)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {
-        **dataclasses.asdict(point),
-        "step_s": round(times["project_s"], 5),
-        "peak_rss_mb": round(peak_mb),
-    }
-    result["rss_growth_mb"] = round(peak_mb - before_mb)
+        trainer = build_trainer(point, Path(tmp))
+        Path("/proc/self/clear_refs").write_text("5")
+        before_mb = _status_mb("VmRSS")
+        step_s = time_steps(make_step_fn(trainer), trainer.device, iters=iters)
+        peak_mb = _status_mb("VmHWM")
+    result = {**dataclasses.asdict(point), "step_s": round(step_s, 5)}
+    result.update(rss_before_steps_mb=round(before_mb), step_memory_mb=round(peak_mb - before_mb))
     if torch.cuda.is_available():
         result["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return result
@@ -232,6 +252,11 @@ def measure_scaling(base: Point, iters: int) -> dict[str, list[dict[str, Any]]]:
         "batch_size": [dataclasses.replace(base, batch_size=n) for n in (16, 64, 256)],
         "n_timeframes": [dataclasses.replace(base, n_timeframes=n) for n in (1, 2, 4)],
         "model": [dataclasses.replace(base, model=name, batch_size=16) for name in MODEL_SIZES],
+        # Where the encoder dominates the step, frozen_all skips its weight gradients.
+        "variant": [
+            dataclasses.replace(base, model="t5-small", batch_size=16, variant=name)
+            for name in ("nofreeze", "frozen_all")
+        ],
     }
     return {
         axis: [measure_point_in_subprocess(point, iters) for point in points] for axis, points in axes.items()
@@ -246,6 +271,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="small sizes: finishes in under a minute on 2 cores"
     )
     parser.add_argument("--scaling", action="store_true", help="also measure how step time and memory scale")
+    parser.add_argument("--scaling-only", action="store_true", help="measure only the scaling points")
     parser.add_argument("--model", choices=sorted(MODEL_SIZES), help="encoder size for the step measurements")
     parser.add_argument("--iters", type=int, help="timed steps per measurement")
     parser.add_argument("--point", help=argparse.SUPPRESS)  # internal: one scaling point (JSON)
@@ -266,15 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     iters = args.iters or (5 if args.quick else 20)
     point = Point(model=args.model or ("tiny" if args.quick else "mini"), batch_size=32 if args.quick else 64)
     result: dict[str, Any] = {"machine": machine(), "quick": args.quick, "setting": dataclasses.asdict(point)}
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        log.info("training steps: %s", point)
-        result.update(measure_training(point, Path(tmp), iters))
-    log.info("snakemake -n on the default DAG")
-    result["dag_dry_run_s"] = measure_dag_dry_run(1 if args.quick else 3)
-    rows = 300_000 if args.quick else 3_100_000
-    log.info("preprocess %d m1 rows", rows)
-    result["preprocess_m1_rows_per_s"] = benchmark_preprocess(rows)["rows_per_s"]
-    if args.scaling:
+    if not args.scaling_only:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            log.info("training steps: %s", point)
+            result.update(measure_training(point, Path(tmp), iters))
+        log.info("snakemake -n on the default DAG")
+        result["dag_dry_run_s"] = measure_dag_dry_run(1 if args.quick else 3)
+        rows = 300_000 if args.quick else 3_100_000
+        log.info("preprocess %d m1 rows", rows)
+        result["preprocess_m1_rows_per_s"] = benchmark_preprocess(rows)["rows_per_s"]
+    if args.scaling or args.scaling_only:
         log.info("scaling points (one process each)")
         result["scaling"] = measure_scaling(dataclasses.replace(point, model="tiny"), iters)
     line = json.dumps(result)

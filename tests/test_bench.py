@@ -1,0 +1,31 @@
+"""The benchmark harness runs and reports every figure issue 7 asks for (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, job_environment
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_benchmark_prints_the_figures_as_its_last_json_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "workflow_scripts.bench", "--quick", "--iters", "2"],
+        cwd=REPO,
+        env=job_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["machine"]["cpu_cores"] >= 1
+    assert 0 < figures["train_step_efficiency"] < 2
+    assert set(figures["samples_per_s"]) == {"nofreeze", "freeze", "frozen_all", "baseline"}
+    assert all(value > 0 for value in figures["samples_per_s"].values())
+    for key in ("bf16_vs_fp32_speedup", "dag_dry_run_s", "preprocess_m1_rows_per_s"):
+        assert figures[key] > 0, key
