@@ -70,14 +70,22 @@ def test_local_module_files_follows_imports_transitively(tmp_path: Path) -> None
     (package / "__init__.py").write_text("")
     (package / "sub" / "__init__.py").write_text("")
     (package / "entry.py").write_text("import os\nfrom workflow_scripts.sub import helper\n")
-    (package / "sub" / "helper.py").write_text("from . import leaf\nfrom .leaf import thing\n")
-    (package / "sub" / "leaf.py").write_text("thing = 1\n")
+    (package / "sub" / "helper.py").write_text(
+        "from . import leaf\nfrom .leaf import thing\n\ndef lazy():\n    from .. import late as l\n"
+    )
+    (package / "sub" / "leaf.py").write_text("from workflow_scripts.sub import (\n    deep,  # comment\n)\n")
+    (package / "sub" / "deep.py").write_text("import workflow_scripts.aliased as a, json\n")
+    (package / "late.py").write_text("")
+    (package / "aliased.py").write_text("")
     (package / "unused.py").write_text("")
     files = local_module_files("workflow_scripts.entry", tmp_path)
     assert files == (
         "workflow_scripts/__init__.py",
+        "workflow_scripts/aliased.py",
         "workflow_scripts/entry.py",
+        "workflow_scripts/late.py",
         "workflow_scripts/sub/__init__.py",
+        "workflow_scripts/sub/deep.py",
         "workflow_scripts/sub/helper.py",
         "workflow_scripts/sub/leaf.py",
     )

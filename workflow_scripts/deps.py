@@ -8,7 +8,7 @@ module reruns exactly the jobs whose code imports it, and nothing else.
 
 from __future__ import annotations
 
-import ast
+import re
 from functools import cache
 from pathlib import Path
 
@@ -24,25 +24,41 @@ def _module_file(module: str, root: Path) -> Path | None:
     return None
 
 
-def _imported_modules(path: Path, module: str) -> set[str]:
+# Import statements at any indentation (lazy imports inside functions count too). A
+# regex instead of ast: the DAG is built on every Snakemake start, and parsing every
+# module's syntax tree there costs more than the rest of the planning. An import-like
+# line inside a docstring can only add a dependency, never lose one.
+_FROM_IMPORT = re.compile(
+    r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]*)", re.MULTILINE
+)
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n#]*)", re.MULTILINE)
+
+
+def _names(clause: str) -> list[str]:
+    """Imported names of an import clause, without aliases: 'a as b, c' -> ['a', 'c']."""
+    parts = clause.strip().strip("()").replace("\\", " ").split(",")
+    return [part.split()[0] for part in parts if part.split()]
+
+
+@cache
+def _imported_modules(path: Path, module: str) -> frozenset[str]:
     """Absolute names of the package modules ``path`` imports (relative imports resolved)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    text = path.read_text(encoding="utf-8")
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[: len(anchor) - (node.level - 1)]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            found.add(base)
-            # "from pkg import submodule" imports a module, not just a name.
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {name for name in found if name == PACKAGE or name.startswith(PACKAGE + ".")}
+    for match in _IMPORT.finditer(text):
+        found.update(_names(match.group(1)))
+    for dots, name, clause in _FROM_IMPORT.findall(text):
+        if dots:
+            anchor = package.split(".")
+            anchor = anchor[: len(anchor) - (len(dots) - 1)]
+            base = ".".join(anchor + ([name] if name else []))
+        else:
+            base = name
+        found.add(base)
+        # "from pkg import submodule" imports a module, not just a name.
+        found.update(f"{base}.{alias}" for alias in _names(clause))
+    return frozenset(name for name in found if name == PACKAGE or name.startswith(PACKAGE + "."))
 
 
 @cache
