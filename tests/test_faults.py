@@ -84,6 +84,24 @@ def first_epoch_committed(workdir: Path) -> bool:
     return (workdir / "results" / "resume" / "nofreeze" / "seed0" / "epoch-0001").is_dir()
 
 
+def kill_everything_after_first_epoch(workdir: Path, configfile: str) -> None:
+    """Start the run, then kill -9 Snakemake and its jobs at once, like a lost node."""
+    process = start_snakemake(workdir, "--configfile", configfile, "--cores", "2")
+    try:
+        wait_for(lambda: first_epoch_committed(workdir))
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    wait_for(lambda: not training_pids(workdir), timeout=30)
+
+
+def assert_same_metrics(workdir: Path, reference: Path) -> None:
+    """Every deterministic metrics.csv column equals the uninterrupted run's."""
+    assert comparable_metrics(run_dir(workdir) / "metrics.csv") == comparable_metrics(
+        run_dir(reference) / "metrics.csv"
+    )
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from conftest import copy_workflow
@@ -114,9 +132,7 @@ def test_kill_9_of_a_training_job_resumes_with_identical_metrics(
     run_snakemake(workflow_copy, "--configfile", configfile, "--cores", "2", "--rerun-incomplete")
     log = (workflow_copy / "logs" / "train" / "nofreeze" / "seed0.log").read_text()
     assert "resuming from epoch" in log
-    assert comparable_metrics(run_dir(workflow_copy) / "metrics.csv") == comparable_metrics(
-        run_dir(uninterrupted) / "metrics.csv"
-    )
+    assert_same_metrics(workflow_copy, uninterrupted)
     resumed = json.loads((run_dir(workflow_copy) / "summary.json").read_text())
     reference = json.loads((run_dir(uninterrupted) / "summary.json").read_text())
     assert resumed["resumed_from_epoch"] >= 1 and reference["resumed_from_epoch"] is None
@@ -126,35 +142,21 @@ def test_kill_9_of_a_training_job_resumes_with_identical_metrics(
 
 def test_kill_9_of_snakemake_itself_then_unlock_completes(workflow_copy: Path, uninterrupted: Path) -> None:
     configfile = single_run_config(workflow_copy)
-    process = start_snakemake(workflow_copy, "--configfile", configfile, "--cores", "2")
-    try:
-        wait_for(lambda: first_epoch_committed(workflow_copy))
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # Snakemake and its jobs die at once, like a lost node
-        process.wait(timeout=60)
-    wait_for(lambda: not training_pids(workflow_copy), timeout=30)
+    kill_everything_after_first_epoch(workflow_copy, configfile)
 
     locked = run_snakemake(workflow_copy, "--configfile", configfile, "--cores", "2", check=False)
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
     run_snakemake(workflow_copy, "--configfile", configfile, "--unlock")
     run_snakemake(workflow_copy, "--configfile", configfile, "--cores", "2")
     assert (workflow_copy / "results" / "report.html").exists()
-    assert comparable_metrics(run_dir(workflow_copy) / "metrics.csv") == comparable_metrics(
-        run_dir(uninterrupted) / "metrics.csv"
-    )
+    assert_same_metrics(workflow_copy, uninterrupted)
 
 
 def test_corrupted_resume_state_restarts_the_run_from_scratch(
     workflow_copy: Path, uninterrupted: Path
 ) -> None:
     configfile = single_run_config(workflow_copy)
-    process = start_snakemake(workflow_copy, "--configfile", configfile, "--cores", "2")
-    try:
-        wait_for(lambda: first_epoch_committed(workflow_copy))
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
-    wait_for(lambda: not training_pids(workflow_copy), timeout=30)
+    kill_everything_after_first_epoch(workflow_copy, configfile)
     state = workflow_copy / "results" / "resume" / "nofreeze" / "seed0" / "epoch-0001"
     weights = next(path for path in state.iterdir() if path.suffix == ".safetensors")
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
@@ -165,9 +167,7 @@ def test_corrupted_resume_state_restarts_the_run_from_scratch(
     assert "corrupted" in log and "from scratch" in log
     summary = json.loads((run_dir(workflow_copy) / "summary.json").read_text())
     assert summary["resumed_from_epoch"] is None
-    assert comparable_metrics(run_dir(workflow_copy) / "metrics.csv") == comparable_metrics(
-        run_dir(uninterrupted) / "metrics.csv"
-    )
+    assert_same_metrics(workflow_copy, uninterrupted)
 
 
 def test_damaged_weights_fail_verification_and_training_refuses(completed_run: Path) -> None:
