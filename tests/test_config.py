@@ -84,7 +84,7 @@ def test_default_config_is_the_t5_small_experiment() -> None:
     assert experiment.model.name_or_path == "google-t5/t5-small"
     assert experiment.train.epochs == 10
     assert experiment.data.seq_len == 128 and experiment.data.patch_len == 32
-    assert experiment.seeds == (0, 1, 2)
+    assert experiment.seeds == tuple(range(10))
     assert experiment.variants["freeze"].freeze_epochs == 2
     # Optional variants ship disabled.
     assert not {"frozen_ln", "no_encoder", "small_scratch"} & set(experiment.variants)
@@ -182,3 +182,49 @@ def test_config_file_errors_name_the_file(tmp_path: Path) -> None:
     path.write_text("train:\n  epochs: 0\n")
     with pytest.raises(ConfigError, match=r"(?s)bad\.yaml.*train\.epochs"):
         load_experiment_file(path)
+
+
+# --------------------------------------------------------------------------- contrasts
+
+
+def test_default_contrasts_and_frozen_random() -> None:
+    experiment = load_experiment({})
+    assert "frozen_random" in experiment.variants
+    assert experiment.variants["frozen_random"].init == "random"
+    assert experiment.variants["frozen_random"].always_frozen
+    pairs = [(c.a, c.b, c.role) for c in experiment.contrasts]
+    assert pairs[0] == ("nofreeze", "baseline", "primary")
+    assert ("frozen_all", "frozen_random", "secondary") in pairs
+    assert ("freeze", "nofreeze", "secondary") in pairs
+    assert {("no_encoder", "baseline"), ("small_scratch", "baseline"), ("frozen_ln", "frozen_random")} <= {
+        (a, b) for a, b, _ in pairs
+    }
+    shipped = load_experiment_file(Path("config/config.yaml"))
+    assert len(shipped.seeds) == 10
+
+
+def test_contrasts_reach_the_report_params() -> None:
+    raw = {"contrasts": [{"a": "frozen_all", "b": "baseline", "role": "primary", "label": "x"}]}
+    params = load_experiment(raw).to_params()
+    assert params["contrasts"] == [{"a": "frozen_all", "b": "baseline", "label": "x", "role": "primary"}]
+    assert params != load_experiment({}).to_params()
+
+
+def test_typo_in_a_contrast_names_the_key() -> None:
+    raw = {"contrasts": [{"a": "nofreez", "b": "baseline", "role": "primary"}]}
+    with pytest.raises(
+        ConfigError, match=r"contrasts\.0\.a: 'nofreez' is not a variant.*did you mean 'nofreeze'"
+    ):
+        load_experiment(raw)
+
+
+def test_contrast_on_a_disabled_variant_is_allowed_and_roles_are_checked() -> None:
+    raw = {
+        "variants": {"a1": {}, "b1": {"init": "random"}, "off": {"enabled": False}},
+        "contrasts": [{"a": "a1", "b": "b1", "role": "primary"}, {"a": "off", "b": "b1"}],
+    }
+    assert [c.role for c in load_experiment(raw).contrasts] == ["primary", "secondary"]
+    with pytest.raises(ConfigError, match="more than one role: primary"):
+        load_experiment({**raw, "contrasts": [{"a": "a1", "b": "b1", "role": "primary"}] * 2})
+    with pytest.raises(ConfigError, match=r"contrasts\.0\.role"):
+        load_experiment({**raw, "contrasts": [{"a": "a1", "b": "b1", "role": "main"}]})

@@ -79,6 +79,7 @@ class DataConfig:
     val_fraction: float = 0.15
     timestamp_column: str | None = None
     columns: tuple[str, ...] | None = None
+    features: Literal["bars", "bars_and_changes"] = "bars"
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> DataConfig:
@@ -159,6 +160,24 @@ class VariantConfig:
 
 
 @dataclass(frozen=True)
+class ContrastConfig:
+    """A planned paired comparison ``a vs b`` (Δ per seed = metric(a) − metric(b)).
+
+    ``role`` is primary (the headline), secondary, positive_control or negative_control;
+    ``label`` is what the report calls it. A contrast naming a variant that is defined
+    but not enabled is skipped by the report, which says so.
+    """
+
+    a: str
+    b: str
+    role: Literal["primary", "secondary", "positive_control", "negative_control"] = "secondary"
+    label: str = ""
+
+    def to_params(self) -> dict[str, Any]:
+        return _sorted_params(self)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """The whole experiment: one model, one dataset, the enabled variants and the seeds."""
 
@@ -167,6 +186,7 @@ class ExperimentConfig:
     train: TrainConfig
     variants: Mapping[str, VariantConfig]
     seeds: tuple[int, ...]
+    contrasts: tuple[ContrastConfig, ...] = ()
 
     @property
     def variant_names(self) -> list[str]:
@@ -179,6 +199,7 @@ class ExperimentConfig:
             "seeds": list(self.seeds),
             "train": self.train.to_params(),
             "variants": {name: self.variants[name].to_params() for name in self.variant_names},
+            "contrasts": [contrast.to_params() for contrast in self.contrasts],
         }
 
 
@@ -257,9 +278,56 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     }
     enabled = {name: variant for name, variant in variants.items() if variant.enabled}
     seeds = tuple(raw.get("seeds", schema["properties"]["seeds"]["default"]))
-    experiment = ExperimentConfig(model=model, data=data, train=train, variants=enabled, seeds=seeds)
+    contrast_schema = schema["properties"]["contrasts"]
+    contrasts = tuple(
+        ContrastConfig(
+            **{
+                **{
+                    k: v["default"]
+                    for k, v in contrast_schema["items"]["properties"].items()
+                    if "default" in v
+                },
+                **entry,
+            }
+        )
+        for entry in raw.get("contrasts", contrast_schema["default"])
+    )
+    experiment = ExperimentConfig(
+        model=model, data=data, train=train, variants=enabled, seeds=seeds, contrasts=contrasts
+    )
     _check_cross_fields(experiment, variants)
+    if "contrasts" in raw:
+        _check_contrasts(contrasts, variants)
     return experiment
+
+
+def _check_contrasts(
+    contrasts: tuple[ContrastConfig, ...], all_variants: Mapping[str, VariantConfig]
+) -> None:
+    """A declared contrast must name defined variants (a disabled one is fine: the report
+    skips it) and at most one contrast may be the primary one."""
+    problems = []
+    for index, contrast in enumerate(contrasts):
+        for side in ("a", "b"):
+            name = getattr(contrast, side)
+            if name not in all_variants:
+                close = difflib.get_close_matches(name, list(all_variants), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(
+                    f"contrasts.{index}.{side}: '{name}' is not a variant defined under variants{hint} "
+                    f"(defined: {', '.join(sorted(all_variants))})"
+                )
+        if contrast.a == contrast.b:
+            problems.append(
+                f"contrasts.{index}: a and b are both '{contrast.a}' (allowed: two different variants)"
+            )
+    primaries = [str(i) for i, c in enumerate(contrasts) if c.role == "primary"]
+    if len(primaries) > 1:
+        problems.append(
+            f"contrasts.{', contrasts.'.join(primaries)}: more than one role: primary (allowed: one)"
+        )
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
 def load_experiment_file(path: str | Path, schema_path: Path = SCHEMA_PATH) -> ExperimentConfig:
@@ -319,6 +387,12 @@ def _check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str,
             problems.append(
                 f"variants.{name}: precision fp16 with a T5 encoder is refused: T5 activations overflow "
                 "float16's range and the loss diverges (allowed: auto, bf16, fp32; or force_fp16: true)"
+            )
+        if train.task == "reconstruct" and data.features == "bars_and_changes" and data.kind != "generic":
+            problems.append(
+                f"variants.{name}: data.features = bars_and_changes with task reconstruct is refused: "
+                "delta_close of the bar after a masked span reveals its close (allowed: features: bars, "
+                "or task: forecast)"
             )
         if train.task == "forecast" and train.horizon > data.seq_len:
             problems.append(

@@ -1,0 +1,103 @@
+"""Calibration of the paired statistics on simulated per-seed results (fixed RNG, no training)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import report_fixtures  # noqa: F401  (puts the repository on sys.path)
+from scipy import stats as scipy_stats
+
+from workflow_scripts.reporting import paired
+
+STUDIES = 2000
+ALPHA = 0.05
+
+
+def _mc_bound(rate: float, studies: int = STUDIES) -> float:
+    """rate + 3 Monte-Carlo standard errors."""
+    return rate + 3 * math.sqrt(rate * (1 - rate) / studies)
+
+
+@pytest.mark.parametrize("n", [5, 10])
+def test_null_false_positive_rate_is_at_most_alpha(n: int) -> None:
+    rng = np.random.default_rng(1234 + n)
+    deltas = rng.normal(0.0, 1.0, size=(STUDIES, n))
+    p = paired.sign_flip_pvalues(deltas)
+    assert (p <= ALPHA).mean() <= _mc_bound(ALPHA)
+
+
+def test_power_at_one_and_a_half_sd_with_ten_seeds() -> None:
+    rng = np.random.default_rng(7)
+    deltas = rng.normal(1.5, 1.0, size=(STUDIES, 10))
+    p = paired.sign_flip_pvalues(deltas)
+    assert (p <= ALPHA).mean() >= 0.80
+
+
+def test_holm_keeps_familywise_error_under_global_null() -> None:
+    rng = np.random.default_rng(99)
+    n = 10
+    p = np.stack([paired.sign_flip_pvalues(rng.normal(size=(STUDIES, n))) for _ in range(3)], axis=1)
+    adjusted = np.array([paired.holm(list(row)) for row in p], dtype=float)
+    assert (adjusted <= ALPHA).any(axis=1).mean() <= _mc_bound(ALPHA)
+    # without the correction the family-wise error would be visibly larger
+    assert (p <= ALPHA).any(axis=1).mean() > 0.08
+
+
+def test_holm_matches_the_step_down_definition() -> None:
+    assert paired.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert paired.holm([0.5, None, 0.01]) == [pytest.approx(0.5), None, pytest.approx(0.02)]
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_smallest_attainable_p_is_two_over_two_to_the_n(n: int) -> None:
+    deltas = np.arange(1.0, n + 1.0)
+    p, test = paired.paired_test(deltas)
+    assert p == pytest.approx(2 / 2**n) == pytest.approx(paired.min_attainable_p(n))
+    assert test == paired.SIGN_FLIP
+
+
+def test_three_seeds_can_never_reach_significance() -> None:
+    rng = np.random.default_rng(3)
+    p = paired.sign_flip_pvalues(rng.normal(5.0, 0.01, size=(500, 3)))
+    assert p.min() >= 0.25 > ALPHA
+    assert paired.minimum_detectable_effect(0.1, 3) == math.inf
+
+
+def test_exact_p_matches_brute_force_enumeration() -> None:
+    deltas = np.array([0.3, -0.1, 0.2, 0.25, -0.05])
+    count = 0
+    for code in range(32):
+        signs = np.array([1 - 2 * ((code >> i) & 1) for i in range(5)])
+        count += abs((signs * deltas).sum()) >= abs(deltas.sum()) - 1e-12
+    assert paired.paired_test(deltas)[0] == pytest.approx(count / 32)
+
+
+def test_paired_t_above_twenty_seeds() -> None:
+    deltas = np.random.default_rng(0).normal(0.2, 1.0, size=25)
+    p, test = paired.paired_test(deltas)
+    assert test == paired.PAIRED_T
+    assert p == pytest.approx(scipy_stats.ttest_1samp(deltas, 0.0).pvalue)
+    assert paired.min_attainable_p(25) == 0.0
+
+
+def test_effect_size_probability_of_improvement_and_iqm() -> None:
+    assert paired.cohens_dz([1.0, 2.0, 3.0]) == pytest.approx(2.0)
+    assert paired.probability_of_improvement([1, 2], [2, 0], higher_is_better=True) == pytest.approx(0.625)
+    assert paired.probability_of_improvement([1, 2], [2, 0], higher_is_better=False) == pytest.approx(0.375)
+    assert paired.probability_of_improvement([math.inf], [3.0], higher_is_better=False) == 0.0
+    assert paired.paired_share([1.0, -1.0, 0.0, 2.0], higher_is_better=True) == pytest.approx(0.625)
+    assert paired.paired_share([1.0, -1.0, 0.0, 2.0], higher_is_better=False) == pytest.approx(0.375)
+    assert paired.iqm([0.0, 1.0, 2.0, 3.0, 100.0, -100.0, 1.5, 2.5]) == pytest.approx(1.75)
+    low, high = paired.iqm_interval([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert low is not None and high is not None and 0.1 <= low < high <= 0.5
+
+
+def test_mde_gives_eighty_percent_power_and_seeds_needed_is_minimal() -> None:
+    mde = paired.minimum_detectable_effect(2.0, 10)
+    assert mde is not None and paired.t_test_power(mde / 2.0, 10) == pytest.approx(0.8, abs=1e-6)
+    needed = paired.seeds_needed(1.0, 1.0)
+    assert needed is not None
+    assert paired.t_test_power(1.0, needed) >= 0.8 > paired.t_test_power(1.0, needed - 1)
+    assert paired.seeds_needed(10.0, 1.0) == 6  # a huge effect still needs 2/2^n <= 0.05, i.e. n >= 6

@@ -1,0 +1,253 @@
+"""Planned paired contrasts between variants, Holm-adjusted, and the report's one headline.
+
+A contrast ``a vs b`` pairs the two variants' runs by seed: ``Δ_s = metric(a, s) −
+metric(b, s)``. Each planned contrast (declared under ``contrasts:`` in the config, with a
+``role``: primary, secondary, positive_control or negative_control) is tested on the
+primary metric and on the two learning-speed metrics; Holm's correction runs, per metric,
+over every planned contrast present in the study (both variants ran, at least one paired
+seed). The statistics themselves are in :mod:`workflow_scripts.reporting.paired`.
+
+A censored metric (``first_step_beats_naive``: "never" = worse than any step) is tested
+on pooled ranks: each run's value is ranked among the 2n runs of the contrast (``never``
+ranked last, ties sharing their mean rank) and the sign-flip test runs on the per-seed rank
+differences. Its mean Δ, interval and d_z are reported only when no run is censored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from workflow_scripts.reporting import paired
+from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
+
+ROLES = ("primary", "secondary", "positive_control", "negative_control")
+YES, NO, CANNOT_TELL = "Yes", "No", "Cannot tell at this number of seeds"
+
+
+def seed_values(block: Mapping[str, Any] | None, metric: str) -> dict[int, float]:
+    """{seed: value} of one variant's finished runs; ``never`` becomes ``+inf`` (worst for a
+    lower-is-better censored metric), an absent value leaves the seed out."""
+    values: dict[int, float] = {}
+    for run in (block or {}).get("runs", []):
+        value = run.get(metric)
+        if value == NEVER:
+            values[int(run["seed"])] = math.inf
+        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            values[int(run["seed"])] = float(value)
+    return values
+
+
+def _shown(value: float) -> float | str:
+    return NEVER if math.isinf(value) else value
+
+
+def compare_pair(
+    a_values: Mapping[int, float],
+    b_values: Mapping[int, float],
+    metric: str,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Every number of one paired contrast (before Holm): see the module docstring."""
+    spec = METRICS[metric]
+    seeds = sorted(set(a_values) & set(b_values))
+    xa = np.array([a_values[s] for s in seeds], dtype=np.float64)
+    xb = np.array([b_values[s] for s in seeds], dtype=np.float64)
+    censored = bool(np.isinf(xa).any() or np.isinf(xb).any())
+    n = len(seeds)
+    raw = xa - xb if not censored else None
+    if spec.censored:
+        ra, rb = paired.pooled_ranks(xa, xb)
+        tested = ra - rb
+    else:
+        tested = xa - xb
+    p, test = paired.paired_test(tested) if n else (None, paired.SIGN_FLIP)
+    if spec.censored:
+        test += " on pooled ranks (never = worst)"
+    deltas = [
+        None if math.isinf(float(x)) or math.isinf(float(y)) else float(x - y)
+        for x, y in zip(xa, xb, strict=True)
+    ]
+    mean = None if raw is None or n == 0 else float(raw.mean())
+    low, high = (None, None) if raw is None else paired.t_interval(raw, confidence)
+    sd = None if raw is None or n < 2 else float(raw.std(ddof=1))
+    oriented = None if mean is None else (mean if spec.higher_is_better else -mean)
+    sign = np.sign(tested if spec.higher_is_better else -tested)
+    return {
+        "metric": metric,
+        "direction": spec.direction,
+        "censored_metric": spec.censored,
+        "n": n,
+        "seeds": seeds,
+        "a_values": [_shown(float(v)) for v in xa],
+        "b_values": [_shown(float(v)) for v in xb],
+        "deltas": deltas,
+        "mean_delta": mean,
+        "sd_delta": sd,
+        "ci_low": low,
+        "ci_high": high,
+        "interval": f"{round(confidence * 100)}% Student-t interval of the mean paired difference",
+        "p": p,
+        "test": test,
+        "d_z": None if raw is None else paired.cohens_dz(raw),
+        "prob_improvement": paired.probability_of_improvement(
+            list(a_values.values()), list(b_values.values()), spec.higher_is_better
+        ),
+        "paired_share": None if n == 0 else float((sign > 0).mean() + 0.5 * (sign == 0).mean()),
+        "improvement": oriented,
+        "min_attainable_p": paired.min_attainable_p(n),
+    }
+
+
+def analyse(
+    variants: Mapping[str, Any],
+    contrasts: Sequence[Mapping[str, Any]],
+    alpha: float = paired.ALPHA,
+    metrics: Sequence[str] = CONTRAST_METRICS,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """The ``contrasts`` block of results/summary.json.
+
+    ``variants`` is summary.json's per-variant blocks; ``contrasts`` the configured list of
+    {a, b, role, label}. A contrast whose variant has no run here is listed under
+    ``skipped`` with the reason, and is not part of the Holm family.
+    """
+    present: list[Mapping[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for spec in contrasts:
+        missing = [v for v in (spec["a"], spec["b"]) if not variants.get(v, {}).get("runs")]
+        if missing:
+            skipped.append(
+                {**_identity(spec), "reason": f"{' and '.join(missing)} not enabled in this study"}
+            )
+        else:
+            present.append(spec)
+    results = []
+    for metric in metrics:
+        rows = [
+            {
+                **_identity(spec),
+                **compare_pair(
+                    seed_values(variants[spec["a"]], metric),
+                    seed_values(variants[spec["b"]], metric),
+                    metric,
+                    confidence,
+                ),
+            }
+            for spec in present
+        ]
+        family = [row for row in rows if row["p"] is not None]
+        adjusted = paired.holm([row["p"] for row in family])
+        m = len(family)
+        for row, p_adj in zip(family, adjusted, strict=True):
+            row["p_adjusted"] = p_adj
+        for row in rows:
+            row.setdefault("p_adjusted", None)
+            _power(row, m, alpha)
+        results.extend(rows)
+    return {
+        "alpha": alpha,
+        "primary_metric": PRIMARY_METRIC,
+        "correction": "Holm, per metric, over the planned contrasts present in the study",
+        "results": results,
+        "skipped": skipped,
+    }
+
+
+def _identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+    a, b = str(spec["a"]), str(spec["b"])
+    return {
+        "name": f"{a}_vs_{b}",
+        "a": a,
+        "b": b,
+        "role": str(spec.get("role", "secondary")),
+        "label": str(spec.get("label") or f"{a} vs {b}"),
+    }
+
+
+def _power(row: dict[str, Any], family_size: int, alpha: float) -> None:
+    """Add the honest-power fields: can n reach α (and α/m for Holm's first step), the MDE
+    and the seeds needed to detect the observed Δ."""
+    n = row["n"]
+    m = max(family_size, 1)
+    row["holm_family_size"] = family_size
+    row["alpha"] = alpha
+    row["can_reach_significance"] = row["min_attainable_p"] <= alpha
+    row["can_reach_after_holm"] = row["min_attainable_p"] <= alpha / m
+    row["mde"] = paired.minimum_detectable_effect(row["sd_delta"], n, alpha)
+    if row["mde"] is not None and math.isinf(row["mde"]):
+        row["mde"] = None
+        row["mde_note"] = f"the exact test cannot reach p ≤ {alpha:g} with {n} seeds"
+    row["seeds_needed"] = paired.seeds_needed(row["mean_delta"], row["sd_delta"], alpha)
+    p_adj = row["p_adjusted"]
+    row["significant"] = p_adj is not None and p_adj <= alpha
+    improvement = row["improvement"]
+    if improvement is None and row["paired_share"] is not None:
+        improvement = row["paired_share"] - 0.5
+    row["favours"] = None if not improvement else ("a" if improvement > 0 else "b")
+
+
+def primary_result(block: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The primary contrast on the primary metric, if it was computed."""
+    for row in block.get("results", []):
+        if row["role"] == "primary" and row["metric"] == block.get("primary_metric", PRIMARY_METRIC):
+            return dict(row)
+    return None
+
+
+def headline(block: Mapping[str, Any], any_beats_naive: bool | None) -> dict[str, str]:
+    """The report's opening answer to "Does the pretrained encoder help?".
+
+    Yes only when the primary contrast is significant after Holm and favours ``a`` (the
+    pretrained arm); No when significant the other way; Cannot tell otherwise, saying when
+    the number of seeds cannot reach significance at all.
+    """
+    row = primary_result(block)
+    caveat = ""
+    if any_beats_naive is False:
+        caveat = (
+            "Caveat: no variant beats the strongest naive predictor on the held-out test split "
+            "(mean test skill ≤ 0), so neither arm learned anything useful beyond naive."
+        )
+    if row is None:
+        skipped = [s for s in block.get("skipped", []) if s["role"] == "primary"]
+        why = f" ({skipped[0]['reason']})" if skipped else " (no primary contrast is declared)"
+        return {
+            "answer": CANNOT_TELL,
+            "text": f"The primary contrast was not computed{why}.",
+            "caveat": caveat,
+        }
+    numbers = _numbers(row)
+    if row["significant"] and row["favours"] == "a":
+        answer, lead = YES, f"{row['a']} beats {row['b']}"
+    elif row["significant"] and row["favours"] == "b":
+        answer, lead = NO, f"{row['a']} does worse than {row['b']}"
+    else:
+        answer = CANNOT_TELL
+        if not row["can_reach_after_holm"]:
+            lead = (
+                f"with {row['n']} seeds the smallest attainable p is {row['min_attainable_p']:.3g}, above "
+                f"α/m = {row['alpha']:g}/{row['holm_family_size']}, so no result could be significant"
+            )
+        else:
+            lead = f"the difference between {row['a']} and {row['b']} is not significant after Holm"
+    text = f"{row['label']}: {lead}; {numbers}."
+    return {"answer": answer, "text": text, "caveat": caveat}
+
+
+def _numbers(row: Mapping[str, Any]) -> str:
+    spec = METRICS[row["metric"]]
+    if row["mean_delta"] is None:
+        delta = "mean Δ not defined"
+    elif row["ci_low"] is None:
+        delta = f"Δ {spec.title} = {row['mean_delta']:+.3g} (n={row['n']}, no interval)"
+    else:
+        delta = (
+            f"Δ {spec.title} = {row['mean_delta']:+.3g} (95% CI {row['ci_low']:+.3g} to "
+            f"{row['ci_high']:+.3g}, n={row['n']}, {spec.direction} is better)"
+        )
+    p_adj = "—" if row["p_adjusted"] is None else f"{row['p_adjusted']:.3g}"
+    return f"{delta}, Holm-adjusted p = {p_adj} ({row['test']})"

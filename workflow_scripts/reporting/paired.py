@@ -1,0 +1,239 @@
+"""Paired, calibrated statistics for comparing two variants trained on the same seeds.
+
+One seed fixes the new layers' initialisation, the data order and the masks for every
+variant, so the unit of evidence is the per-seed difference ``Δ_s = metric(a, s) −
+metric(b, s)``. Everything here is a pure function of arrays of numbers (numpy and scipy
+only: no Snakemake, no torch), so the calibration tests can run it on simulated studies.
+
+Definitions (all two-sided, ``α = 0.05`` unless given):
+
+- **sign-flip p-value**: under the null "a and b are exchangeable within a seed" every
+  sign pattern of the Δ is equally likely. The exact p is the share of the ``2^n`` sign
+  patterns whose ``|mean|`` is at least the observed ``|mean|``. Enumerated exactly for
+  ``n ≤ 20``; above that a paired t-test is used (the output names the test).
+- **smallest attainable p**: with every Δ of one sign, only the observed pattern and its
+  mirror reach the observed ``|mean|``: ``2 / 2^n`` (0.25 for 3 seeds, 0.0625 for 5).
+- **Holm**: step-down family-wise correction; sorted p's ``p_(i)`` become
+  ``max_{j ≤ i} min(1, (m − j + 1)·p_(j))``.
+- **Cohen's d_z**: ``mean Δ / sd Δ`` (sd with ddof = 1).
+- **probability of improvement** (rliable, Agarwal et al. 2021): ``P(X_a > X_b)`` over all
+  ``n_a × n_b`` pairs of runs, ties counting 1/2, oriented so that "better" respects the
+  metric's direction.
+- **interquartile mean (IQM)** (rliable): the mean of the middle 50% of the values,
+  ``scipy.stats.trim_mean(x, 0.25)``.
+- **minimum detectable effect (MDE)**: the smallest true mean Δ a two-sided paired t-test
+  at ``α`` detects with probability ``power`` at this ``n``, from the noncentral t
+  distribution (``ncp = δ √n / sd``), given the observed sd of Δ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import optimize
+from scipy import stats as _st
+
+ALPHA = 0.05
+POWER = 0.8
+EXACT_MAX_N = 20
+SIGN_FLIP = "exact paired sign-flip permutation test"
+PAIRED_T = "paired t-test"
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _sign_matrix(n: int) -> np.ndarray:
+    """All ``2^n`` sign patterns as a ``(2^n, n)`` array of ±1."""
+    codes = np.arange(2**n, dtype=np.int64)[:, None]
+    bits = (codes >> np.arange(n, dtype=np.int64)) & 1
+    return (1 - 2 * bits).astype(np.float64)
+
+
+def sign_flip_pvalues(deltas: np.ndarray) -> np.ndarray:
+    """Exact two-sided sign-flip p-values, one per row of a ``(studies, n)`` array.
+
+    p = share of the ``2^n`` sign patterns with ``|Σ ε_i Δ_i| ≥ |Σ Δ_i|`` (a relative
+    tolerance of 1e-12 counts floating-point ties as ties). Vectorised over studies so
+    thousands of simulated studies run in one call.
+    """
+    data = np.atleast_2d(np.asarray(deltas, dtype=np.float64))
+    n = data.shape[1]
+    if n > EXACT_MAX_N:
+        raise ValueError(f"exact enumeration is limited to n <= {EXACT_MAX_N}, got {n}")
+    if n == 0:
+        return np.ones(data.shape[0])
+    signs = _sign_matrix(n)
+    observed = np.abs(data.sum(axis=1))
+    permuted = np.abs(data @ signs.T)
+    tolerance = 1e-12 * np.maximum(np.abs(data).sum(axis=1), 1e-300)
+    hits = permuted >= (observed - tolerance)[:, None]
+    result: np.ndarray = hits.mean(axis=1)
+    return result
+
+
+def paired_t_pvalue(deltas: Sequence[float]) -> float:
+    """Two-sided one-sample t-test of mean Δ = 0 (1.0 when sd is 0 and mean is 0)."""
+    values = np.asarray(deltas, dtype=np.float64)
+    n = values.size
+    if n < 2:
+        return 1.0
+    sd = float(values.std(ddof=1))
+    mean = float(values.mean())
+    if sd == 0.0:
+        return 1.0 if mean == 0.0 else 0.0
+    t = mean / (sd / math.sqrt(n))
+    return float(2.0 * _st.t.sf(abs(t), df=n - 1))
+
+
+def paired_test(deltas: Sequence[float]) -> tuple[float, str]:
+    """(p, test name): the exact sign-flip test for ``n ≤ 20``, a paired t-test above."""
+    values = np.asarray(deltas, dtype=np.float64)
+    if values.size <= EXACT_MAX_N:
+        return float(sign_flip_pvalues(values[None, :])[0]), SIGN_FLIP
+    return paired_t_pvalue(values), PAIRED_T
+
+
+def min_attainable_p(n: int) -> float:
+    """Smallest two-sided p the test can return with ``n`` pairs: ``2/2^n`` (exact test);
+    0 for the t-test used above ``n = 20``; 1 with no pairs."""
+    if n <= 0:
+        return 1.0
+    if n > EXACT_MAX_N:
+        return 0.0
+    return min(1.0, 2.0 / 2.0**n)
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm step-down adjusted p-values, in the input order; ``None`` stays ``None`` and is
+    not counted in the family."""
+    present = [(p, i) for i, p in enumerate(pvalues) if p is not None]
+    m = len(present)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, index) in enumerate(sorted(present)):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[index] = running
+    return adjusted
+
+
+def cohens_dz(deltas: Sequence[float]) -> float | None:
+    """Cohen's d_z = mean Δ / sd Δ (ddof = 1); ``None`` when n < 2 or sd = 0."""
+    values = np.asarray(deltas, dtype=np.float64)
+    if values.size < 2:
+        return None
+    sd = float(values.std(ddof=1))
+    return None if sd == 0.0 else float(values.mean()) / sd
+
+
+def probability_of_improvement(
+    a: Sequence[float], b: Sequence[float], higher_is_better: bool
+) -> float | None:
+    """rliable's P(X_a better than X_b) over every (a run, b run) pair, ties counting 1/2.
+
+    Values may be ``±inf`` (a censored "never" is ``+inf`` for a lower-is-better metric).
+    """
+    xa = np.asarray(a, dtype=np.float64)
+    xb = np.asarray(b, dtype=np.float64)
+    if xa.size == 0 or xb.size == 0:
+        return None
+    if not higher_is_better:
+        xa, xb = -xa, -xb
+    wins = (xa[:, None] > xb[None, :]).mean()
+    ties = (xa[:, None] == xb[None, :]).mean()
+    return float(wins + 0.5 * ties)
+
+
+def paired_share(deltas: Sequence[float], higher_is_better: bool) -> float | None:
+    """Share of seeds on which a beats b (direction-aware), ties counting 1/2."""
+    values = np.asarray(deltas, dtype=np.float64)
+    if values.size == 0:
+        return None
+    oriented = values if higher_is_better else -values
+    return float((oriented > 0).mean() + 0.5 * (oriented == 0).mean())
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Student-t interval of the mean: ``mean ± t(1 − (1−c)/2, n−1)·sd/√n``."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return None, None
+    half = float(_st.t.ppf(0.5 + confidence / 2, df=x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    mean = float(x.mean())
+    return mean - half, mean + half
+
+
+def iqm(values: Sequence[float]) -> float | None:
+    """Interquartile mean (rliable): mean of the middle 50%, ``trim_mean(x, 0.25)``."""
+    x = np.asarray(values, dtype=np.float64)
+    return None if x.size == 0 else float(_st.trim_mean(x, 0.25))
+
+
+def iqm_interval(
+    values: Sequence[float], confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of the IQM, resampling seeds with replacement.
+
+    With one task this is rliable's stratified bootstrap (one stratum). The RNG is fixed
+    (``seed``) so the report is reproducible. ``None`` for fewer than 2 values.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return None, None
+    rng = np.random.default_rng(seed)
+    samples = x[rng.integers(0, x.size, size=(resamples, x.size))]
+    stats = _st.trim_mean(samples, 0.25, axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(stats, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def t_test_power(effect_sd_units: float, n: int, alpha: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test for a true mean Δ of ``effect_sd_units`` sd."""
+    if n < 2:
+        return 0.0
+    df = n - 1
+    crit = _st.t.ppf(1 - alpha / 2, df)
+    ncp = abs(effect_sd_units) * math.sqrt(n)
+    power = float(_st.nct.sf(crit, df, ncp) + _st.nct.cdf(-crit, df, ncp))
+    return 1.0 if math.isnan(power) else power
+
+
+def minimum_detectable_effect(
+    sd: float | None, n: int, alpha: float = ALPHA, power: float = POWER
+) -> float | None:
+    """Smallest |mean Δ| detected with ``power`` at ``n`` (noncentral t, two-sided ``alpha``).
+
+    ``None`` when ``n < 2`` or sd is unknown. With ``n ≤ 20`` and ``2/2^n > alpha`` the exact
+    test cannot reject at all, so the MDE is ``inf``.
+    """
+    if sd is None or n < 2 or not math.isfinite(sd):
+        return None
+    if min_attainable_p(n) > alpha:
+        return math.inf
+    effect = optimize.brentq(lambda d: t_test_power(d, n, alpha) - power, 1e-9, 20.0)
+    return float(effect * sd)
+
+
+def seeds_needed(
+    delta: float | None, sd: float | None, alpha: float = ALPHA, power: float = POWER, max_n: int = 1000
+) -> int | None:
+    """Smallest n whose paired t-test detects the observed ``delta`` with ``power`` and whose
+    sign-flip test can reach ``alpha`` (``2/2^n ≤ alpha``); ``None`` if Δ or sd is 0/unknown
+    or more than ``max_n`` seeds would be needed."""
+    if delta is None or sd is None or sd <= 0 or delta == 0 or not math.isfinite(delta):
+        return None
+    effect = abs(delta) / sd
+    floor = next(n for n in range(2, max_n + 1) if min_attainable_p(n) <= alpha)
+    for n in range(floor, max_n + 1):
+        if t_test_power(effect, n, alpha) >= power:
+            return n
+    return None
+
+
+def pooled_ranks(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Average ranks of a's and b's values in the pooled sample (``inf`` ranks last, ties
+    share their mean rank): the scale a censored metric is tested on."""
+    pooled = np.concatenate([np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)])
+    ranks = _st.rankdata(pooled, method="average")
+    return ranks[: len(a)], ranks[len(a) :]
