@@ -32,6 +32,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize
 from scipy import stats as _st
 
@@ -72,7 +73,7 @@ def sign_flip_pvalues(deltas: np.ndarray) -> np.ndarray:
     return result
 
 
-def paired_t_pvalue(deltas: Sequence[float]) -> float:
+def paired_t_pvalue(deltas: ArrayLike) -> float:
     """Two-sided one-sample t-test of mean Δ = 0 (1.0 when sd is 0 and mean is 0)."""
     values = np.asarray(deltas, dtype=np.float64)
     n = values.size
@@ -86,7 +87,7 @@ def paired_t_pvalue(deltas: Sequence[float]) -> float:
     return float(2.0 * _st.t.sf(abs(t), df=n - 1))
 
 
-def paired_test(deltas: Sequence[float]) -> tuple[float, str]:
+def paired_test(deltas: ArrayLike) -> tuple[float, str]:
     """(p, test name): the exact sign-flip test for ``n ≤ 20``, a paired t-test above."""
     values = np.asarray(deltas, dtype=np.float64)
     if values.size <= EXACT_MAX_N:
@@ -117,7 +118,7 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
-def cohens_dz(deltas: Sequence[float]) -> float | None:
+def cohens_dz(deltas: ArrayLike) -> float | None:
     """Cohen's d_z = mean Δ / sd Δ (ddof = 1); ``None`` when n < 2 or sd = 0."""
     values = np.asarray(deltas, dtype=np.float64)
     if values.size < 2:
@@ -126,9 +127,7 @@ def cohens_dz(deltas: Sequence[float]) -> float | None:
     return None if sd == 0.0 else float(values.mean()) / sd
 
 
-def probability_of_improvement(
-    a: Sequence[float], b: Sequence[float], higher_is_better: bool
-) -> float | None:
+def probability_of_improvement(a: ArrayLike, b: ArrayLike, higher_is_better: bool) -> float | None:
     """rliable's P(X_a better than X_b) over every (a run, b run) pair, ties counting 1/2.
 
     Values may be ``±inf`` (a censored "never" is ``+inf`` for a lower-is-better metric).
@@ -144,7 +143,7 @@ def probability_of_improvement(
     return float(wins + 0.5 * ties)
 
 
-def paired_share(deltas: Sequence[float], higher_is_better: bool) -> float | None:
+def paired_share(deltas: ArrayLike, higher_is_better: bool) -> float | None:
     """Share of seeds on which a beats b (direction-aware), ties counting 1/2."""
     values = np.asarray(deltas, dtype=np.float64)
     if values.size == 0:
@@ -153,7 +152,7 @@ def paired_share(deltas: Sequence[float], higher_is_better: bool) -> float | Non
     return float((oriented > 0).mean() + 0.5 * (oriented == 0).mean())
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float | None, float | None]:
+def t_interval(values: ArrayLike, confidence: float = 0.95) -> tuple[float | None, float | None]:
     """Student-t interval of the mean: ``mean ± t(1 − (1−c)/2, n−1)·sd/√n``."""
     x = np.asarray(values, dtype=np.float64)
     if x.size < 2:
@@ -163,14 +162,14 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return mean - half, mean + half
 
 
-def iqm(values: Sequence[float]) -> float | None:
+def iqm(values: ArrayLike) -> float | None:
     """Interquartile mean (rliable): mean of the middle 50%, ``trim_mean(x, 0.25)``."""
     x = np.asarray(values, dtype=np.float64)
     return None if x.size == 0 else float(_st.trim_mean(x, 0.25))
 
 
 def iqm_interval(
-    values: Sequence[float], confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+    values: ArrayLike, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
 ) -> tuple[float | None, float | None]:
     """Percentile bootstrap interval of the IQM, resampling seeds with replacement.
 
@@ -231,9 +230,9 @@ def seeds_needed(
     return None
 
 
-def pooled_ranks(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def pooled_ranks(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Average ranks of a's and b's values in the pooled sample (``inf`` ranks last, ties
     share their mean rank): the scale a censored metric is tested on."""
-    pooled = np.concatenate([np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)])
-    ranks = _st.rankdata(pooled, method="average")
-    return ranks[: len(a)], ranks[len(a) :]
+    xa = np.asarray(a, dtype=np.float64)
+    ranks = _st.rankdata(np.concatenate([xa, np.asarray(b, dtype=np.float64)]), method="average")
+    return ranks[: xa.size], ranks[xa.size :]
