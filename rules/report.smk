@@ -21,11 +21,13 @@ rule collect:
         "logs/collect/collect.log",
     conda:
         "../envs/report.yaml"
+    params:
+        contrasts=canonical_json([c.to_params() for c in EXPERIMENT.contrasts]),
     shell:
         "python -m workflow_scripts.collect --summaries {input.summaries:q}"
         " --metrics {input.metrics:q} --benchmarks {input.benchmarks:q}"
         " --out-metrics {output.metrics:q} --out-summary {output.summary:q}"
-        " --out-table {output.table:q} > {log:q} 2>&1"
+        " --out-table {output.table:q} --contrasts-json {params.contrasts:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -55,6 +57,11 @@ rule report:
             "results/plots/compute.png",
             category="Plots",
             caption="../report/compute.rst",
+        ),
+        deltas=report(
+            "results/plots/paired_deltas.png",
+            category="Plots",
+            caption="../report/paired_deltas.rst",
         ),
     log:
         "logs/report/report.log",

@@ -68,6 +68,11 @@ def experiment(
     }
 
 
+def test_skill(best_corr: float) -> float:
+    """The fixtures' test skill: above 0 (better than the strongest naive) when best_corr > 0.05."""
+    return round(best_corr - 0.05, 6)
+
+
 def summary(variant: str, seed: int, best_corr: float, *, epochs: int = 5, status: str = "completed") -> dict:
     """A run summary.json following DESIGN.md's train output contract."""
     return {
@@ -90,9 +95,27 @@ def summary(variant: str, seed: int, best_corr: float, *, epochs: int = 5, statu
             "val_mae": 0.51,
             "val_mae_price": 2.1,
         },
+        "test": {
+            "skill": test_skill(best_corr),
+            "skill_price": test_skill(best_corr) / 2,
+            "skill_other": None,
+            "loss": 0.97 * (1 - test_skill(best_corr)),
+            "naive_loss": 0.97,
+            "correlation": best_corr,
+        },
+        "learning": {
+            "auc_val_loss": round(1.0 - best_corr / 2, 6),
+            "first_step_beats_naive": None if test_skill(best_corr) <= 0 else int(100 * (1 - best_corr)),
+            "total_steps": epochs * 10,
+        },
         "naive_baselines": {
-            "linear_interpolation": {"val_correlation": 0.05, "val_loss": 0.97, "val_mae": 0.6},
-            "last_value": {"val_correlation": 0.02, "val_loss": 1.02, "val_mae": 0.7},
+            "linear_interpolation": {
+                "val_correlation": 0.05,
+                "val_loss": 0.97,
+                "test_loss": 0.97,
+                "val_mae": 0.6,
+            },
+            "last_value": {"val_correlation": 0.02, "val_loss": 1.02, "test_loss": 1.01, "val_mae": 0.7},
         },
         "runtime_s": 30.0 + seed,
         "samples_per_s": 800.0 - 10 * seed,

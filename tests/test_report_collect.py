@@ -30,11 +30,23 @@ def test_collect_smoke_run(tmp_path: Path) -> None:
     assert best["n"] == 2 and best["mean"] == pytest.approx(0.31)
     low, high = scipy_stats.t.interval(0.95, df=1, loc=0.31, scale=scipy_stats.sem([0.30, 0.32]))
     assert (best["ci_low"], best["ci_high"]) == (pytest.approx(low), pytest.approx(high))
-    assert frozen["metrics"]["final_val_loss"]["mean"] == pytest.approx(0.70)
+    assert frozen["metrics"]["test_skill"]["mean"] == pytest.approx(0.26)
+    assert frozen["metrics"]["auc_val_loss"]["mean"] == pytest.approx(1 - 0.31 / 2)
+    assert frozen["metrics"]["test_skill_other"]["n"] == 0  # absent value: not averaged
+    assert frozen["iqm"]["test_skill"]["iqm"] == pytest.approx(0.26)
+    assert result["metric_directions"]["auc_val_loss"] == "lower"
+    primary = next(
+        r for r in result["contrasts"]["results"] if r["role"] == "primary" and r["metric"] == "test_skill"
+    )
+    assert (primary["a"], primary["b"], primary["n"]) == ("nofreeze", "baseline", 2)
+    assert primary["deltas"] == pytest.approx([0.31, 0.30])
+    assert primary["p"] == pytest.approx(0.5) and primary["can_reach_significance"] is False
+    skipped = {(s["a"], s["b"]) for s in result["contrasts"]["skipped"]}
+    assert ("frozen_all", "frozen_random") in skipped  # frozen_random has no runs here
     assert frozen["params_trainable"] == 20_000 and frozen["params_total"] == 60_000
     assert frozen["peak_rss_mb_max"] == pytest.approx(513.0)
     assert frozen["runtime_s"]["mean"] == pytest.approx(30.5)
-    assert frozen["best_naive"] == {"name": "linear_interpolation", "val_correlation": pytest.approx(0.05)}
+    assert frozen["best_naive"] == {"name": "linear_interpolation", "loss": pytest.approx(0.97)}
     assert frozen["beats_naive"] is True and frozen["beats_naive_clearly"] is True
     assert [r["status"] for r in frozen["runs"]] == ["completed", "completed"]
 

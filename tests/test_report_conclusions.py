@@ -1,145 +1,139 @@
-"""Conclusions come from the numbers: overlap -> "not distinguishable", a gap names the winner."""
+"""Conclusions and the headline come from the paired contrasts, tested on hand-made summaries."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import report_fixtures  # noqa: F401  (puts the repository on sys.path)
 
+from workflow_scripts.reporting.aggregate import beats_naive
 from workflow_scripts.reporting.conclusions import (
     NOTHING_BEYOND_NAIVE,
-    Outcome,
     RunStatus,
-    best_strategy,
-    compare,
-    fine_tuning_value,
     naive_check,
-    pretrained_effect,
+    report_headline,
     run_health,
     write_conclusions,
 )
+from workflow_scripts.reporting.contrasts import CANNOT_TELL, NO, YES, analyse
 from workflow_scripts.reporting.stats import describe
 
-NAIVE = ("linear_interpolation", 0.05)
+PRIMARY = [{"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer effect"}]
+FAMILY = [
+    *PRIMARY,
+    {"a": "frozen_all", "b": "frozen_random", "role": "secondary", "label": "representations"},
+    {"a": "freeze", "b": "nofreeze", "role": "secondary", "label": "freeze schedule"},
+]
 
 
-def outcomes(table: Mapping[str, Sequence[float | None]]) -> dict[str, Outcome]:
-    """Hand-made per-seed best val_correlation -> the conclusions' inputs."""
-    return {
-        name: Outcome(name, describe(values), n_runs=len(values), naive=NAIVE)
-        for name, values in table.items()
-    }
-
-
-def test_overlapping_intervals_are_not_distinguishable() -> None:
-    data = outcomes({"frozen_all": [0.20, 0.30, 0.25], "baseline": [0.22, 0.28, 0.24]})
-    text = pretrained_effect(data).text
-    assert "not distinguishable with 3 seeds" in text
-    assert "ahead of" not in text
-
-
-def test_clear_gap_names_the_winner() -> None:
-    data = outcomes({"frozen_all": [0.40, 0.41, 0.42], "baseline": [0.10, 0.11, 0.12]})
-    result = compare("frozen_all", data["frozen_all"], "baseline", data["baseline"])
-    assert result.verdict == "better"
-    assert result.text.startswith("frozen_all is ahead of baseline")
-    reverse = compare("baseline", data["baseline"], "frozen_all", data["frozen_all"])
-    assert reverse.verdict == "worse" and reverse.text.startswith("frozen_all is ahead of baseline")
-    assert "pretrained representations help" in pretrained_effect(data).text
-
-
-def test_fine_tuning_and_best_strategy() -> None:
-    data = outcomes(
-        {
-            "baseline": [0.10, 0.11, 0.12],
-            "frozen_all": [0.20, 0.21, 0.22],
-            "freeze": [0.50, 0.51, 0.52],
-            "nofreeze": [0.19, 0.22, 0.24],
+def hand_summary(
+    table: Mapping[str, Sequence[float | None]],
+    contrasts: Sequence[Mapping[str, Any]] = PRIMARY,
+    first_step: Mapping[str, Sequence[int | str | None]] | None = None,
+) -> dict[str, Any]:
+    """A results/summary.json built from per-seed test skills (None = failed run)."""
+    variants = {}
+    for name, values in table.items():
+        steps = (first_step or {}).get(name, [100] * len(values))
+        runs = [
+            {
+                "seed": s,
+                "status": "completed" if v is not None else "failed",
+                "test_skill": v,
+                "auc_val_loss": None if v is None else 1.0 - v,
+                "first_step_beats_naive": steps[s],
+            }
+            for s, v in enumerate(values)
+        ]
+        stats = describe(values)
+        beats, clearly = beats_naive(stats)
+        variants[name] = {
+            "runs": runs,
+            "metrics": {"test_skill": stats.to_dict()},
+            "beats_naive": beats,
+            "beats_naive_clearly": clearly,
         }
+    return {"variants": variants, "contrasts": analyse(variants, contrasts)}
+
+
+TEN = [0.10, 0.12, 0.08, 0.11, 0.09, 0.13, 0.10, 0.12, 0.11, 0.09]
+
+
+def test_yes_only_when_significant_after_holm_and_favouring_pretrained() -> None:
+    better = hand_summary({"nofreeze": [v + 0.05 for v in TEN], "baseline": TEN})
+    head = report_headline(better)
+    assert head["answer"] == YES and "nofreeze beats baseline" in head["text"] and not head["caveat"]
+    worse = hand_summary({"nofreeze": [v - 0.05 for v in TEN], "baseline": TEN})
+    assert report_headline(worse)["answer"] == NO
+    noise = hand_summary(
+        {"nofreeze": [0.1, 0.2, 0.05, 0.15, 0.1, 0.12, 0.08, 0.11, 0.14, 0.07], "baseline": TEN}
     )
-    text = fine_tuning_value(data).text
-    assert "freeze is ahead of frozen_all" in text
-    assert "nofreeze 0.217 (95% CI" in text and "not distinguishable with 3 seeds" in text
-    best = best_strategy(data).text
-    assert best.startswith("freeze has the highest mean")
-    assert "is the best strategy" in best
+    assert report_headline(noise)["answer"] == CANNOT_TELL
 
 
-def test_best_strategy_with_a_tie_names_no_winner() -> None:
-    data = outcomes(
-        {"freeze": [0.40, 0.45, 0.50], "nofreeze": [0.41, 0.44, 0.47], "baseline": [0.0, 0.01, 0.02]}
-    )
-    text = best_strategy(data).text
-    assert "not distinguishable with 3 seeds" in text
-    assert "no single best strategy" in text
-    assert "clearly ahead of baseline" in text
-
-
-def test_single_seed_cannot_separate() -> None:
-    data = outcomes({"frozen_all": [0.9], "baseline": [0.1]})
-    text = pretrained_effect(data).text
-    assert "not distinguishable with 1 seed" in text
-    assert "no confidence interval" in text
-
-
-def test_naive_flag() -> None:
-    data = outcomes(
-        {"baseline": [0.01, 0.02, 0.03], "freeze": [0.40, 0.41, 0.42], "nofreeze": [0.02, 0.08, 0.1]}
-    )
-    text = naive_check(data).text
-    assert f"baseline {NOTHING_BEYOND_NAIVE}" in text
-    assert "freeze beats the best naive baseline" in text
-    assert "nofreeze beats the best naive baseline (linear_interpolation, 0.050) on the mean only" in text
-
-
-def test_absent_and_failed_variants_are_handled() -> None:
-    data = outcomes({"frozen_all": [0.3, 0.31], "baseline": [None, None]})
-    text = pretrained_effect(data).text
-    assert "frozen_all vs baseline cannot be assessed: baseline has no successful run" in text
-    text = fine_tuning_value(data).text
-    assert "freeze is not part of this experiment" in text
-    assert "nofreeze is not part of this experiment" in text
-    assert "only variant with a value to compare" in best_strategy(data).text
-    empty = write_conclusions({}, [])
-    assert all(c.text for c in empty)
-    assert "No variant has a finished run" in best_strategy({}).text
-    finished_without_value = {
-        "frozen_all": Outcome("frozen_all", describe([0.3, 0.31]), 2, NAIVE, n_ok=2),
-        "baseline": Outcome("baseline", describe([None, None]), 2, NAIVE, n_ok=2),
+def test_holm_can_turn_a_raw_hit_into_cannot_tell() -> None:
+    # 6 seeds, all Δ > 0: raw p = 2/64 = 0.031 < 0.05, but Holm over 3 contrasts needs 0.0167
+    six = TEN[:6]
+    table = {
+        "nofreeze": [v + 0.05 for v in six],
+        "baseline": six,
+        "frozen_all": six,
+        "frozen_random": six,
+        "freeze": six,
     }
-    text = pretrained_effect(finished_without_value).text
-    assert "baseline's 2 finished run(s) reported no finite best validation correlation" in text
+    summary = hand_summary(table, FAMILY)
+    row = next(
+        r for r in summary["contrasts"]["results"] if r["role"] == "primary" and r["metric"] == "test_skill"
+    )
+    assert row["p"] < 0.05 and row["p_adjusted"] > 0.05 and not row["can_reach_after_holm"]
+    head = report_headline(summary)
+    assert head["answer"] == CANNOT_TELL and "no result could be significant" in head["text"]
+    alone = hand_summary({"nofreeze": [v + 0.05 for v in six], "baseline": six})
+    assert report_headline(alone)["answer"] == YES
 
 
-def test_run_health_lists_failures() -> None:
-    runs = [
-        RunStatus("baseline", 0, "completed"),
-        RunStatus("baseline", 1, "failed", "run reported status 'failed': CUDA OOM"),
-        RunStatus("freeze", 0, "missing", "no summary"),
-    ]
+def test_three_seeds_cannot_reach_significance_whatever_the_numbers() -> None:
+    summary = hand_summary({"nofreeze": [0.9, 0.91, 0.92], "baseline": [0.1, 0.11, 0.12]})
+    head = report_headline(summary)
+    assert head["answer"] == CANNOT_TELL
+    assert "smallest attainable p is 0.25" in head["text"]
+    topics = {c.topic: c.text for c in write_conclusions(summary)}
+    assert "NOT reachable whatever the numbers" in topics["What this number of seeds can show"]
+
+
+def test_caveat_when_no_variant_beats_naive() -> None:
+    summary = hand_summary({"nofreeze": [-v for v in TEN], "baseline": [-v - 0.05 for v in TEN]})
+    head = report_headline(summary)
+    assert head["answer"] == YES and "no variant beats the strongest naive predictor" in head["caveat"]
+    assert NOTHING_BEYOND_NAIVE in naive_check(summary).text
+
+
+def test_skipped_contrast_is_reported_and_not_in_the_family() -> None:
+    summary = hand_summary({"nofreeze": TEN, "baseline": TEN}, FAMILY)
+    block = summary["contrasts"]
+    assert {s["a"] for s in block["skipped"]} == {"frozen_all", "freeze"}
+    assert all(r["holm_family_size"] == 1 for r in block["results"])
+    text = write_conclusions(summary)[0].text
+    assert "skipped: frozen_all and frozen_random not enabled in this study" in text
+    missing = hand_summary({"baseline": TEN})
+    assert report_headline(missing)["answer"] == CANNOT_TELL
+
+
+def test_censored_first_step_never_is_worst_and_lower_is_better() -> None:
+    steps: dict[str, list[int | str | None]] = {"nofreeze": [10] * 10, "baseline": ["never"] * 10}
+    summary = hand_summary({"nofreeze": TEN, "baseline": TEN}, PRIMARY, steps)
+    row = next(r for r in summary["contrasts"]["results"] if r["metric"] == "first_step_beats_naive")
+    assert row["direction"] == "lower" and row["mean_delta"] is None and row["deltas"] == [None] * 10
+    assert row["b_values"] == ["never"] * 10 and "pooled ranks" in row["test"]
+    assert row["significant"] and row["favours"] == "a"  # nofreeze reaches naive, baseline never does
+    assert row["prob_improvement"] == 1.0 and row["paired_share"] == 1.0
+    auc = next(r for r in summary["contrasts"]["results"] if r["metric"] == "auc_val_loss")
+    assert auc["direction"] == "lower" and auc["mean_delta"] == 0.0 and not auc["significant"]
+
+
+def test_run_health_lists_failed_runs() -> None:
+    runs = [RunStatus("baseline", 0, "completed"), RunStatus("baseline", 1, "failed", "CUDA out of memory")]
     text = run_health(runs).text
-    assert "2 of 3 planned runs did not finish" in text
-    assert "baseline seed 1 (failed: run reported status 'failed': CUDA OOM)" in text
-    assert "freeze seed 0 (missing" in text
+    assert "1 of 2 planned runs did not finish" in text and "CUDA out of memory" in text
     assert "All 1 planned runs finished" in run_health(runs[:1]).text
-
-
-def test_every_conclusion_is_generated_text() -> None:
-    data = outcomes(
-        {
-            "baseline": [0.10, 0.11],
-            "frozen_all": [0.20, 0.21],
-            "freeze": [0.50, 0.51],
-            "nofreeze": [0.3, 0.6],
-        }
-    )
-    result = write_conclusions(data, [RunStatus(n, s, "completed") for n in data for s in (0, 1)])
-    assert [c.topic for c in result] == [
-        "Pure effect of pretrained representations",
-        "Added value of fine-tuning",
-        "Best adaptation strategy",
-        "Comparison with naive baselines",
-        "Runs",
-    ]
-    for conclusion in result:
-        assert conclusion.text and "fill in" not in conclusion.text.lower() and "[" not in conclusion.text

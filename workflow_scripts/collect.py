@@ -4,7 +4,7 @@ Entry point of the ``collect`` rule::
 
     python -m workflow_scripts.collect --summaries F... --metrics F... --benchmarks F...
         --out-metrics results/metrics.csv --out-summary results/summary.json
-        --out-table results/summary_table.csv
+        --out-table results/summary_table.csv [--contrasts-json '<planned contrasts JSON list>']
 
 A run whose summary.json is absent is recorded as ``missing`` (or ``failed`` when it left
 metric rows but no summary) and never averaged in as a zero. A malformed input file
@@ -14,8 +14,11 @@ stops the job with an error naming the file and the key, column or row at fault.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
+from workflow_scripts.config import load_schema
 from workflow_scripts.io_utils import atomic_write_json, atomic_write_text
 from workflow_scripts.logs import setup_logging
 from workflow_scripts.reporting.aggregate import summarise, summary_table
@@ -35,13 +38,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-metrics", type=Path, required=True, help="tidy metrics CSV to write")
     parser.add_argument("--out-summary", type=Path, required=True, help="per-variant summary JSON to write")
     parser.add_argument("--out-table", type=Path, required=True, help="flat per-variant CSV to write")
+    parser.add_argument(
+        "--contrasts-json",
+        default=None,
+        help="planned contrasts, a JSON list of {a, b, role, label} (default: config/schema.yaml's)",
+    )
     return parser.parse_args(argv)
+
+
+def parse_contrasts(text: str | None) -> list[dict[str, Any]]:
+    """The planned contrasts: ``--contrasts-json`` or, without it, the schema's default list."""
+    if text is None:
+        return [dict(c) for c in load_schema()["properties"]["contrasts"]["default"]]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--contrasts-json: not valid JSON ({exc}).") from exc
+    if not isinstance(data, list) or not all(isinstance(c, dict) and "a" in c and "b" in c for c in data):
+        raise InputError("--contrasts-json: must be a JSON list of objects with keys a and b.")
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = setup_logging("workflow_scripts.collect")
     try:
+        contrasts = parse_contrasts(args.contrasts_json)
         runs = load_runs(args.summaries, args.metrics, args.benchmarks)
     except InputError as exc:
         log.error("collect: cannot read the run results. %s Fix or remove that file and rerun.", exc)
@@ -51,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("run %s seed %d: %s", run.variant, run.seed, run.status)
         else:
             log.warning("run %s seed %d: %s (%s)", run.variant, run.seed, run.status, run.reason)
-    summary = summarise(runs)
+    summary = summarise(runs, contrasts)
     tidy = tidy_metrics(runs)
     table = summary_table(summary)
     atomic_write_text(args.out_metrics, tidy.to_csv(index=False))

@@ -11,25 +11,23 @@ from typing import Any
 
 import pandas as pd
 
+from workflow_scripts.reporting import paired
+from workflow_scripts.reporting.contrasts import analyse
+from workflow_scripts.reporting.metrics import METRICS, NEVER, PRIMARY_METRIC
 from workflow_scripts.reporting.runs import RunRecord, finite_or_none
 from workflow_scripts.reporting.stats import CONFIDENCE, SummaryStats, describe
 
-#: summary.json metric name -> (section of the run summary, key in that section)
-METRICS: dict[str, tuple[str, str]] = {
-    "best_val_correlation": ("best", "val_correlation"),
-    "best_val_loss": ("best", "val_loss"),
-    "final_val_correlation": ("final", "val_correlation"),
-    "final_val_loss": ("final", "val_loss"),
-}
-#: the metric the conclusions and the naive comparison use: the kept (best) checkpoint's
-#: validation correlation, higher is better.
-PRIMARY_METRIC = "best_val_correlation"
 COMPUTE_FIELDS = ("runtime_s", "samples_per_s")
-NAIVE_METRICS = ("val_correlation", "val_loss", "val_mae")
+NAIVE_METRICS = ("val_loss", "test_loss", "val_correlation", "val_mae")
+IQM_INTERVAL = (
+    f"percentile bootstrap over seeds ({paired.BOOTSTRAP_RESAMPLES} resamples, fixed RNG); "
+    "rliable's stratified bootstrap with one task"
+)
 
 #: the study's own variants first, in the order the questions are asked, then the rest.
 PREFERRED_ORDER = (
     "baseline",
+    "frozen_random",
     "frozen_all",
     "freeze",
     "nofreeze",
@@ -60,8 +58,11 @@ def run_entry(run: RunRecord) -> dict[str, Any]:
         "benchmark_s": run.benchmark_s,
         "epochs_logged": None if run.metrics is None else len(run.metrics),
     }
-    for name, (section, key) in METRICS.items():
-        entry[name] = run.value(section, key)
+    for name, spec in METRICS.items():
+        entry[name] = run.value(spec.section, spec.key)
+        block = summary.get(spec.section) if run.ok else None
+        if spec.censored and isinstance(block, Mapping) and spec.key in block and block[spec.key] is None:
+            entry[name] = NEVER  # finished, never reached: censored, worse than any observed value
     for key in (*COMPUTE_FIELDS, "params_total", "params_trainable", "params_encoder"):
         entry[key] = run.top(key)
     for key in ("config_hash", "model_hash", "data_hash", "device", "precision"):
@@ -94,25 +95,36 @@ def naive_means(runs: Sequence[RunRecord]) -> dict[str, dict[str, float | None]]
 
 
 def best_naive(naive: Mapping[str, Mapping[str, float | None]]) -> tuple[str, float] | None:
-    """The naive baseline with the highest validation correlation: the bar to clear."""
-    scored = [
-        (value, name)
-        for name, block in naive.items()
-        if (value := finite_or_none(block.get("val_correlation"))) is not None
-    ]
-    if not scored:
-        return None
-    value, name = max(scored)
-    return name, value
+    """The strongest naive baseline: the lowest test loss (validation loss if no test loss).
+
+    Test skill is measured against it: ``skill = 1 − MSE(model) / MSE(strongest naive)``.
+    """
+    for metric in ("test_loss", "val_loss"):
+        scored = [
+            (value, name)
+            for name, block in naive.items()
+            if (value := finite_or_none(block.get(metric))) is not None
+        ]
+        if scored:
+            value, name = min(scored)
+            return name, value
+    return None
 
 
-def beats_naive(primary: SummaryStats, naive: tuple[str, float] | None) -> tuple[bool | None, bool | None]:
-    """(mean beats the best naive baseline, whole CI lies above it); ``None`` = cannot tell."""
-    if naive is None or primary.mean is None:
+def beats_naive(skill: SummaryStats) -> tuple[bool | None, bool | None]:
+    """(mean test skill > 0, whole CI above 0): better than the strongest naive predictor;
+    ``None`` = cannot tell."""
+    if skill.mean is None:
         return None, None
-    beats = primary.mean > naive[1]
-    clearly = None if primary.ci_low is None else primary.ci_low > naive[1]
-    return beats, clearly
+    clearly = None if skill.ci_low is None else skill.ci_low > 0
+    return skill.mean > 0, clearly
+
+
+def iqm_block(values: Sequence[Any], confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """Interquartile mean over the finite values with its bootstrap percentile interval."""
+    kept = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    low, high = paired.iqm_interval(kept, confidence)
+    return {"iqm": paired.iqm(kept), "ci_low": low, "ci_high": high, "n": len(kept), "interval": IQM_INTERVAL}
 
 
 def _unique_int(values: Iterable[float | None]) -> int | None:
@@ -129,7 +141,7 @@ def summarise_variant(runs: Sequence[RunRecord], confidence: float = CONFIDENCE)
     stats = {name: describe((e[name] for e in entries), confidence) for name in METRICS}
     naive = naive_means(ordered)
     bar = best_naive(naive)
-    beats, clearly = beats_naive(stats[PRIMARY_METRIC], bar)
+    beats, clearly = beats_naive(stats[PRIMARY_METRIC])
     first = next((r.summary for r in [*ok, *ordered] if r.summary is not None), None) or {}
     return {
         "description": first.get("description", ""),
@@ -138,6 +150,12 @@ def summarise_variant(runs: Sequence[RunRecord], confidence: float = CONFIDENCE)
         "n_ok": len(ok),
         "runs": entries,
         "metrics": {name: s.to_dict() for name, s in stats.items()},
+        "iqm": {name: iqm_block([e[name] for e in entries], confidence) for name in METRICS},
+        "never": {
+            name: sum(1 for e in entries if e[name] == NEVER)
+            for name, spec in METRICS.items()
+            if spec.censored
+        },
         "runtime_s": describe((e["runtime_s"] for e in entries), confidence).to_dict(),
         "samples_per_s": describe((e["samples_per_s"] for e in entries), confidence).to_dict(),
         "peak_rss_mb": describe((e["peak_rss_mb"] for e in entries), confidence).to_dict(),
@@ -147,27 +165,35 @@ def summarise_variant(runs: Sequence[RunRecord], confidence: float = CONFIDENCE)
         "params_total": _unique_int(e["params_total"] for e in entries),
         "params_trainable": _unique_int(e["params_trainable"] for e in entries),
         "naive_baselines": naive,
-        "best_naive": None if bar is None else {"name": bar[0], "val_correlation": bar[1]},
+        "best_naive": None if bar is None else {"name": bar[0], "loss": bar[1]},
         "beats_naive": beats,
         "beats_naive_clearly": clearly,
     }
 
 
-def summarise(runs: Sequence[RunRecord], confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """The whole results/summary.json: one block per variant and the pooled naive baselines."""
+def summarise(
+    runs: Sequence[RunRecord],
+    contrasts: Sequence[Mapping[str, Any]] = (),
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
+    """The whole results/summary.json: one block per variant, the pooled naive baselines and
+    the planned paired contrasts (``contrasts``: the configured list of {a, b, role, label})."""
     by_variant: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_variant.setdefault(run.variant, []).append(run)
     naive = naive_means(runs)
     bar = best_naive(naive)
+    variants = {name: summarise_variant(rs, confidence) for name, rs in by_variant.items()}
     return {
         "confidence": confidence,
         "primary_metric": PRIMARY_METRIC,
+        "metric_directions": {name: spec.direction for name, spec in METRICS.items()},
         "seeds": sorted({r.seed for r in runs}),
         "variant_order": variant_order(by_variant),
-        "variants": {name: summarise_variant(rs, confidence) for name, rs in by_variant.items()},
+        "variants": variants,
         "naive_baselines": naive,
-        "best_naive": None if bar is None else {"name": bar[0], "val_correlation": bar[1]},
+        "best_naive": None if bar is None else {"name": bar[0], "loss": bar[1]},
+        "contrasts": analyse(variants, contrasts, confidence=confidence),
     }
 
 
@@ -194,7 +220,7 @@ def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
         row["params_trainable"] = block["params_trainable"]
         best = block.get("best_naive") or {}
         row["best_naive"] = best.get("name")
-        row["best_naive_val_correlation"] = best.get("val_correlation")
+        row["best_naive_loss"] = best.get("loss")
         row["beats_naive"] = block["beats_naive"]
         row["beats_naive_clearly"] = block["beats_naive_clearly"]
         rows.append(row)

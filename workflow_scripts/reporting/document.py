@@ -16,6 +16,7 @@ import pandas as pd
 from workflow_scripts.reporting import conclusions, plots, tables
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
+from workflow_scripts.reporting.metrics import PRIMARY_METRIC
 from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
 
 TITLE = "Does a pretrained encoder help? Results across variants and seeds"
@@ -24,6 +25,7 @@ PLOT_FILES = {
     "learning_curves": "learning_curves.png",
     "final_comparison": "final_comparison.png",
     "compute": "compute.png",
+    "paired_deltas": "paired_deltas.png",
 }
 _FIGURE_TEXT = {
     "learning_curves": (
@@ -33,8 +35,13 @@ _FIGURE_TEXT = {
     ),
     "final_comparison": (
         "Final comparison",
-        "Best validation correlation and loss per variant: diamond = mean, bar = 95% CI over "
-        "seeds, dots = individual seeds; dashed lines are the naive baselines on the same windows.",
+        "Test skill (0 = the strongest naive predictor) and best validation loss per variant: "
+        "diamond = mean, bar = 95% t interval over seeds, dots = individual seeds.",
+    ),
+    "paired_deltas": (
+        "Paired differences per seed",
+        "Each planned contrast on test skill: one dot per seed (Δ = a − b on that seed), diamond = mean "
+        "Δ, bar = its 95% t interval; right of the dashed zero line favours the first-named variant.",
     ),
     "compute": (
         "Compute",
@@ -65,6 +72,9 @@ def make_plots(
         PLOT_FILES["learning_curves"]: plots.learning_curves(finished_metrics, order, naive),
         PLOT_FILES["final_comparison"]: plots.final_comparison(summary, order),
         PLOT_FILES["compute"]: plots.compute_figure(summary, finished_metrics, order, grad_clip),
+        PLOT_FILES["paired_deltas"]: plots.paired_deltas(
+            [r for r in (summary.get("contrasts") or {}).get("results", []) if r["metric"] == PRIMARY_METRIC]
+        ),
     }
 
 
@@ -82,7 +92,6 @@ def build_context(
     ``finished_metrics`` only the epochs of finished runs.
     """
     order = variant_order(summary["variants"])
-    outcomes = conclusions.outcomes_from_summary(summary)
     statuses = [
         conclusions.RunStatus(name, int(run["seed"]), run["status"], run.get("reason") or "")
         for name in order
@@ -108,9 +117,13 @@ def build_context(
         "seeds": seeds,
         "variants": order,
         "confidence_pct": round(float(summary.get("confidence", 0.95)) * 100),
+        "headline": conclusions.report_headline(summary),
         "conclusions": [
-            {"topic": c.topic, "text": c.text} for c in conclusions.write_conclusions(outcomes, statuses)
+            {"topic": c.topic, "text": c.text} for c in conclusions.write_conclusions(summary, statuses)
         ],
+        "contrasts": tables.contrast_rows(summary),
+        "alpha": (summary.get("contrasts") or {}).get("alpha", 0.05),
+        "result_columns": tables.result_columns(),
         "results": tables.results_rows(summary),
         "runs": tables.run_rows(summary),
         "naive": tables.naive_rows(summary),
@@ -129,7 +142,7 @@ def build_context(
 def _best_naive(best: Mapping[str, Any] | None) -> dict[str, str] | None:
     if not best:
         return None
-    return {"name": str(best["name"]), "value": fmt_value(best.get("val_correlation"))}
+    return {"name": str(best["name"]), "value": fmt_value(best.get("loss"))}
 
 
 def build_report(

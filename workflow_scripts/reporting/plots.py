@@ -154,22 +154,55 @@ def _ci_panel(
 
 
 def final_comparison(summary: Mapping[str, Any], order: Sequence[str]) -> bytes:
-    """Best val_correlation and best val_loss per variant with 95% CIs and naive reference lines."""
+    """Test skill (0 = strongest naive) and best val_loss per variant with 95% CIs."""
     colours = variant_colours(order)
     figure = Figure(figsize=(11, 0.55 * len(order) + 2.2), layout="constrained")
     naive = summary.get("naive_baselines") or {}
     panels = (
-        ("best_val_correlation", "val_correlation", "best validation correlation (higher is better)"),
+        ("test_skill", None, "test skill (higher is better; 0 = strongest naive)"),
         ("best_val_loss", "val_loss", "best validation loss (lower is better)"),
     )
     for index, (metric, naive_metric, title) in enumerate(panels):
         ax = figure.add_subplot(1, 2, index + 1)
         stats = {n: SummaryStats.from_dict(summary["variants"][n]["metrics"][metric]) for n in order}
         _ci_panel(ax, order, stats, colours, title)
-        _naive_lines(ax, naive, naive_metric, horizontal=False)
-        if naive:
+        if naive_metric is None:
+            ax.axvline(0.0, color="#444444", linestyle="--", linewidth=1, label="strongest naive")
             ax.legend(fontsize=8, loc="best")
+        else:
+            _naive_lines(ax, naive, naive_metric, horizontal=False)
+            if naive:
+                ax.legend(fontsize=8, loc="best")
     figure.suptitle("Final comparison (diamond: mean; bar: 95% CI; dots: seeds)", fontsize=11)
+    return to_png(figure)
+
+
+def paired_deltas(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """One row per contrast: per-seed Δ as dots, mean as a diamond, 95% t interval as a bar."""
+    figure = Figure(figsize=(9, 0.6 * max(len(rows), 1) + 1.8), layout="constrained")
+    ax = figure.add_subplot(1, 1, 1)
+    if not rows:
+        _no_data(ax, "no planned contrast could be computed")
+        return to_png(figure)
+    labels = []
+    for index, row in enumerate(rows):
+        deltas = [d for d in row["deltas"] if d is not None]
+        ax.plot(deltas, [index] * len(deltas), "o", color="#1f77b4", alpha=0.6, ms=5)
+        mean, low, high = row.get("mean_delta"), row.get("ci_low"), row.get("ci_high")
+        if mean is not None and low is not None and high is not None:
+            ax.errorbar(mean, index, xerr=[[mean - low], [high - mean]], fmt="none", ecolor="#333", capsize=4)
+        if mean is not None:
+            ax.plot([mean], [index], "D", color="#333", ms=7)
+        p_adj = row.get("p_adjusted")
+        p_text = "—" if p_adj is None else f"{p_adj:.3g}"
+        labels.append(f"{row['a']} − {row['b']}\n({row['role']}, n={row['n']}, Holm p={p_text})")
+    ax.axvline(0.0, color="#b00020", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.invert_yaxis()
+    ax.set_xlabel("paired difference Δ per seed (test skill; > 0 favours the first variant)")
+    ax.grid(axis="x", alpha=0.3)
+    figure.suptitle("Paired differences per seed (dots), mean (diamond), 95% t interval (bar)", fontsize=11)
     return to_png(figure)
 
 

@@ -79,10 +79,11 @@ def _opt_float(value: Any) -> float | None:
 
 
 def finite_values(values: Iterable[Any]) -> list[float]:
-    """Keep only real, finite numbers: ``None`` and NaN mean "no value", not zero."""
+    """Keep only real, finite numbers: ``None``, NaN and markers such as ``"never"`` mean
+    "no value", not zero."""
     kept: list[float] = []
     for value in values:
-        if value is None or isinstance(value, bool):
+        if value is None or isinstance(value, bool | str):
             continue
         number = float(value)
         if math.isfinite(number):
@@ -110,15 +111,3 @@ def describe(values: Iterable[Any], confidence: float = CONFIDENCE) -> SummarySt
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in kept) / (n - 1))
     half = t_critical(n, confidence) * std / math.sqrt(n)
     return SummaryStats(n, mean, std, mean - half, mean + half, confidence, tuple(kept))
-
-
-def intervals_overlap(a: SummaryStats, b: SummaryStats) -> bool:
-    """True when the two confidence intervals share any point (closed intervals).
-
-    Overlap is the conservative reading: with few seeds we would rather say "not
-    distinguishable" than name a winner that the next seed could overturn.
-    """
-    lo_a, hi_a, lo_b, hi_b = a.ci_low, a.ci_high, b.ci_low, b.ci_high
-    if lo_a is None or hi_a is None or lo_b is None or hi_b is None:
-        raise ValueError("both statistics need a confidence interval")
-    return lo_a <= hi_b and lo_b <= hi_a

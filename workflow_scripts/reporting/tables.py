@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.reporting.aggregate import METRICS, variant_order
+from workflow_scripts.reporting.aggregate import IQM_INTERVAL, variant_order
 from workflow_scripts.reporting.formatting import (
     ABSENT,
     fmt_int,
@@ -23,17 +23,20 @@ from workflow_scripts.reporting.formatting import (
     fmt_seconds,
     fmt_value,
 )
+from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER
 from workflow_scripts.reporting.runs import MISSING, OK_STATUSES
 from workflow_scripts.reporting.stats import SummaryStats, describe
 
 CONVERGENCE_EPOCHS = (1, 3, 5)
 VARIANT_KEYS = ("init", "encoder", "freeze_epochs", "trainable_while_frozen", "small_encoder")
-METRIC_TITLES = {
-    "best_val_correlation": "best val_correlation",
-    "final_val_correlation": "final val_correlation",
-    "best_val_loss": "best val_loss",
-    "final_val_loss": "final val_loss",
-}
+#: the per-variant columns of the results table, primary metric first
+RESULT_METRICS = (
+    "test_skill",
+    "auc_val_loss",
+    "first_step_beats_naive",
+    "best_val_loss",
+    "best_val_correlation",
+)
 
 
 def planned_variants(experiment: Mapping[str, Any]) -> list[str]:
@@ -66,6 +69,11 @@ def _empty_block() -> dict[str, Any]:
         "n_ok": 0,
         "runs": [],
         "metrics": {name: dict(empty) for name in METRICS},
+        "iqm": {
+            name: {"iqm": None, "ci_low": None, "ci_high": None, "n": 0, "interval": IQM_INTERVAL}
+            for name in METRICS
+        },
+        "never": {name: 0 for name, spec in METRICS.items() if spec.censored},
         "runtime_s": dict(empty),
         "samples_per_s": dict(empty),
         "peak_rss_mb": dict(empty),
@@ -161,31 +169,43 @@ def _stats(block: Mapping[str, Any], metric: str) -> SummaryStats:
 
 def _naive_flag(block: Mapping[str, Any]) -> str:
     beats, clearly = block.get("beats_naive"), block.get("beats_naive_clearly")
-    best = block.get("best_naive")
-    if beats is None or not best:
-        return "cannot tell (no successful run or no naive baseline)"
-    name = f"{best['name']} {fmt_value(best['val_correlation'])}"
+    if beats is None:
+        return "cannot tell (no test skill)"
     if not beats:
-        return f"no: learned nothing beyond naive ({name})"
+        return "no: learned nothing beyond naive (test skill ≤ 0)"
     if clearly:
-        return f"yes, whole CI above {name}"
-    return f"on the mean only ({name})"
+        return "yes, whole CI of test skill above 0"
+    return "on the mean only (CI includes 0)"
+
+
+def _iqm_text(block: Mapping[str, Any], metric: str) -> str:
+    iqm = (block.get("iqm") or {}).get(metric) or {}
+    if iqm.get("iqm") is None:
+        return ""
+    interval = (
+        "" if iqm.get("ci_low") is None else f" [{fmt_value(iqm['ci_low'])}, {fmt_value(iqm['ci_high'])}]"
+    )
+    return f"IQM {fmt_value(iqm['iqm'])}{interval}"
 
 
 def results_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per variant: mean ± CI of each headline metric, run statuses, naive check."""
+    """One row per variant: mean ± CI (t interval) and IQM [bootstrap interval] of each
+    result metric, the count of "never" for a censored one, run statuses, naive check."""
     rows = []
     for name in variant_order(summary["variants"]):
         block = summary["variants"][name]
-        metrics = {
-            metric: {
-                "mean_ci": fmt_mean_ci(stats) if block["n_ok"] else "no successful run",
-                "interval": fmt_interval(stats) if stats.has_ci else "",
+        metrics = {}
+        for metric in RESULT_METRICS:
+            stats = _stats(block, metric)
+            never = (block.get("never") or {}).get(metric, 0)
+            extra = f"never in {never} run(s)" if never else _iqm_text(block, metric)
+            metrics[metric] = {
+                "mean_ci": fmt_mean_ci(stats)
+                if block["n_ok"] and stats.n
+                else ("no successful run" if not block["n_ok"] else "no value"),
+                "interval": " ".join(t for t in (fmt_interval(stats) if stats.has_ci else "", extra) if t),
                 "n": stats.n,
             }
-            for metric in METRICS
-            for stats in [_stats(block, metric)]
-        }
         runs = [
             {
                 "seed": run["seed"],
@@ -209,6 +229,52 @@ def results_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def result_columns() -> list[dict[str, str]]:
+    """Headers of the results table: metric key, title and direction."""
+    return [
+        {"key": m, "title": f"{METRICS[m].title} ({METRICS[m].direction} is better)"} for m in RESULT_METRICS
+    ]
+
+
+def contrast_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every computed contrast as formatted cells (per-seed Δ shown, "never" for censored)."""
+    rows = []
+    block = summary.get("contrasts") or {}
+    for row in block.get("results", []):
+        if row["metric"] not in CONTRAST_METRICS:
+            continue
+        interval = (
+            "" if row["ci_low"] is None else f"[{fmt_value(row['ci_low'])}, {fmt_value(row['ci_high'])}]"
+        )
+        per_seed = ", ".join(
+            f"{seed}: {NEVER if d is None else fmt_value(d)}"
+            for seed, d in zip(row["seeds"], row["deltas"], strict=True)
+        )
+        rows.append(
+            {
+                "label": row["label"],
+                "pair": f"{row['a']} − {row['b']}",
+                "role": row["role"],
+                "metric": f"{METRICS[row['metric']].title} ({row['direction']} is better)",
+                "n": row["n"],
+                "mean_delta": fmt_value(row["mean_delta"]),
+                "interval": interval or ABSENT,
+                "p": ABSENT if row["p"] is None else f"{row['p']:.3g}",
+                "p_adjusted": ABSENT if row["p_adjusted"] is None else f"{row['p_adjusted']:.3g}",
+                "test": row["test"],
+                "d_z": fmt_value(row["d_z"], 2),
+                "poi": fmt_value(row["prob_improvement"], 2),
+                "share": fmt_value(row["paired_share"], 2),
+                "min_p": f"{row['min_attainable_p']:.3g}",
+                "mde": fmt_value(row["mde"]),
+                "seeds_needed": fmt_int(row["seeds_needed"]),
+                "per_seed": per_seed,
+                "significant": row["significant"],
+            }
+        )
+    return rows
+
+
 def run_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every run with its status and numbers; a failed or missing run shows a dash, not 0."""
     rows = []
@@ -223,8 +289,11 @@ def run_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "reason": run.get("reason") or "",
                     "epochs": fmt_int(run.get("epochs_completed")),
                     "best_epoch": fmt_int(run.get("best_epoch")),
-                    "best_val_correlation": fmt_value(run.get("best_val_correlation")),
-                    "final_val_correlation": fmt_value(run.get("final_val_correlation")),
+                    "test_skill": fmt_value(run.get("test_skill")),
+                    "auc_val_loss": fmt_value(run.get("auc_val_loss")),
+                    "first_step": NEVER
+                    if run.get("first_step_beats_naive") == NEVER
+                    else fmt_int(run.get("first_step_beats_naive")),
                     "best_val_loss": fmt_value(run.get("best_val_loss")),
                     "runtime": fmt_seconds(run.get("runtime_s")),
                     "resumed": fmt_int(run.get("resumed_from_epoch")),
@@ -238,9 +307,9 @@ def naive_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     return [
         {
             "name": name,
-            "val_correlation": fmt_value(block.get("val_correlation")),
             "val_loss": fmt_value(block.get("val_loss")),
-            "val_mae": fmt_value(block.get("val_mae")),
+            "test_loss": fmt_value(block.get("test_loss")),
+            "val_correlation": fmt_value(block.get("val_correlation")),
         }
         for name, block in sorted((summary.get("naive_baselines") or {}).items())
     ]
