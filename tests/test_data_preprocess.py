@@ -50,7 +50,7 @@ def test_entry_point_end_to_end_on_csv(tmp_path: Path) -> None:
     assert main(["--data-json", json.dumps(params), "--out-dir", str(out)]) == 0
     data = load_derived(out)
     assert data.timeframes == ("m5", "m15", "h1")
-    assert data.feature_names == ("open", "high", "low", "close", "delta_close", "body_ratio")
+    assert data.feature_names == ("open", "high", "low", "close")
     manifest = data.manifest
     assert manifest["inputs"][0]["sha256"] == sha256_file(source)
     assert manifest["config"] == DataConfig.from_params(params).to_params()

@@ -142,6 +142,9 @@ def test_ohlc_features_definitions() -> None:
         [(10, 12, 9, 11), (11, 15, 11, 14), (14, 14, 14, 14)],
     )
     features = ohlc_features(bars)
+    assert features.columns == ("open", "high", "low", "close")
+    np.testing.assert_allclose(features.values, [[11, 15, 11, 14], [14, 14, 14, 14]])
+    features = ohlc_features(bars, "bars_and_changes")
     assert features.columns == ("open", "high", "low", "close", "delta_close", "body_ratio")
     # the first bar has no previous close and is dropped
     np.testing.assert_allclose(features.values, [[11, 15, 11, 14, 3, 0.75], [14, 14, 14, 14, 0, 0]])

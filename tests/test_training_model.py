@@ -12,8 +12,9 @@ from safetensors.torch import load_file, save_file
 from tests.tiny_models import make_tiny_bert, make_tiny_t5
 from tests.training_support import variant, write_synthetic_derived
 from workflow_scripts.data.derived import DerivedDataset, load_derived
+from workflow_scripts.training.bench_hooks import make_step_fn
 from workflow_scripts.training.freezing import norm_parameters
-from workflow_scripts.training.loop import Trainer, make_step_fn
+from workflow_scripts.training.loop import Trainer
 from workflow_scripts.training.model import input_embedding_weight
 from workflow_scripts.training.optim import optimizer_parameter_ids
 from workflow_scripts.training.precision import PrecisionError
@@ -87,13 +88,30 @@ def test_patch_embedding_is_scaled_to_the_checkpoint_token_rms(dataset: DerivedD
     assert expected > 5  # the fixture is far from unit scale, so the test can fail
     assert trainer.model.embedding.scale.item() == pytest.approx(expected, rel=1e-5)
     windows = trainer.train_source.windows(torch.arange(16))
-    mask = torch.zeros(16, 32, dtype=torch.bool)
-    mask[:, 8:16] = True
+    mask = torch.zeros(16, 2, 32, dtype=torch.bool)
+    mask[:, :, 8:16] = True
     with torch.no_grad():
         tokens = trainer.model.embed(windows, mask)
     assert float(tokens.pow(2).mean().sqrt()) == pytest.approx(expected, rel=0.05)
     unscaled = _trainer(dataset, t5_dir, embedding_scale="none")
     assert unscaled.model.embedding.scale.item() == 1.0
+
+
+def test_pretrained_and_random_arms_get_identical_step_zero_patch_embeddings(
+    dataset: DerivedDataset, t5_dir: Path
+) -> None:
+    """For one seed, baseline and nofreeze differ only in the encoder's weights."""
+    arms = {init: _trainer(dataset, t5_dir, init=init) for init in ("pretrained", "random")}
+    idx = torch.arange(16)
+    generator = torch.Generator().manual_seed(3)
+    batch = arms["pretrained"].train_batch(idx, generator)
+    with torch.no_grad():
+        tokens = {init: trainer.model.embed(batch.inputs, batch.mask) for init, trainer in arms.items()}
+    assert torch.equal(tokens["pretrained"], tokens["random"])
+    assert arms["random"].model.embedding.scale.item() == pytest.approx(7.0 * 1.0, rel=0.3)
+    # the explicit per-arm option scales the random arm by its own (unit-scale) table instead
+    own = _trainer(dataset, t5_dir, init="random", embedding_scale="own")
+    assert own.model.embedding.scale.item() < 0.5 * arms["random"].model.embedding.scale.item()
 
 
 def test_optimizer_holds_every_parameter_from_step_zero(dataset: DerivedDataset, t5_dir: Path) -> None:
@@ -186,5 +204,5 @@ def test_optional_variants_and_other_encoders_train(
     bert.train_epoch(1)
     forecast = _trainer(dataset, t5_dir, task="forecast", horizon=4, steps_per_epoch=2)
     row, _ = forecast.train_epoch(1)
-    assert set(forecast.naive_baselines()) == {"last_value", "seasonal_naive"}
+    assert set(forecast.naive_val) == {"window_mean", "last_value", "seasonal_naive"}
     assert row["val_correlation"] == row["val_correlation"]  # not NaN

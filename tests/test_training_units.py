@@ -14,7 +14,7 @@ from scipy import stats
 
 from workflow_scripts.training.batches import DataShapeError, epoch_order, eval_subset, make_source
 from workflow_scripts.training.checkpoint import MODEL_FILE, ResumeStore
-from workflow_scripts.training.masking import sample_span_masks, span_count, validation_masks
+from workflow_scripts.training.masking import evaluation_masks, sample_span_masks, span_count
 from workflow_scripts.training.metrics import StreamingMetrics, masked_mse, pearson_from_sums, to_channels
 from workflow_scripts.training.naive import (
     forecast_baselines,
@@ -47,12 +47,16 @@ def test_span_masks_are_contiguous_non_overlapping_and_about_the_ratio() -> None
         assert torch.all(lengths % span == 0)
 
 
-def test_validation_masks_are_fixed_whatever_the_global_rng() -> None:
+def test_evaluation_masks_are_fixed_whatever_the_global_rng_and_differ_between_splits() -> None:
+    minute = 60_000_000_000
+    times = torch.stack([torch.arange(32) * minute, torch.arange(32) * 4 * minute])[None].repeat(50, 1, 1)
+    times = times + torch.arange(50)[:, None, None] * 4 * minute
     torch.manual_seed(1)
-    first = validation_masks(50, 32, 0.25, 4)
+    first = evaluation_masks(times, [minute, 4 * minute], 0.25, 4, "val")
     torch.manual_seed(2)
     torch.rand(10)
-    assert torch.equal(first, validation_masks(50, 32, 0.25, 4))
+    assert torch.equal(first, evaluation_masks(times, [minute, 4 * minute], 0.25, 4, "val"))
+    assert not torch.equal(first, evaluation_masks(times, [minute, 4 * minute], 0.25, 4, "test"))
 
 
 def test_span_count_validates_and_caps() -> None:
@@ -74,15 +78,15 @@ def test_streaming_metrics_match_scipy_and_numpy_over_batches_with_masks() -> No
     for start in range(0, n, 97):  # uneven batches: per-batch averaging would differ
         sl = slice(start, start + 97)
         metrics.update(torch.tensor(pred[sl]), torch.tensor(target[sl]), torch.tensor(weight[sl]))
-    scale = np.array([1.0, 2.0, 0.5, 10.0, 3.0])
-    result = metrics.result(scale)
+    result = metrics.result()
     p, t = pred[weight], target[weight]
     expected_r = [stats.pearsonr(p[:, c], t[:, c]).statistic for c in range(channels)]
     np.testing.assert_allclose(result.channel_correlation, expected_r, rtol=1e-10)
     assert result.correlation == pytest.approx(np.mean(expected_r), rel=1e-10)
     assert result.loss == pytest.approx(np.mean((p - t) ** 2), rel=1e-10)
     assert result.mae == pytest.approx(np.mean(np.abs(p - t)), rel=1e-10)
-    assert result.mae_price == pytest.approx(np.mean(np.abs(p - t).mean(0) * scale), rel=1e-10)
+    np.testing.assert_allclose(result.channel_sse, ((p - t) ** 2).sum(0), rtol=1e-10)
+    assert result.group_mse([1, 3]) == pytest.approx(np.mean((p - t)[:, [1, 3]] ** 2), rel=1e-10)
     assert result.count == int(weight.sum())
 
 
@@ -106,9 +110,13 @@ def test_masked_mse_uses_masked_bars_only() -> None:
     pred = torch.zeros(1, 2, 4, 3)
     target = torch.ones(1, 2, 4, 3)
     target[:, :, 0] = 5.0  # unmasked bar with a large error must not count
-    mask = torch.tensor([[False, True, True, False]])
+    mask = torch.tensor([[False, True, True, False]]).expand(1, 2, 4)
     assert masked_mse(pred, target, mask).item() == pytest.approx(1.0)
     assert masked_mse(pred, target, None).item() == pytest.approx((25 * 6 + 18) / 24)
+    only_first = mask.clone()
+    only_first[:, 1] = False  # masks differ per timeframe: only timeframe 0's cells count
+    target[:, 1] = 100.0
+    assert masked_mse(pred, target, only_first).item() == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------- naive baselines
@@ -116,8 +124,12 @@ def test_masked_mse_uses_masked_bars_only() -> None:
 
 def test_linear_interpolation_and_last_value_fill_masked_spans() -> None:
     windows = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]).reshape(1, 1, 8, 1) ** 2
-    mask = torch.tensor([[False, True, True, False, False, False, True, True]])
-    out = reconstruct_baselines(windows, mask)
+    mask = torch.tensor([[[False, True, True, False, False, False, True, True]]])
+    loc = windows[0, 0][~mask[0, 0]].mean().reshape(1, 1, 1, 1)
+    out = reconstruct_baselines(windows, mask[:, :, :], loc)
+    assert set(out) == {"window_mean", "last_value", "linear_interpolation"}  # no OHLC columns given
+    assert torch.all(out["window_mean"] == loc)
+    mask = mask[0]
     interp = out["linear_interpolation"].flatten()
     assert interp[1].item() == pytest.approx(0 + (9 - 0) / 3)
     assert interp[2].item() == pytest.approx(0 + 2 * (9 - 0) / 3)
@@ -130,6 +142,7 @@ def test_forecast_baselines_repeat_last_bar_and_last_season() -> None:
     windows = torch.arange(10.0).reshape(1, 1, 10, 1)
     out = forecast_baselines(windows, horizon=5, seasons=[3])
     assert out["last_value"].flatten().tolist() == [9.0] * 5
+    assert out["window_mean"].flatten().tolist() == [4.5] * 5
     assert out["seasonal_naive"].flatten().tolist() == [7.0, 8.0, 9.0, 7.0, 8.0]
 
 
@@ -172,6 +185,10 @@ def test_fp16_with_t5_is_refused_unless_forced() -> None:
 class _Split:
     def __init__(self, bars: dict[str, np.ndarray], ends: np.ndarray) -> None:
         self.bars, self.ends = bars, ends
+        self.times = {
+            tf: np.arange(len(values), dtype=np.int64) * (1 + i)
+            for i, (tf, values) in enumerate(bars.items())
+        }
 
 
 def test_windows_and_forecast_targets_follow_the_ends_contract() -> None:

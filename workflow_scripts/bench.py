@@ -149,7 +149,7 @@ def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[st
     The two are timed in alternating rounds and each keeps its best round, so a burst
     of background load or a cold cache does not land on one side only.
     """
-    from workflow_scripts.training.loop import make_bare_step_fn, make_step_fn, time_steps
+    from workflow_scripts.training.bench_hooks import make_bare_step_fn, make_step_fn, time_steps
 
     trainer = build_trainer(point, root)
     project_step, bare_step = make_step_fn(trainer), make_bare_step_fn(trainer)
@@ -162,7 +162,7 @@ def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[st
 
 def measure_training(point: Point, root: Path, iters: int) -> dict[str, Any]:
     """Efficiency of the loop, throughput per variant, and bf16 against fp32."""
-    from workflow_scripts.training.loop import make_step_fn, time_steps
+    from workflow_scripts.training.bench_hooks import make_step_fn, time_steps
 
     nofreeze = step_times(point, root, iters)
     samples = {}
@@ -231,7 +231,7 @@ def run_point(point: Point, iters: int) -> dict[str, Any]:
     """
     import torch
 
-    from workflow_scripts.training.loop import make_step_fn, time_steps
+    from workflow_scripts.training.bench_hooks import make_step_fn, time_steps
 
     with tempfile.TemporaryDirectory(prefix="bench-point-") as tmp:
         trainer = build_trainer(point, Path(tmp))

@@ -115,7 +115,9 @@ class TrainConfig:
     precision: Precision = "auto"
     force_fp16: bool = False
     early_stopping_patience: int = 5
-    embedding_scale: Literal["checkpoint_rms", "none"] = "checkpoint_rms"
+    embedding_scale: Literal["experiment", "own", "none"] = "experiment"
+    normalisation: Literal["window", "global"] = "window"
+    max_test_batches: int | None = None
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: bool = False
     inject_failure_at_epoch: int | None = None

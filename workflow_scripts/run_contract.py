@@ -3,18 +3,23 @@
 Kept free of heavy imports: ``collect`` and ``report`` run without torch.
 """
 
-#: metrics.csv columns, in DESIGN.md's order.
+#: metrics.csv columns, in DESIGN.md's order. ``step`` is the global step at the end of the
+#: epoch; ``test_loss`` and ``test_skill`` are filled only on the row of the kept (lowest
+#: validation loss) epoch, the one checkpoint scored on the test split, and empty elsewhere.
 METRIC_COLUMNS = (
     "epoch",
+    "step",
     "train_loss",
     "val_loss",
+    "val_skill",
     "val_correlation",
     "val_mae",
-    "val_mae_price",
     "grad_norm",
     "lr",
     "encoder_lr",
     "encoder_frozen",
     "epoch_time_s",
     "samples_per_s",
+    "test_loss",
+    "test_skill",
 )

@@ -110,7 +110,12 @@ def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
         identity.data_hash,
     )
     trainer = Trainer(
-        variant, args.seed, dataset, args.model_dir, patch_len=patch_len_of(dataset.manifest, args.data_dir)
+        variant,
+        args.seed,
+        dataset,
+        args.model_dir,
+        patch_len=patch_len_of(dataset.manifest, args.data_dir),
+        experiment_rms=verification.get("token_embedding_rms"),
     )
     return trainer.fit(args.out_dir, args.tensorboard_dir, args.resume_dir, identity)
 

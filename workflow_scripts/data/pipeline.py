@@ -159,7 +159,7 @@ def _from_single_table(
     else:
         raw = [ohlc_bars(table, base, spec.columns)]
         raw += [resample_ohlc(raw[0], tf) for tf in timeframes[1:]]
-        featured = [ohlc_features(series) for series in raw]
+        featured = [ohlc_features(series, spec.features) for series in raw]
     rows = {tf.name: len(series) for tf, series in zip(timeframes, raw, strict=True)}
     return LoadedInput(featured, rows, inputs, table.source.label)
 
@@ -211,7 +211,7 @@ def _load_derived_dir(spec: DataSpec, path: Path, timeframes: Sequence[Timeframe
         raw.append(ohlc_bars(table, tf, spec.columns))
         records.append(_file_record(file, label, len(table.frame), tf.name))
     rows = {tf.name: len(series) for tf, series in zip(timeframes, raw, strict=True)}
-    return LoadedInput([ohlc_features(series) for series in raw], rows, records, spec.path)
+    return LoadedInput([ohlc_features(series, spec.features) for series in raw], rows, records, spec.path)
 
 
 def _read_table(file: Path, label: str, timestamp_column: str | None) -> Table:
@@ -334,9 +334,7 @@ def build_manifest(
 
 
 def _feature_definitions(columns: Sequence[str]) -> dict[str, str]:
-    if tuple(columns) != OHLC_FEATURES:
-        return {name: "input column (higher timeframes: mean over the bucket)" for name in columns}
-    return {
+    definitions = {
         "open": "first open of the bar",
         "high": "highest high",
         "low": "lowest low",
@@ -344,3 +342,6 @@ def _feature_definitions(columns: Sequence[str]) -> dict[str, str]:
         "delta_close": "close minus the previous bar's close (same timeframe)",
         "body_ratio": "(close - open) / (high - low); 0 when high == low",
     }
+    if not set(columns) <= set(OHLC_FEATURES):
+        return {name: "input column (higher timeframes: mean over the bucket)" for name in columns}
+    return {name: definitions[name] for name in columns}

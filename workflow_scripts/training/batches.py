@@ -27,6 +27,8 @@ class SplitLike(Protocol):
     def bars(self) -> Mapping[str, np.ndarray]: ...
     @property
     def ends(self) -> np.ndarray: ...
+    @property
+    def times(self) -> Mapping[str, np.ndarray]: ...
 
 
 class DataShapeError(ValueError):
@@ -47,6 +49,7 @@ class WindowSource:
     seq_len: int
     horizon: int
     device: torch.device
+    times: tuple[torch.Tensor, ...] | None = None
 
     @property
     def n_samples(self) -> int:
@@ -60,16 +63,25 @@ class WindowSource:
         """Input windows of samples ``idx`` (on ``storage``): float32 ``[B, T, seq_len, F]``."""
         return self._gather(idx, -self.seq_len, self.seq_len)
 
+    def window_times(self, idx: torch.Tensor) -> torch.Tensor:
+        """Bar open times (int64 ns) of the windows of samples ``idx``: ``[B, T, seq_len]``, on ``device``."""
+        if self.times is None:
+            raise DataShapeError("this split has no bar times; leak-free masks need {split}_times_{tf}.npy")
+        return self._gather(idx, -self.seq_len, self.seq_len, self.times)[..., 0].to(self.device)
+
     def targets(self, idx: torch.Tensor) -> torch.Tensor:
         """The ``horizon`` bars after each window: float32 ``[B, T, horizon, F]``."""
         if self.horizon < 1:
             raise ValueError("targets() needs a source built with horizon >= 1")
         return self._gather(idx, 0, self.horizon)
 
-    def _gather(self, idx: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    def _gather(
+        self, idx: torch.Tensor, start: int, length: int, arrays: tuple[torch.Tensor, ...] | None = None
+    ) -> torch.Tensor:
         steps = torch.arange(start, start + length, device=self.storage)
         ends = self.ends[idx]
-        out = torch.stack([bars[ends[:, j, None] + steps] for j, bars in enumerate(self.bars)], dim=1)
+        arrays = self.bars if arrays is None else tuple(a[:, None] for a in arrays)
+        out = torch.stack([values[ends[:, j, None] + steps] for j, values in enumerate(arrays)], dim=1)
         if out.device == self.device:
             return out
         if self.device.type == "cuda":
@@ -110,8 +122,13 @@ def make_source(
         )
     # A private, writable copy in memory: the reader's arrays are read-only memory maps.
     arrays = [np.array(split.bars[tf], dtype=np.float32, order="C", copy=True) for tf in timeframes]
-    storage = _storage_device(sum(a.nbytes for a in arrays), device)
+    times = [np.asarray(split.times.get(tf, ()), dtype=np.int64) for tf in timeframes]
+    has_times = all(len(t) == len(a) for t, a in zip(times, arrays, strict=True))
+    storage = _storage_device(sum(a.nbytes for a in arrays) + sum(t.nbytes for t in times), device)
     return WindowSource(
+        times=tuple(_to(torch.from_numpy(np.array(t, copy=True)), storage) for t in times)
+        if has_times
+        else None,
         bars=tuple(_to(torch.from_numpy(a), storage) for a in arrays),
         ends=_to(torch.from_numpy(np.ascontiguousarray(ends[sample_ids], dtype=np.int64)), storage),
         sample_ids=sample_ids,

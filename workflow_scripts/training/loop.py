@@ -1,11 +1,15 @@
 """The training loop: epochs of steps, validation, best checkpoint, early stopping, resume.
 
-Speed rules (issue 7): a step reads nothing back from the device. Loss and gradient
-norm stay in device tensors and are read every ``LOG_EVERY`` steps and at the end of
-the epoch, which is also when a non-finite value is reported, naming the first step
-that produced it. Batches are gathered on the device (``batches``), evaluation runs
-under ``torch.inference_mode``, and a frozen encoder has ``requires_grad=False``, so
-autograd computes no weight gradients for it.
+Each step masks a stretch of time in every timeframe (``masking``), scales each window
+by its visible bars (``normalisation``) and minimises the MSE of the masked bars in
+those window units. After each epoch the model is scored on the validation split; the
+kept checkpoint is the epoch with the lowest validation loss, and only that checkpoint
+is scored, once, on the test split (``evaluation``).
+
+Speed rules (issue 7): a step reads nothing back from the device (``steplog``).
+Batches are gathered on the device (``batches``), evaluation runs under
+``torch.inference_mode``, and a frozen encoder has ``requires_grad=False``, so autograd
+computes no weight gradients for it.
 
 Reproducibility: all randomness of epoch ``e`` (batch order, masks, dropout) comes
 from generators seeded with (seed, e). A run resumed after epoch ``k`` therefore
@@ -16,21 +20,21 @@ optimizer state committed after epoch ``k``.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from workflow_scripts.data.timeframes import parse_timeframe
 from workflow_scripts.io_utils import atomic_write_json
-from workflow_scripts.training.batches import SplitLike, WindowSource, epoch_order, eval_subset, make_source
+from workflow_scripts.training.batches import SplitLike, epoch_order, make_source
 from workflow_scripts.training.checkpoint import (
     ResumeState,
     ResumeStore,
@@ -40,29 +44,31 @@ from workflow_scripts.training.checkpoint import (
     save_weights,
 )
 from workflow_scripts.training.device import configure_backends, describe_device, resolve_device, synchronize
-from workflow_scripts.training.freezing import encoder_frozen_at, set_encoder_frozen
-from workflow_scripts.training.masking import sample_span_masks, validation_masks
-from workflow_scripts.training.metrics import MetricResult, StreamingMetrics, masked_mse, to_channels
-from workflow_scripts.training.model import ModelShape, build_model, choose_encoder, parameter_counts
-from workflow_scripts.training.naive import (
-    FORECAST_BASELINES,
-    RECONSTRUCT_BASELINES,
-    forecast_baselines,
-    reconstruct_baselines,
-    season_length,
+from workflow_scripts.training.evaluation import (
+    EvalSplit,
+    Scorer,
+    build_eval_split,
+    feature_groups,
+    learning_speed,
+    metric_row,
+    naive_report,
+    skill_scores,
+    strongest_naive,
 )
+from workflow_scripts.training.freezing import encoder_frozen_at, set_encoder_frozen
+from workflow_scripts.training.masking import aligned_span_masks, mask_owners
+from workflow_scripts.training.metrics import MetricResult, masked_mse
+from workflow_scripts.training.model import ModelShape, build_model, choose_encoder, parameter_counts
+from workflow_scripts.training.naive import OHLC, season_length
+from workflow_scripts.training.normalisation import Batch, make_batch
 from workflow_scripts.training.optim import Schedule, build_optimizer, current_lr, set_learning_rates
 from workflow_scripts.training.outputs import TensorBoardLog, flatten_hparams, write_metrics_csv
 from workflow_scripts.training.precision import resolve_precision
+from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, StepLog
 
 LOG = logging.getLogger(__name__)
 
-#: Steps between reads of the loss from the device (progress bar and non-finite check).
-LOG_EVERY = 25
-
-
-class NonFiniteError(RuntimeError):
-    """A loss or gradient became NaN or infinite; the message names the epoch and step."""
+__all__ = ["InjectedFailure", "NonFiniteError", "RunIdentity", "Trainer", "derived_seed"]
 
 
 class InjectedFailure(RuntimeError):
@@ -79,7 +85,6 @@ class DatasetLike(Protocol):
     @property
     def seq_len(self) -> int: ...
     def split(self, name: str) -> SplitLike: ...
-    def denormalise(self, tf: str, values: np.ndarray, feature_axis: int = -1) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -98,44 +103,6 @@ def derived_seed(seed: int, epoch: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-class _StepLog:
-    """Per-step loss and gradient norm, kept on the device until a log point reads them."""
-
-    def __init__(self, steps: int, device: torch.device, *, check_grad: bool) -> None:
-        self.loss = torch.zeros(steps, device=device)
-        self.grad_norm = torch.zeros(steps, device=device)
-        self.check_grad = check_grad
-
-    def record(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
-        self.loss[step] = loss.detach()
-        self.grad_norm[step] = grad_norm.detach()
-
-    def check(self, done: int, epoch: int, steps: int) -> float:
-        """Raise NonFiniteError at the first non-finite step of ``[0, done)``; return their mean loss."""
-        loss = self.loss[:done].cpu()
-        norm = self.grad_norm[:done].cpu()
-        finite = torch.isfinite(loss) & (torch.isfinite(norm) if self.check_grad else True)
-        if not bool(finite.all()):
-            first = int((~finite).nonzero()[0])
-            what, value = (
-                ("loss", loss[first]) if not torch.isfinite(loss[first]) else ("gradient norm", norm[first])
-            )
-            global_step = (epoch - 1) * steps + first + 1
-            raise NonFiniteError(
-                f"non-finite training {what} ({float(value)}) at epoch {epoch}, step {first + 1} of {steps} "
-                f"(global step {global_step}); the run is stopped. Lower the learning rate, use bf16 or "
-                "fp32 instead of fp16, or check the input data for NaN/inf."
-            )
-        return float(loss.mean())
-
-    def means(self) -> tuple[float, float]:
-        """(mean loss, mean finite gradient norm) over the epoch."""
-        loss = self.loss.cpu().double()
-        norm = self.grad_norm.cpu().double()
-        finite = torch.isfinite(norm)
-        return float(loss.mean()), float(norm[finite].mean()) if bool(finite.any()) else 0.0
-
-
 class Trainer:
     """One variant with one seed on one dataset: build once, then ``fit``."""
 
@@ -149,6 +116,7 @@ class Trainer:
         patch_len: int,
         load_encoder: Callable[..., Any] | None = None,
         device: torch.device | None = None,
+        experiment_rms: float | None = None,
     ) -> None:
         if load_encoder is None:
             from workflow_scripts.models import loading
@@ -179,13 +147,20 @@ class Trainer:
             small_overrides=variant.small_encoder,
             load_encoder=load_encoder,
         )
+        if experiment_rms is None and cfg.embedding_scale == "experiment":
+            pretrained = variant.encoder == "checkpoint" and variant.init == "pretrained"
+            experiment_rms = (
+                choice.token_embedding_rms
+                if pretrained
+                else float(load_encoder(Path(model_dir), "pretrained", seed=seed).token_embedding_rms)
+            )
         self.encoder_description = choice.description
         self.precision = resolve_precision(
             cfg.precision, self.device, model_type=choice.model_type, force_fp16=cfg.force_fp16
         )
-        self.model = build_model(self.shape, choice, embedding_scale=cfg.embedding_scale, seed=seed).to(
-            self.device
-        )
+        self.model = build_model(
+            self.shape, choice, embedding_scale=cfg.embedding_scale, seed=seed, experiment_rms=experiment_rms
+        ).to(self.device)
         self.steps = cfg.steps_per_epoch
         self.freeze_epochs = min(variant.freeze_epochs, cfg.epochs)
         self.schedule = Schedule(cfg.epochs * self.steps, cfg.warmup_steps, cfg.min_lr_ratio)
@@ -209,6 +184,8 @@ class Trainer:
 
     def _build_data(self) -> None:
         cfg, shape = self.cfg, self.shape
+        self.bar_ns = [parse_timeframe(tf, "data.timeframes").ns for tf in self.timeframes]
+        self.masking = (cfg.mask_ratio, cfg.mask_span, self.bar_ns) if shape.task == "reconstruct" else None
         self.train_source = make_source(
             self.dataset.split("train"),
             self.timeframes,
@@ -217,40 +194,47 @@ class Trainer:
             device=self.device,
             split_name="train",
         )
-        val_split = self.dataset.split("val")
-        self.val_source = make_source(
-            val_split,
-            self.timeframes,
-            shape.seq_len,
-            horizon=shape.horizon,
-            device=self.device,
-            split_name="val",
-        )
-        subset = eval_subset(self.val_source.n_samples, cfg.eval_batch_size, cfg.max_eval_batches)
-        masks = None
-        if shape.task == "reconstruct":
-            all_masks = validation_masks(len(val_split.ends), shape.seq_len, cfg.mask_ratio, cfg.mask_span)
-            masks = all_masks[torch.from_numpy(self.val_source.sample_ids[subset])]
-        self.val_batches: list[tuple[torch.Tensor, torch.Tensor | None]] = []
-        for start in range(0, len(subset), cfg.eval_batch_size):
-            idx = torch.from_numpy(subset[start : start + cfg.eval_batch_size]).to(self.val_source.storage)
-            mask = None if masks is None else masks[start : start + cfg.eval_batch_size].to(self.device)
-            self.val_batches.append((idx, mask))
-        self.val_samples = len(subset)
-        self.price_scale = np.concatenate(
-            [
-                np.abs(
-                    self.dataset.denormalise(tf, np.ones((1, self.n_features)))
-                    - self.dataset.denormalise(tf, np.zeros((1, self.n_features)))
-                )[0]
-                for tf in self.timeframes
-            ]
-        )
+        self.val = self._eval_split("val", cfg.max_eval_batches)
+        features = list(self.dataset.feature_names)
+        self.groups = feature_groups(len(self.timeframes), features)
+        stats = getattr(self.dataset, "stats", None)
+        to_prices = None
+        if stats and "mean" in stats and "std" in stats:
+            to_prices = tuple(
+                torch.tensor(
+                    [stats[part][tf] for tf in self.timeframes], dtype=torch.float32, device=self.device
+                )
+                for part in ("mean", "std")
+            )
         train_times = getattr(self.dataset.split("train"), "times", {}) or {}
-        self.seasons = [
-            season_length(tf, shape.seq_len, max(1, shape.horizon), train_times.get(tf))
-            for tf in self.timeframes
-        ]
+        self.scorer = Scorer(
+            task=shape.task,
+            horizon=shape.horizon,
+            normalisation=cfg.normalisation,
+            n_features=self.n_features,
+            device=self.device,
+            to_prices=cast(tuple[torch.Tensor, torch.Tensor] | None, to_prices),
+            ohlc_columns=[features.index(name) for name in OHLC] if set(OHLC) <= set(features) else None,
+            seasons=[
+                season_length(tf, shape.seq_len, max(1, shape.horizon), train_times.get(tf))
+                for tf in self.timeframes
+            ],
+        )
+        self.naive_val = self.scorer.naive(self.val)
+        self.naive_choice = strongest_naive(self.naive_val, self.groups)
+
+    def _eval_split(self, name: str, max_batches: int | None) -> EvalSplit:
+        return build_eval_split(
+            name,
+            self.dataset.split(name),
+            self.timeframes,
+            seq_len=self.shape.seq_len,
+            horizon=self.shape.horizon,
+            device=self.device,
+            batch_size=self.cfg.eval_batch_size,
+            max_batches=max_batches,
+            masking=self.masking,
+        )
 
     # ------------------------------------------------------------------ steps
 
@@ -262,31 +246,27 @@ class Trainer:
             self._trainable = [p for p in self.model.parameters() if p.requires_grad]
         return frozen
 
-    def _batch(self, source: WindowSource, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input windows, target) of samples ``idx``: the windows themselves, or the next bars."""
-        windows = source.windows(idx)
-        target = windows if self.shape.task == "reconstruct" else source.targets(idx)
-        return windows, target
+    def train_batch(self, idx: torch.Tensor, mask_generator: torch.Generator) -> Batch:
+        """Training samples ``idx`` with fresh leak-free masks, in window units."""
+        cfg, source = self.cfg, self.train_source
+        mask = None
+        if self.masking is not None:
+            owners = mask_owners(source.window_times(idx), self.bar_ns)
+            mask = aligned_span_masks(
+                owners, cfg.mask_ratio, cfg.mask_span, self.bar_ns, generator=mask_generator
+            )
+        future = source.targets(idx) if self.shape.task == "forecast" else None
+        return make_batch(source.windows(idx), mask, future, cfg.normalisation)
 
     def train_step(
-        self, idx: torch.Tensor, mask_generator: torch.Generator, log: _StepLog, step: int, global_step: int
+        self, idx: torch.Tensor, mask_generator: torch.Generator, log: StepLog, step: int, global_step: int
     ) -> None:
         """One optimisation step on samples ``idx``; records loss and grad norm without a sync."""
         cfg = self.cfg
-        windows, target = self._batch(self.train_source, idx)
-        mask = None
-        if self.shape.task == "reconstruct":
-            mask = sample_span_masks(
-                windows.shape[0],
-                self.shape.seq_len,
-                cfg.mask_ratio,
-                cfg.mask_span,
-                generator=mask_generator,
-                device=self.device,
-            )
+        batch = self.train_batch(idx, mask_generator)
         with self.precision.autocast(self.device):
-            pred = self.forward(windows, mask)
-        loss = masked_mse(pred, target, mask)
+            pred = self.forward(batch.inputs, batch.mask)
+        loss = masked_mse(pred, batch.target, batch.mask)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -305,7 +285,8 @@ class Trainer:
             self.optimizer.step()
         log.record(step, loss, grad_norm)
 
-    def _epoch_generators(self, epoch: int) -> tuple[torch.Tensor, torch.Generator]:
+    def epoch_generators(self, epoch: int) -> tuple[torch.Tensor, torch.Generator]:
+        """(sample order ``[steps, batch]``, mask generator) of ``epoch``, from (seed, epoch) only."""
         torch.manual_seed(derived_seed(self.seed, epoch, "dropout"))
         order_gen = torch.Generator(device="cpu").manual_seed(derived_seed(self.seed, epoch, "order"))
         order = epoch_order(self.train_source.n_samples, self.steps, self.cfg.batch_size, order_gen)
@@ -320,8 +301,8 @@ class Trainer:
         cfg = self.cfg
         started = time.perf_counter()
         frozen = self._apply_freeze(epoch)
-        order, mask_gen = self._epoch_generators(epoch)
-        log = _StepLog(self.steps, self.device, check_grad=self.scaler is None)
+        order, mask_gen = self.epoch_generators(epoch)
+        log = StepLog(self.steps, self.device, check_grad=self.scaler is None)
         self.model.train()
         bar = tqdm(
             total=self.steps,
@@ -344,22 +325,22 @@ class Trainer:
                     bar.set_postfix(loss=f"{log.check(step + 1, epoch, self.steps):.4g}", refresh=False)
         synchronize(self.device)
         train_time = time.perf_counter() - started
-        result = self.evaluate()
-        values = result.as_dict()
+        result = self.evaluate(self.val)
+        values = metric_row(result, self.skill(result, self.naive_val)["skill"] or float("nan"), "val")
         bad = [name for name, value in values.items() if not np.isfinite(value)]
         if bad:
             raise NonFiniteError(f"non-finite validation metrics {bad} at epoch {epoch}; the run is stopped")
         train_loss, grad_norm = log.means()
-        epoch_time = time.perf_counter() - started
         row = {
             "epoch": epoch,
+            "step": epoch * self.steps,
             "train_loss": train_loss,
             **values,
             "grad_norm": grad_norm,
             "lr": current_lr(self.optimizer, ["new"]),
             "encoder_lr": current_lr(self.optimizer, ["encoder", "encoder_early"]),
             "encoder_frozen": bool(frozen),
-            "epoch_time_s": epoch_time,
+            "epoch_time_s": time.perf_counter() - started,
             "samples_per_s": self.steps * cfg.batch_size / train_time,
             "train_time_s": train_time,
         }
@@ -367,56 +348,40 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _score(
-        self, predict: Callable[[torch.Tensor, torch.Tensor | None], dict[str, torch.Tensor]]
-    ) -> dict[str, MetricResult]:
-        """Run ``predict`` over the validation batches; metrics per returned name."""
-        n_channels = self.shape.n_timeframes * self.n_features
-        metrics: dict[str, StreamingMetrics] = {}
-        with torch.inference_mode():
-            for idx, mask in self.val_batches:
-                windows, target = self._batch(self.val_source, idx)
-                weight = None if mask is None else mask.reshape(-1)
-                target_channels = to_channels(target)
-                for name, pred in predict(windows, mask).items():
-                    tracker = metrics.setdefault(name, StreamingMetrics(n_channels, self.device))
-                    tracker.update(to_channels(pred.float()), target_channels, weight)
-        return {name: tracker.result(self.price_scale) for name, tracker in metrics.items()}
-
-    def evaluate(self) -> MetricResult:
-        """The model's metrics on the validation windows (masked positions only for reconstruct)."""
+    def evaluate(self, split: EvalSplit) -> MetricResult:
+        """The model's metrics on ``split`` (masked positions only for reconstruct), in window units."""
         self.model.eval()
 
-        def predict(windows: torch.Tensor, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        def predict(batch: Batch) -> dict[str, torch.Tensor]:
             with self.precision.autocast(self.device):
-                return {"model": self.forward(windows, mask)}
+                return {"model": self.forward(batch.inputs, batch.mask)}
 
         try:
-            return self._score(predict)["model"]
+            return self.scorer.score(split, predict)["model"]
         finally:
             self.model.train()
 
-    def naive_baselines(self) -> dict[str, dict[str, float]]:
-        """Naive baselines on exactly the validation windows and masks of ``evaluate``."""
-        if self.shape.task == "reconstruct":
+    def skill(self, result: MetricResult, naive: dict[str, MetricResult]) -> dict[str, float | None]:
+        """Skill of ``result`` against the strongest naive predictor chosen on validation."""
+        return skill_scores(result, naive, self.naive_choice, self.groups)
 
-            def predict(windows: torch.Tensor, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
-                assert mask is not None  # reconstruct batches always carry their masks
-                return reconstruct_baselines(windows, mask)
-
-            results = self._score(predict)
-            names = RECONSTRUCT_BASELINES
-        else:
-            results = self._score(lambda w, m: forecast_baselines(w, self.shape.horizon, self.seasons))
-            names = FORECAST_BASELINES
+    def test_pass(
+        self, best_tensors: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, Any], dict[str, MetricResult]]:
+        """Load the kept checkpoint and score it once on the test split (with the naive baselines)."""
+        restore_model(self.model, best_tensors)
+        test = self._eval_split("test", self.cfg.max_test_batches)
+        result = self.evaluate(test)
+        naive = self.scorer.naive(test)
+        scores = self.skill(result, naive)
         return {
-            name: {
-                "val_correlation": results[name].correlation,
-                "val_loss": results[name].loss,
-                "val_mae": results[name].mae,
-            }
-            for name in names
-        }
+            "loss": result.loss,
+            "correlation": result.correlation,
+            "mae": result.mae,
+            **scores,
+            "n_windows": test.n_samples,
+            "strongest_naive": dict(self.naive_choice),
+        }, naive
 
     # ------------------------------------------------------------------ the run
 
@@ -430,95 +395,86 @@ class Trainer:
     def fit(
         self, out_dir: Path, tensorboard_dir: Path, resume_dir: Path, identity: RunIdentity
     ) -> dict[str, Any]:
-        """Train every epoch (resuming committed ones), write the outputs, return summary.json's content."""
+        """Train every epoch (resuming committed ones), score the kept checkpoint on test, write outputs."""
         started = time.perf_counter()
         cfg = self.cfg
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         store = ResumeStore(Path(resume_dir), identity.resume_key)
-        history: list[dict[str, Any]] = []
-        best_epoch = 0
-        stale = 0
-        finished = False
-        runtime_before = 0.0
+        state: dict[str, Any] = {
+            "history": [],
+            "best_epoch": 0,
+            "stale": 0,
+            "finished": False,
+            "runtime_s": 0.0,
+        }
         best_tensors: dict[str, torch.Tensor] | None = None
         resumed_from: int | None = None
         restored = store.load()
         if restored is not None:
             self._restore(restored)
-            history = restored.state["history"]
-            best_epoch = restored.state["best_epoch"]
-            stale = restored.state["stale"]
-            finished = restored.state["finished"]
-            runtime_before = restored.state["runtime_s"]
+            state.update({key: restored.state[key] for key in state})
             best_tensors = restored.best
             resumed_from = restored.epoch
             LOG.info("resuming from epoch %d (the last completed epoch of %d)", restored.epoch, cfg.epochs)
+        history: list[dict[str, Any]] = state["history"]
+        runtime_before = float(state["runtime_s"])
         LOG.info(
-            "variant %s, seed %d: %s, %s, device %s, precision %s, %d val samples",
+            "variant %s, seed %d: %s, task %s, %s normalisation, device %s, precision %s, %d val samples",
             self.variant.name,
             self.seed,
             self.encoder_description,
-            f"task {cfg.task}",
+            cfg.task,
+            cfg.normalisation,
             describe_device(self.device),
             self.precision.name,
-            self.val_samples,
+            self.val.n_samples,
         )
-        naive = self.naive_baselines()
-        for name, values in naive.items():
-            LOG.info(
-                "naive baseline %s: val_correlation %.4f, val_loss %.4g", name, *list(values.values())[:2]
-            )
+        LOG.info("strongest naive per feature group (on validation): %s", self.naive_choice)
+        naive_log = naive_report(self.naive_val, None, self.groups)
         tensorboard = TensorBoardLog(Path(tensorboard_dir))
         try:
             for row in history:
-                tensorboard.epoch(row, naive)
+                tensorboard.epoch(row, naive_log)
             epoch = len(history) + 1
-            while not finished and epoch <= cfg.epochs:
+            while not state["finished"] and epoch <= cfg.epochs:
                 if epoch == self.freeze_epochs + 1 and self.freeze_epochs > 0:
-                    stale = 0  # patience restarts when the encoder is unfrozen
+                    state["stale"] = 0  # patience restarts when the encoder is unfrozen
                 row, _result = self.train_epoch(epoch)
                 history.append(row)
-                improved = (
-                    best_epoch == 0 or row["val_correlation"] > history[best_epoch - 1]["val_correlation"]
-                )
+                best = state["best_epoch"]
+                improved = best == 0 or row["val_loss"] < history[best - 1]["val_loss"]
                 if improved:
-                    best_epoch, stale = epoch, 0
+                    state["best_epoch"], state["stale"] = epoch, 0
                     best_tensors = model_tensors(self.model)
                 else:
-                    stale += 1
-                stop = cfg.early_stopping_patience > 0 and stale >= cfg.early_stopping_patience
-                finished = stop or epoch == cfg.epochs
+                    state["stale"] += 1
+                stop = cfg.early_stopping_patience > 0 and state["stale"] >= cfg.early_stopping_patience
+                state["finished"] = stop or epoch == cfg.epochs
                 write_metrics_csv(out_dir / "metrics.csv", history)
-                tensorboard.epoch(row, naive)
+                tensorboard.epoch(row, naive_log)
                 LOG.info(
-                    "epoch %d/%d: train_loss %.4g, val_loss %.4g, val_correlation %.4f "
-                    "(best %.4f at epoch %d), encoder %s, %.1f s, %.0f samples/s",
+                    "epoch %d/%d: train_loss %.4g, val_loss %.4g, val_skill %.4f (best val_loss %.4g at "
+                    "epoch %d), encoder %s, %.1f s, %.0f samples/s",
                     epoch,
                     cfg.epochs,
                     row["train_loss"],
                     row["val_loss"],
-                    row["val_correlation"],
-                    history[best_epoch - 1]["val_correlation"],
-                    best_epoch,
+                    row["val_skill"],
+                    history[state["best_epoch"] - 1]["val_loss"],
+                    state["best_epoch"],
                     "frozen" if row["encoder_frozen"] else "training",
                     row["epoch_time_s"],
                     row["samples_per_s"],
                 )
                 if stop and epoch < cfg.epochs:
-                    LOG.info("early stopping: no improvement for %d epochs", stale)
+                    LOG.info("early stopping: no lower validation loss for %d epochs", state["stale"])
                 trained = {id(p) for p in self.optimizer.state}
-                state = {
-                    "history": history,
-                    "best_epoch": best_epoch,
-                    "stale": stale,
-                    "finished": finished,
-                    "runtime_s": runtime_before + time.perf_counter() - started,
-                    "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                }
+                state["runtime_s"] = runtime_before + time.perf_counter() - started
+                state["scaler"] = self.scaler.state_dict() if self.scaler is not None else None
                 store.save_async(
                     epoch,
-                    state,
+                    dict(state),
                     model_tensors(self.model, only=trained),
                     cpu_copy(self.optimizer.state_dict()),
                     best_tensors if improved else None,
@@ -534,7 +490,30 @@ class Trainer:
         store.wait()
         if best_tensors is None or not history:
             raise RuntimeError("no epoch was trained")
-        summary = self._summary(history, best_epoch, naive, identity, resumed_from, runtime_before, started)
+        best_epoch = state["best_epoch"]
+        test, naive_test = self.test_pass(best_tensors)
+        history[best_epoch - 1].update(test_loss=test["loss"], test_skill=test["skill"])
+        LOG.info(
+            "test split (%d windows, checkpoint of epoch %d): skill %.4f (price %s, other %s), loss %.4g vs "
+            "strongest naive %.4g",
+            test["n_windows"],
+            best_epoch,
+            test["skill"],
+            test["skill_price"],
+            test["skill_other"],
+            test["loss"],
+            test["naive_loss"],
+        )
+        summary = run_summary(
+            self,
+            history,
+            best_epoch,
+            test,
+            naive_report(self.naive_val, naive_test, self.groups),
+            identity,
+            resumed_from=resumed_from,
+            runtime_s=runtime_before + time.perf_counter() - started,
+        )
         save_weights(
             out_dir / "best.safetensors",
             best_tensors,
@@ -542,7 +521,7 @@ class Trainer:
                 "variant": self.variant.name,
                 "seed": str(self.seed),
                 "epoch": str(best_epoch),
-                "val_correlation": repr(history[best_epoch - 1]["val_correlation"]),
+                "val_loss": repr(history[best_epoch - 1]["val_loss"]),
                 "config_hash": identity.config_hash,
             },
         )
@@ -550,130 +529,59 @@ class Trainer:
         atomic_write_json(out_dir / "summary.json", summary)
         tensorboard.hparams(
             {**flatten_hparams(self.variant.to_params()), "seed": self.seed},
-            {f"hparam/best_{k}": v for k, v in summary["best"].items()},
+            {"hparam/test_skill": test["skill"], "hparam/best_val_loss": summary["best"]["val_loss"]},
         )
         tensorboard.close()
         store.clear()
-        LOG.info(
-            "done: %s after %d epochs, best val_correlation %.4f at epoch %d",
-            summary["status"],
-            len(history),
-            summary["best"]["val_correlation"],
-            best_epoch,
-        )
+        LOG.info("done: %s after %d epochs, test skill %.4f", summary["status"], len(history), test["skill"])
         return summary
 
-    def _summary(
-        self,
-        history: list[dict[str, Any]],
-        best_epoch: int,
-        naive: Mapping[str, Mapping[str, float]],
-        identity: RunIdentity,
-        resumed_from: int | None,
-        runtime_before: float,
-        started: float,
-    ) -> dict[str, Any]:
-        cfg = self.cfg
-        best, final = history[best_epoch - 1], history[-1]
-        self._apply_freeze(len(history))
-        train_time = sum(row["train_time_s"] for row in history)
-        return {
-            "variant": self.variant.name,
-            "seed": self.seed,
-            "status": "completed" if len(history) == cfg.epochs else "early_stopped",
-            "task": cfg.task,
-            "epochs_completed": len(history),
-            "best_epoch": best_epoch,
-            "best": {k: best[k] for k in ("val_correlation", "val_loss", "val_mae", "val_mae_price")},
-            "final": {
-                k: final[k] for k in ("train_loss", "val_correlation", "val_loss", "val_mae", "val_mae_price")
-            },
-            "naive_baselines": {name: dict(values) for name, values in naive.items()},
-            "runtime_s": runtime_before + time.perf_counter() - started,
-            "samples_per_s": len(history) * self.steps * cfg.batch_size / train_time
-            if train_time > 0
-            else 0.0,
-            **parameter_counts(self.model),
-            "device": describe_device(self.device),
-            "precision": self.precision.name,
-            "resumed_from_epoch": resumed_from,
-            "config_hash": identity.config_hash,
-            "model_hash": identity.model_hash,
-            "data_hash": identity.data_hash,
-            "description": self.variant.description,
-        }
+
+#: The per-epoch keys summary.json copies for the kept (best) and the last epoch.
+EPOCH_KEYS = ("val_loss", "val_skill", "val_correlation", "val_mae")
 
 
-# ---------------------------------------------------------------------- benchmark hooks
-
-
-def make_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
-    """One call = one training step of the project loop (gather, mask, forward, backward,
-    clip, schedule, AdamW, on-device bookkeeping), as ``train_epoch`` runs it.
-
-    For ``workflow_scripts.bench``: time it against ``make_bare_step_fn`` (synchronise
-    the device around the timed calls, e.g. with ``time_steps``).
-    """
-    trainer._apply_freeze(epoch)
-    trainer.model.train()
-    order, mask_gen = trainer._epoch_generators(epoch)
-    log = _StepLog(trainer.steps, trainer.device, check_grad=trainer.scaler is None)
-    counter = itertools.count()
-
-    def step() -> None:
-        i = next(counter) % trainer.steps
-        trainer.train_step(order[i], mask_gen, log, i, (epoch - 1) * trainer.steps + i)
-
-    return step
-
-
-def make_bare_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
-    """One call = the same model, batch size and precision in a bare PyTorch step.
-
-    The batch is built once and stays on the device; the step is forward, MSE on the
-    masked positions, backward and AdamW, with nothing else.
-    """
-    trainer._apply_freeze(epoch)
-    trainer.model.train()
-    order, mask_gen = trainer._epoch_generators(epoch)
-    windows, target = trainer._batch(trainer.train_source, order[0])
-    mask = None
-    if trainer.shape.task == "reconstruct":
-        cfg = trainer.cfg
-        mask = sample_span_masks(
-            windows.shape[0], trainer.shape.seq_len, cfg.mask_ratio, cfg.mask_span, generator=mask_gen
-        )
-    model, optimizer, scaler, precision, device = (
-        trainer.forward,
-        trainer.optimizer,
-        trainer.scaler,
-        trainer.precision,
-        trainer.device,
-    )
-
-    def step() -> None:
-        with precision.autocast(device):
-            pred = model(windows, mask)
-        loss = masked_mse(pred, target, mask)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-
-    return step
-
-
-def time_steps(step: Callable[[], None], device: torch.device, *, warmup: int = 3, iters: int = 20) -> float:
-    """Mean seconds per call of ``step`` after ``warmup`` calls, with the device synchronised."""
-    for _ in range(warmup):
-        step()
-    synchronize(device)
-    started = time.perf_counter()
-    for _ in range(iters):
-        step()
-    synchronize(device)
-    return (time.perf_counter() - started) / iters
+def run_summary(
+    trainer: Trainer,
+    history: list[dict[str, Any]],
+    best_epoch: int,
+    test: dict[str, Any],
+    naive: dict[str, dict[str, float]],
+    identity: RunIdentity,
+    *,
+    resumed_from: int | None,
+    runtime_s: float,
+) -> dict[str, Any]:
+    """summary.json's content (docs/training.md lists every key)."""
+    cfg = trainer.cfg
+    best, final = history[best_epoch - 1], history[-1]
+    trainer._apply_freeze(len(history))
+    train_time = sum(row["train_time_s"] for row in history)
+    return {
+        "variant": trainer.variant.name,
+        "seed": trainer.seed,
+        "status": "completed" if len(history) == cfg.epochs else "early_stopped",
+        "task": cfg.task,
+        "normalisation": cfg.normalisation,
+        "epochs_completed": len(history),
+        "best_epoch": best_epoch,
+        "selection": {"metric": "val_loss", "epoch": best_epoch},
+        "best": {k: best[k] for k in EPOCH_KEYS},
+        "final": {k: final[k] for k in ("train_loss", *EPOCH_KEYS)},
+        "test": test,
+        "learning": learning_speed(history, trainer.steps, cfg.epochs),
+        "naive_baselines": naive,
+        "runtime_s": runtime_s,
+        "samples_per_s": len(history) * trainer.steps * cfg.batch_size / train_time
+        if train_time > 0
+        else 0.0,
+        **parameter_counts(trainer.model),
+        "embedding_scale": float(cast(torch.Tensor, trainer.model.embedding.scale)),
+        "device": describe_device(trainer.device),
+        "precision": trainer.precision.name,
+        "resumed_from_epoch": resumed_from,
+        "config_hash": identity.config_hash,
+        "model_hash": identity.model_hash,
+        "data_hash": identity.data_hash,
+        "description": trainer.variant.description,
+    }

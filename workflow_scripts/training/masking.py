@@ -1,21 +1,45 @@
-"""Masked-span reconstruction masks.
+"""Masked-span reconstruction masks that hide a stretch of *time* in every timeframe.
 
-A mask marks whole bars (every feature) in contiguous spans of ``mask_span`` bars,
-about ``mask_ratio`` of each window. The same mask applies to every timeframe of a
-sample at the same relative positions, so the model cannot trivially copy a masked bar
-from another timeframe's window at the same index.
+A sample's windows all end at the same instant but cover different stretches of time:
+index i of the daily window and index i of the weekly window are different days. A mask
+at the same *index* in every timeframe therefore leaves the answer in view: a masked
+day sits inside a visible week whose open/high/low/close it shares, and a masked week
+can be rebuilt from its visible days. The masks here are leak-free by construction:
 
-Validation masks are drawn once from a fixed seed that depends on neither the epoch nor
-the run's seed: every epoch, variant, seed and naive baseline is scored on exactly the
-same masked positions, which is what makes their numbers comparable.
+* **Ownership.** Every bar of every window belongs to the coarsest bar, in any window of
+  the sample, that contains it in time (its *owner*; a bar no coarser window bar
+  contains owns itself). Bars are nested in time (each resampled bar is a bucket of
+  whole finer bars), so a bar and its owner always share their owner.
+* **A mask decides owners, never single bars.** Each timeframe draws span masks over its
+  own window positions (``sample_span_masks``), and a bar is masked exactly when its
+  owner's position is masked in the owner's timeframe. A masked week therefore hides
+  all its days in the daily window, and a masked day can only be masked with its week:
+  no visible bar of any timeframe overlaps a masked bar of another.
+* **About ``mask_ratio`` per timeframe.** ``mask_span`` counts bars of the shortest
+  timeframe; a coarser timeframe's spans are as many of its own bars as cover about the
+  same time (at least one), so every window has about ``mask_ratio`` of its bars masked
+  on average, although a fine window is masked in whole coarse bars at a time.
+* **Enough context.** A sample in which some timeframe would keep fewer than
+  ``MIN_VISIBLE`` visible bars (a coarse span covering a whole fine window) is left
+  unmasked instead: it then adds nothing to the loss, and the per-window statistics of
+  the visible bars (``normalisation``) are always defined.
+
+Validation and test masks are drawn once from fixed seeds that depend on neither the
+epoch nor the run's seed: every epoch, variant, seed and naive baseline is scored on
+exactly the same masked positions, which is what makes their numbers comparable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-#: Seed of the validation masks: a constant, so all runs share them.
-VALIDATION_MASK_SEED = 20240917
+#: Seeds of the evaluation masks: constants, so all runs share them.
+EVALUATION_MASK_SEEDS = {"val": 20240917, "test": 20241231}
+
+#: Fewest visible bars a timeframe's window keeps in a masked sample.
+MIN_VISIBLE = 2
 
 
 def span_count(seq_len: int, mask_ratio: float, mask_span: int) -> tuple[int, int]:
@@ -59,7 +83,65 @@ def sample_span_masks(
     return inside.any(dim=1)
 
 
-def validation_masks(n_samples: int, seq_len: int, mask_ratio: float, mask_span: int) -> torch.Tensor:
-    """Bool ``[n_samples, seq_len]`` on the CPU, identical for every run with these settings."""
-    generator = torch.Generator(device="cpu").manual_seed(VALIDATION_MASK_SEED)
-    return sample_span_masks(n_samples, seq_len, mask_ratio, mask_span, generator=generator, device="cpu")
+def level_spans(mask_span: int, bar_ns: Sequence[int]) -> list[int]:
+    """Span length per timeframe: ``mask_span`` bars of the shortest, the same time in the others."""
+    shortest = min(bar_ns)
+    return [max(1, round(mask_span * shortest / ns)) for ns in bar_ns]
+
+
+def mask_owners(open_times: torch.Tensor, bar_ns: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(timeframe, position) of each bar's owner, both long ``[B, T, L]``.
+
+    ``open_times`` ``[B, T, L]`` are the windows' bar open times (sorted in each
+    window); ``bar_ns[j]`` is timeframe j's bar length. A bar at open time t is inside
+    the coarser bar that opened last at or before t, if t is before that bar's end.
+    """
+    b, t, length = open_times.shape
+    positions = torch.arange(length, device=open_times.device).expand(b, length)
+    owner_tf = torch.arange(t, device=open_times.device)[None, :, None].expand(b, t, length).clone()
+    owner_pos = positions[:, None, :].expand(b, t, length).clone()
+    by_length = sorted(range(t), key=lambda j: bar_ns[j])
+    for j in range(t):
+        # coarser timeframes from the nearest to the coarsest: the last match wins
+        for k in (k for k in by_length if bar_ns[k] > bar_ns[j]):
+            coarse = open_times[:, k, :].contiguous()
+            inside = torch.searchsorted(coarse, open_times[:, j, :].contiguous(), right=True) - 1
+            found = inside.clamp_min(0)
+            contains = (inside >= 0) & (open_times[:, j, :] < coarse.gather(1, found) + bar_ns[k])
+            owner_tf[:, j, :] = torch.where(contains, k, owner_tf[:, j, :])
+            owner_pos[:, j, :] = torch.where(contains, found, owner_pos[:, j, :])
+    return owner_tf, owner_pos
+
+
+def aligned_span_masks(
+    owners: tuple[torch.Tensor, torch.Tensor],
+    mask_ratio: float,
+    mask_span: int,
+    bar_ns: Sequence[int],
+    *,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Bool ``[B, T, L]``, True = masked: span masks per timeframe, applied through the owners."""
+    owner_tf, owner_pos = owners
+    b, t, length = owner_tf.shape
+    device = owner_tf.device
+    per_level = torch.stack(
+        [
+            sample_span_masks(b, length, mask_ratio, span, generator=generator, device=device)
+            for span in level_spans(mask_span, bar_ns)
+        ],
+        dim=1,
+    )  # [B, T, L]
+    flat = (owner_tf * length + owner_pos).reshape(b, t * length)
+    mask = per_level.reshape(b, t * length).gather(1, flat).reshape(b, t, length)
+    enough = ((~mask).sum(dim=2) >= min(MIN_VISIBLE, length)).all(dim=1)
+    return mask & enough[:, None, None]
+
+
+def evaluation_masks(
+    open_times: torch.Tensor, bar_ns: Sequence[int], mask_ratio: float, mask_span: int, split: str
+) -> torch.Tensor:
+    """Bool ``[n_samples, T, L]`` on the CPU, identical for every run with these settings."""
+    generator = torch.Generator(device="cpu").manual_seed(EVALUATION_MASK_SEEDS[split])
+    owners = mask_owners(open_times.cpu(), bar_ns)
+    return aligned_span_masks(owners, mask_ratio, mask_span, bar_ns, generator=generator)

@@ -1,9 +1,14 @@
-"""Validation metrics accumulated as running sums over the whole validation set.
+"""Evaluation metrics accumulated as running sums over a whole split.
 
 The original study averaged per-batch correlations, which is not the correlation of the
 validation set (and is biased for small batches). Here each channel (a timeframe and
 feature pair) keeps float64 sums of x, y, x², y², xy, |x-y| and (x-y)² over every scored
 position, and Pearson's r, MSE and MAE are computed from the sums once at the end.
+
+Values are in window units (``normalisation``), so the correlation is a *within-window*
+one: the window's level is removed before it is computed. ``loss`` and ``mae`` pool every
+scored cell (the training loss does the same), and the per-channel sums are kept so
+that skill per feature group can be computed from them (``evaluation``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ class MetricResult:
     mae_price: float
     channel_correlation: tuple[float, ...]
     count: int
+    channel_sse: tuple[float, ...] = ()
+    channel_count: tuple[float, ...] = ()
+
+    def group_mse(self, channels: Sequence[int]) -> float:
+        """Pooled MSE over the scored cells of ``channels``."""
+        sse = sum(self.channel_sse[c] for c in channels)
+        count = sum(self.channel_count[c] for c in channels)
+        return sse / count if count > 0 else float("nan")
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -57,7 +70,7 @@ class StreamingMetrics:
         self.sums = torch.zeros(8, n_channels, dtype=torch.float64, device=self.device)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> None:
-        """Add ``[N, C]`` predictions and targets; ``weight`` ``[N]`` (bool or 0/1) selects rows.
+        """Add ``[N, C]`` predictions and targets; ``weight`` ``[N]`` or ``[N, C]`` (0/1) selects cells.
 
         Weighting instead of boolean indexing keeps shapes static, so no sync on a GPU.
         """
@@ -67,7 +80,8 @@ class StreamingMetrics:
         if weight is None:
             w = torch.ones(x.shape[0], 1, dtype=torch.float64, device=self.device)
         else:
-            w = weight.to(self.device).to(torch.float64).reshape(-1, 1)
+            w = weight.to(self.device).to(torch.float64)
+            w = w.reshape(-1, 1) if w.dim() == 1 else w
         err = x - y
         wx, wy = w * x, w * y
         batch = torch.stack(
@@ -93,14 +107,17 @@ class StreamingMetrics:
         correlation = pearson_from_sums(n, s[_SX], s[_SY], s[_SXX], s[_SYY], s[_SXY])
         mae = s[_SABS] / n
         mse = s[_SSQ] / n
+        del mse  # the aggregates pool cells; per-channel sums stay available
         scale = np.ones_like(mae) if price_scale is None else np.asarray(price_scale, dtype=np.float64)
         return MetricResult(
             correlation=float(correlation.mean()),
-            loss=float(mse.mean()),
-            mae=float(mae.mean()),
+            loss=float(s[_SSQ].sum() / n.sum()),
+            mae=float(s[_SABS].sum() / n.sum()),
             mae_price=float((mae * scale).mean()),
             channel_correlation=tuple(float(r) for r in correlation),
             count=int(n.max()),
+            channel_sse=tuple(float(v) for v in s[_SSQ]),
+            channel_count=tuple(float(v) for v in n),
         )
 
 
@@ -122,12 +139,17 @@ def pearson_from_sums(
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Training loss: MSE over masked bars (``mask`` ``[B, L]``) or over everything.
+    """Training loss: MSE over masked bars (``mask`` ``[B, T, L]``) or over everything.
 
     Computed in float32 whatever the autocast dtype, so the loss itself never rounds to bf16.
     """
     err = (pred.float() - target.float()).square()
     if mask is None:
         return err.mean()
-    weight = mask[:, None, :, None].to(err.dtype)
-    return (err * weight).sum() / (weight.sum() * err.shape[1] * err.shape[3]).clamp_min(1.0)
+    weight = mask[..., None].to(err.dtype)
+    return (err * weight).sum() / (weight.sum() * err.shape[3]).clamp_min(1.0)
+
+
+def cell_weights(mask: torch.Tensor, n_features: int) -> torch.Tensor:
+    """``[B, T, L]`` mask -> ``[B*L, T*F]`` weights, laid out like ``to_channels``."""
+    return to_channels(mask[..., None].expand(*mask.shape, n_features))

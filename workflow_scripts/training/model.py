@@ -2,10 +2,16 @@
 
 Each channel (a timeframe and feature pair) of a ``seq_len`` window is cut into
 ``seq_len / patch_len`` patches. A patch becomes one token through Linear + LayerNorm,
-scaled to the RMS of the checkpoint's own token embeddings: a pretrained encoder was
-trained on inputs of that magnitude, and feeding it vectors of a different scale (the
-original study divided by sqrt(d_model) instead) puts its LayerNorms, attention logits
-and relative-position biases outside the regime the pretraining tuned. Learned position
+scaled to the RMS of the pretrained checkpoint's token embeddings: a pretrained encoder
+was trained on inputs of that magnitude, and feeding it vectors of a different scale
+(the original study divided by sqrt(d_model) instead) puts its LayerNorms, attention
+logits and relative-position biases outside the regime the pretraining tuned.
+
+That one scale is the experiment's, shared by every arm (``embedding_scale:
+experiment``): a randomly initialised encoder's own token table has another RMS (2.8x
+smaller for all-MiniLM), and scaling each arm by its own table would give the random
+arm inputs of another magnitude, so the arms would differ in more than their weights.
+``own`` keeps the per-arm scale as an explicit option, ``none`` leaves unit scale. Learned position
 (patch index), timeframe and feature embeddings tell the tokens apart; all tokens of a
 sample form one sequence, so attention can mix channels and timeframes. The encoder is
 called with ``inputs_embeds``; its vocabulary table is never read.
@@ -118,7 +124,7 @@ class ForecastHead(nn.Module):
 
 
 class PatchEncoderModel(nn.Module):
-    """windows ``[B, T, L, F]`` (+ mask ``[B, L]``) -> ``[B, T, L, F]`` (reconstruct) or ``[B, T, H, F]``."""
+    """windows ``[B, T, L, F]`` (+ mask ``[B, T, L]``) -> ``[B, T, L, F]``, or ``[B, T, H, F]`` (forecast)."""
 
     def __init__(self, shape: ModelShape, choice: EncoderChoice, *, embedding_scale: float) -> None:
         super().__init__()
@@ -137,7 +143,7 @@ class PatchEncoderModel(nn.Module):
         if s.task == "reconstruct":
             if mask is None:
                 raise ValueError("the reconstruct model needs a mask")
-            flags = mask[:, None, None, :].expand(b, t, f, length)
+            flags = mask[:, :, None, :].expand(b, t, f, length)
             x = torch.cat([x.masked_fill(flags, 0.0), flags.to(x.dtype)], dim=-1)
             x = (
                 x.reshape(b, t, f, 2, s.n_patches, s.patch_len)
@@ -222,15 +228,30 @@ def choose_encoder(
     raise ValueError(f"encoder {encoder_kind!r} is not allowed (allowed: checkpoint, none, small)")
 
 
+EMBEDDING_SCALES = ("experiment", "own", "none")
+
+
 def build_model(
-    shape: ModelShape, choice: EncoderChoice, *, embedding_scale: str, seed: int
+    shape: ModelShape,
+    choice: EncoderChoice,
+    *,
+    embedding_scale: str,
+    seed: int,
+    experiment_rms: float | None = None,
 ) -> PatchEncoderModel:
-    """The full model; the new layers' initialisation depends only on ``seed``."""
-    if embedding_scale not in ("checkpoint_rms", "none"):
+    """The full model; the new layers' initialisation depends only on ``seed``.
+
+    ``experiment_rms`` is the pretrained checkpoint's token-embedding RMS, the scale of
+    every arm under ``embedding_scale: experiment`` (see the module docstring).
+    """
+    if embedding_scale not in EMBEDDING_SCALES:
         raise ValueError(
-            f"embedding_scale {embedding_scale!r} is not allowed (allowed: checkpoint_rms, none)"
+            f"embedding_scale {embedding_scale!r} is not allowed (allowed: {', '.join(EMBEDDING_SCALES)})"
         )
-    scale = choice.token_embedding_rms if embedding_scale == "checkpoint_rms" else 1.0
+    if embedding_scale == "experiment" and experiment_rms is None:
+        raise ValueError("embedding_scale experiment needs the pretrained checkpoint's token-embedding RMS")
+    scale = {"experiment": experiment_rms, "own": choice.token_embedding_rms, "none": 1.0}[embedding_scale]
+    assert scale is not None
     torch.manual_seed(seed)
     return PatchEncoderModel(shape, choice, embedding_scale=scale)
 

@@ -1,13 +1,26 @@
-"""Naive baselines scored on exactly the validation windows and masks the models see.
+"""Naive baselines scored on exactly the evaluation windows and masks the models see.
 
-A correlation of 0.9 means little if copying the previous bar scores 0.95. Every run
-reports these baselines next to its own numbers, computed with the same metric code on
-the same positions, so "the model learned something" is a comparison, not a guess.
+A model "learned something" only if it beats what a one-line rule gets on the same
+masked positions, in the same units (window units, see ``normalisation``), with the same
+metric code. Reconstruct baselines (each fills masked bars from the channel's visible
+bars in the same window, which after leak-free masking is all that is visible):
 
-* reconstruct: ``linear_interpolation`` (a straight line across each masked span between
-  the nearest visible bars) and ``last_value`` (the last visible bar carried forward).
-* forecast: ``last_value`` (the window's last bar repeated) and ``seasonal_naive`` (the
-  bars one season earlier, the season being one day or one week of bars).
+* ``window_mean``: the mean of the visible bars, i.e. 0 in window units ("predict nothing");
+* ``last_value``: the last visible bar before the span carried forward;
+* ``linear_interpolation``: a straight line across each masked span between the nearest
+  visible bars;
+* ``ohlc_interpolation`` (OHLC data only): interpolate close linearly, take each masked
+  bar's open from the close before it (the open of a bar is nearly its predecessor's
+  close), and keep high >= max(open, close) and low <= min(open, close) around the
+  interpolated high and low, so the four prices stay a consistent bar. Computed in
+  prices (the train-z values mapped back), then scaled into window units like the rest.
+
+Forecast baselines: ``last_value`` (the window's last bar repeated), ``seasonal_naive``
+(the bars one season earlier, the season being one day or one week of bars) and
+``window_mean``.
+
+The bar to clear is the strongest baseline **per feature group** (prices, other), chosen
+on validation and combined (``evaluation``), not one baseline for every channel.
 """
 
 from __future__ import annotations
@@ -18,8 +31,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-RECONSTRUCT_BASELINES = ("linear_interpolation", "last_value")
-FORECAST_BASELINES = ("last_value", "seasonal_naive")
+RECONSTRUCT_BASELINES = ("window_mean", "last_value", "linear_interpolation", "ohlc_interpolation")
+FORECAST_BASELINES = ("window_mean", "last_value", "seasonal_naive")
+OHLC = ("open", "high", "low", "close")
 
 _DAY = 86_400
 _WEEK = 7 * _DAY
@@ -42,14 +56,13 @@ def _neighbours(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _take(windows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """windows ``[B, T, L, F]`` at per-sample positions ``index`` ``[B, L]``."""
-    b, t, length, f = windows.shape
-    gather_index = index.clamp(0, length - 1)[:, None, :, None].expand(b, t, length, f)
-    return windows.gather(2, gather_index)
+    """windows ``[B, T, L, F]`` at per-window positions ``index`` ``[B, T, L]``."""
+    length, f = windows.shape[2], windows.shape[3]
+    return windows.gather(2, index.clamp(0, length - 1)[..., None].expand(*index.shape, f))
 
 
-def reconstruct_baselines(windows: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Predictions ``[B, T, L, F]`` of each reconstruct baseline (only masked positions matter).
+def _interpolation(windows: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(linear interpolation, last value), each ``[B, T, L, F]``.
 
     A span touching the window's edge has a visible neighbour on one side only and is
     filled with that bar's value.
@@ -63,8 +76,54 @@ def reconstruct_baselines(windows: torch.Tensor, mask: torch.Tensor) -> dict[str
     both = has_before & has_after
     gap = torch.where(both, after - before, torch.ones_like(after)).clamp_min(1)
     frac = torch.where(both, (positions - before).to(windows.dtype) / gap.to(windows.dtype), 0.0)
-    interpolation = left + (right - left) * frac[:, None, :, None]
-    return {"linear_interpolation": interpolation, "last_value": left}
+    return left + (right - left) * frac[..., None], left
+
+
+def ohlc_interpolation(prices: torch.Tensor, mask: torch.Tensor, columns: Sequence[int]) -> torch.Tensor:
+    """A consistent bar for every masked position, in prices ``[B, T, L, F]`` (see the module docstring).
+
+    ``columns`` are the feature indices of open, high, low and close; other features
+    are linearly interpolated.
+    """
+    o, h, lo, c = columns
+    linear, _ = _interpolation(prices, mask)
+    close = linear[..., c]
+    previous_close = torch.cat([close[..., :1], close[..., :-1]], dim=-1)
+    first = torch.zeros_like(mask)
+    first[..., 0] = True
+    opened = torch.where(first, linear[..., o], previous_close)
+    out = linear.clone()
+    out[..., o] = opened
+    out[..., h] = torch.maximum(linear[..., h], torch.maximum(opened, close))
+    out[..., lo] = torch.minimum(linear[..., lo], torch.minimum(opened, close))
+    return out
+
+
+def reconstruct_baselines(
+    windows: torch.Tensor,
+    mask: torch.Tensor,
+    loc: torch.Tensor,
+    *,
+    to_prices: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ohlc_columns: Sequence[int] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Predictions ``[B, T, L, F]`` in the units of ``windows`` (only masked positions matter).
+
+    ``mask`` ``[B, T, L]``; ``loc`` ``[B, T, 1, F]`` is the visible bars' mean.
+    ``to_prices`` = (mean, std) ``[T, F]`` maps ``windows`` to prices for
+    ``ohlc_interpolation``, which is left out without it or without OHLC columns.
+    """
+    linear, last = _interpolation(windows, mask)
+    predictions = {
+        "window_mean": loc.expand_as(windows),
+        "last_value": last,
+        "linear_interpolation": linear,
+    }
+    if to_prices is not None and ohlc_columns is not None:
+        mean, std = (part[None, :, None, :] for part in to_prices)
+        prices = ohlc_interpolation(windows * std + mean, mask, ohlc_columns)
+        predictions["ohlc_interpolation"] = (prices - mean) / std
+    return predictions
 
 
 def forecast_baselines(
@@ -77,7 +136,8 @@ def forecast_baselines(
     for j, season in enumerate(seasons):
         offsets = [length - season + (h % season) for h in range(horizon)]
         seasonal.append(windows[:, j, offsets, :])
-    return {"last_value": last, "seasonal_naive": torch.stack(seasonal, dim=1)}
+    mean = windows.mean(dim=2, keepdim=True).expand_as(last)
+    return {"window_mean": mean, "last_value": last, "seasonal_naive": torch.stack(seasonal, dim=1)}
 
 
 def timeframe_seconds(timeframe: str) -> int | None:

@@ -27,7 +27,7 @@ _TB_SCALARS = {
     "val_loss": "val/loss",
     "val_correlation": "val/correlation",
     "val_mae": "val/mae",
-    "val_mae_price": "val/mae_price",
+    "val_skill": "val/skill",
     "lr": "lr/new_layers",
     "encoder_lr": "lr/encoder",
     "encoder_frozen": "encoder/frozen",
@@ -49,7 +49,7 @@ def metrics_csv_text(history: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(METRIC_COLUMNS)
     for row in history:
-        writer.writerow([_cell(row[column]) for column in METRIC_COLUMNS])
+        writer.writerow([_cell(row.get(column, "")) for column in METRIC_COLUMNS])
     return buffer.getvalue()
 
 
