@@ -1,4 +1,14 @@
-"""Train one variant with one seed: a GPU job each, so a failed run reruns alone."""
+"""Train one variant with one seed: a GPU job each, so a failed run reruns alone.
+
+GPU jobs start through `python -m workflow_scripts.gpu_slots -- <command>`: on a local
+machine it gives each concurrent job a GPU of its own (one flock'ed slot per GPU); in a
+job that a cluster or cloud executor started, the scheduler's choice stands.
+"""
+
+from workflow_scripts.gpu_slots import leave_gpus_to_scheduler  # noqa: E402
+
+if workflow.remote_exec:
+    leave_gpus_to_scheduler("a Snakemake remote executor")
 
 
 rule train:
@@ -29,7 +39,8 @@ rule train:
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
         resume_dir="results/resume/{variant}/seed{seed}",
     shell:
-        "OMP_NUM_THREADS={threads} python -m workflow_scripts.train"
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --"
+        " python -m workflow_scripts.train"
         " --variant-json {params.variant:q} --seed {wildcards.seed}"
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
         " --out-dir {params.out_dir:q} --tensorboard-dir {output.tensorboard:q}"

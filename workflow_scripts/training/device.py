@@ -1,13 +1,14 @@
 """Which device trains, and the backend switches that make it fast.
 
 CUDA first (torch numbers the devices CUDA_VISIBLE_DEVICES leaves visible, so
-``cuda`` is always the first of those the scheduler gave this job), then Apple's MPS,
-then the CPU.
+``cuda`` is always the first of those the scheduler, or the GPU slot pool of
+``workflow_scripts.gpu_slots``, gave this job), then Apple's MPS, then the CPU.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -58,10 +59,25 @@ def configure_backends(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def physical_gpu(index: int, environ: Mapping[str, str] = os.environ) -> str:
+    """The id CUDA_VISIBLE_DEVICES gives torch's ``cuda:index`` (``index`` itself if unset).
+
+    This is the machine's device number (or UUID) as nvidia-smi names it when the job was
+    started with CUDA_DEVICE_ORDER=PCI_BUS_ID, as the GPU slot pool does.
+    """
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return str(index)
+    entries = [entry.strip() for entry in visible.split(",") if entry.strip()]
+    return entries[index] if index < len(entries) else str(index)
+
+
 def describe_device(device: torch.device) -> str:
-    """Human-readable device for summary.json, e.g. ``cuda:0 (NVIDIA H100 80GB HBM3)``."""
+    """Human-readable device for summary.json: ``cuda:0 = physical GPU 2 (NVIDIA H200)``."""
     if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
+        index = torch.cuda.current_device() if device.index is None else device.index
+        name = torch.cuda.get_device_name(index)
+        return f"cuda:{index} = physical GPU {physical_gpu(index)} ({name})"
     return str(device)
 
 

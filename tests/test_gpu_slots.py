@@ -1,0 +1,314 @@
+"""The GPU slot pool (workflow_scripts.gpu_slots): one GPU per concurrent job, no GPU needed.
+
+The devices are simulated: the pool is told them through STAGE1_GPUS (or a fake
+nvidia-smi), and each job records the CUDA_VISIBLE_DEVICES it saw and when it ran.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import REPO, copy_workflow, job_environment
+
+from workflow_scripts import gpu_slots
+from workflow_scripts.gpu_slots import Pool, choose_pool, parse_device_list, parse_nvidia_smi
+
+# A job: records what it saw and when, then sleeps. argv: record file, seconds.
+JOB = """
+import json, os, sys, time
+start = time.time()
+record = {"pid": os.getpid(), "device": os.environ.get("CUDA_VISIBLE_DEVICES"),
+          "order": os.environ.get("CUDA_DEVICE_ORDER"), "start": start}
+open(sys.argv[1] + ".started", "w").write(json.dumps(record))
+time.sleep(float(sys.argv[2]))
+record["end"] = time.time()
+open(sys.argv[1], "w").write(json.dumps(record))
+"""
+
+
+def base_environment(**extra: str) -> dict[str, str]:
+    """A clean job environment: no scheduler, no CUDA_VISIBLE_DEVICES, unless given."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in gpu_slots.SCHEDULER_JOB_VARIABLES
+        and key
+        not in (
+            "CUDA_VISIBLE_DEVICES",
+            "CUDA_DEVICE_ORDER",
+            gpu_slots.GPUS_VARIABLE,
+            gpu_slots.SCHEDULER_VARIABLE,
+        )
+    }
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra)
+    return env
+
+
+def start_job(
+    tmp_path: Path, name: str, env: Mapping[str, str], seconds: float = 1.0
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    script = tmp_path / "job.py"
+    if not script.exists():
+        script.write_text(JOB)
+    record, log = tmp_path / f"{name}.json", tmp_path / f"{name}.log"
+    command = [sys.executable, "-m", "workflow_scripts.gpu_slots", "--lock-dir", str(tmp_path / "slots")]
+    command += ["--", sys.executable, str(script), str(record), str(seconds)]
+    with log.open("wb") as stream:
+        process = subprocess.Popen(command, env=dict(env), cwd=tmp_path, stdout=stream, stderr=stream)
+    return process, record, log
+
+
+def wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def assert_no_shared_device(intervals: list[tuple[float, float, str, str]]) -> None:
+    """(start, end, device, name): jobs that overlap in time never saw the same device."""
+    for (start_a, end_a, device_a, a), (start_b, end_b, device_b, b) in itertools.combinations(intervals, 2):
+        if start_a < end_b and start_b < end_a:
+            assert device_a != device_b, f"{a} and {b} ran at the same time on device {device_a}"
+
+
+# --------------------------------------------------------------------------- choosing the pool
+
+
+def no_devices() -> tuple[str, ...]:
+    raise AssertionError("nvidia-smi must not be asked")
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        # A workstation started with CUDA_VISIBLE_DEVICES: the pool is those devices.
+        ({"CUDA_VISIBLE_DEVICES": "0,1,2,3"}, ("0", "1", "2", "3")),
+        ({"CUDA_VISIBLE_DEVICES": "2, 3"}, ("2", "3")),
+        ({"CUDA_VISIBLE_DEVICES": "1,-1,2"}, ("1",)),
+        ({"CUDA_VISIBLE_DEVICES": ""}, ()),
+        # Slurm (or another scheduler) set it for this job: leave it alone.
+        ({"CUDA_VISIBLE_DEVICES": "3", "SLURM_JOB_ID": "12"}, ()),
+        ({"CUDA_VISIBLE_DEVICES": "0", "KUBERNETES_SERVICE_HOST": "10.0.0.1"}, ()),
+        ({"CUDA_VISIBLE_DEVICES": "0", "LSB_JOBID": "5"}, ()),
+        # A job a Snakemake remote executor started: the scheduler wins over everything.
+        ({gpu_slots.SCHEDULER_VARIABLE: "slurm", "STAGE1_GPUS": "0,1"}, ()),
+        # The setting: a list, visible (inside one allocation), none.
+        ({"STAGE1_GPUS": "0,2", "CUDA_VISIBLE_DEVICES": "5"}, ("0", "2")),
+        ({"STAGE1_GPUS": "0,2", "SLURM_JOB_ID": "12"}, ("0", "2")),
+        ({"STAGE1_GPUS": "visible", "SLURM_JOB_ID": "12", "CUDA_VISIBLE_DEVICES": "0,1"}, ("0", "1")),
+        ({"STAGE1_GPUS": "none", "CUDA_VISIBLE_DEVICES": "0,1"}, ()),
+        ({"STAGE1_GPUS": "GPU-aaaa,GPU-bbbb"}, ("GPU-aaaa", "GPU-bbbb")),
+    ],
+)
+def test_choose_pool(environ: dict[str, str], expected: tuple[str, ...]) -> None:
+    assert choose_pool(environ, list_devices=no_devices, has_gpu=lambda: True).devices == expected
+
+
+def test_pool_without_cuda_visible_devices_is_every_device_nvidia_smi_lists() -> None:
+    pool = choose_pool({}, list_devices=lambda: ("0", "1", "2", "3"), has_gpu=lambda: True)
+    assert pool == Pool(("0", "1", "2", "3"), "nvidia-smi -L")
+
+
+def test_machine_without_gpus_asks_nothing_and_assigns_nothing() -> None:
+    for environ in ({}, {"CUDA_VISIBLE_DEVICES": "0,1"}, {"STAGE1_GPUS": "auto"}):
+        pool = choose_pool(environ, list_devices=no_devices, has_gpu=lambda: False)
+        assert pool.devices == () and pool.quiet
+
+
+def test_a_setting_that_names_no_device_is_an_error() -> None:
+    with pytest.raises(ValueError, match="STAGE1_GPUS"):
+        choose_pool({"STAGE1_GPUS": ","}, list_devices=no_devices, has_gpu=lambda: True)
+
+
+def test_parse_nvidia_smi_counts_gpus_and_mig_instances() -> None:
+    listing = (
+        "GPU 0: NVIDIA H200 (UUID: GPU-11111111-2222-3333-4444-555555555555)\n"
+        "GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa)\n"
+        "  MIG 1g.5gb      Device  0: (UUID: MIG-bbbb)\n"
+        "  MIG 1g.5gb      Device  1: (UUID: MIG-cccc)\n"
+        "GPU 2: NVIDIA H200 (UUID: GPU-dddd)\n"
+    )
+    assert parse_nvidia_smi(listing) == ("0", "MIG-bbbb", "MIG-cccc", "2")
+    assert parse_nvidia_smi("") == ()
+    assert parse_device_list(" 0 , 2 ,") == ("0", "2")
+
+
+def test_the_decision_imports_no_torch() -> None:
+    code = (
+        "import sys, workflow_scripts.gpu_slots as g\n"
+        "g.choose_pool({})\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=base_environment(), check=True)
+
+
+# --------------------------------------------------------------------------- the device in summary.json
+
+
+def test_describe_device_names_the_physical_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from workflow_scripts.training import device as device_module
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA H200")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
+    assert device_module.describe_device(torch.device("cuda", 0)) == "cuda:0 = physical GPU 2 (NVIDIA H200)"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert device_module.describe_device(torch.device("cuda", 1)) == "cuda:1 = physical GPU 1 (NVIDIA H200)"
+    assert device_module.describe_device(torch.device("cpu")) == "cpu"
+    assert device_module.physical_gpu(1, {"CUDA_VISIBLE_DEVICES": "GPU-aaaa,GPU-bbbb"}) == "GPU-bbbb"
+
+
+# --------------------------------------------------------------------------- jobs through the wrapper
+
+
+def test_four_jobs_on_two_gpus_never_share_one(tmp_path: Path) -> None:
+    env = base_environment(STAGE1_GPUS="0,1")
+    jobs = [start_job(tmp_path, f"job{index}", env, seconds=1.0) for index in range(4)]
+    for process, _, log in jobs:
+        assert process.wait(timeout=60) == 0, log.read_text()
+    records = [json.loads(record.read_text()) for _, record, _ in jobs]
+    assert sorted(record["device"] for record in records) == ["0", "0", "1", "1"]
+    assert all(record["order"] == "PCI_BUS_ID" for record in records)
+    assert_no_shared_device(
+        [(r["start"], r["end"], r["device"], f"job{index}") for index, r in enumerate(records)]
+    )
+    # Four jobs, two slots: two of them waited, and their logs say so.
+    logs = [log.read_text() for _, _, log in jobs]
+    assert all(re.search(r"GPU slot: took \S+gpu[01]\.lock .* after waiting", text) for text in logs), logs
+    assert sum("are taken; waiting" in text for text in logs) == 2, logs
+
+
+def test_a_job_killed_with_kill_9_frees_its_slot(tmp_path: Path) -> None:
+    env = base_environment(STAGE1_GPUS="0")
+    first, first_record, _ = start_job(tmp_path, "first", env, seconds=120)
+    wait_for(Path(f"{first_record}.started"))
+    # exec: the training process is the wrapper's process, holding the lock itself.
+    assert json.loads(Path(f"{first_record}.started").read_text())["pid"] == first.pid
+    second, second_record, second_log = start_job(tmp_path, "second", env, seconds=0)
+    time.sleep(1.5)
+    assert not Path(f"{second_record}.started").exists(), "second job ran while the only slot was held"
+    assert "are taken; waiting" in second_log.read_text()
+    os.kill(first.pid, signal.SIGKILL)
+    assert first.wait(timeout=10) == -signal.SIGKILL
+    assert second.wait(timeout=30) == 0, second_log.read_text()
+    assert json.loads(second_record.read_text())["device"] == "0"
+    waited = float(re.search(r"after waiting ([\d.]+) s", second_log.read_text()).group(1))  # type: ignore[union-attr]
+    assert waited >= 1.0
+
+
+def test_in_process_slot_blocks_a_wrapped_job_until_released(tmp_path: Path) -> None:
+    environ: dict[str, str] = {"STAGE1_GPUS": "7"}
+    with gpu_slots.gpu_slot(environ, lock_dir=tmp_path / "slots") as slot:
+        assert slot is not None and environ["CUDA_VISIBLE_DEVICES"] == "7"
+        job, record, log = start_job(tmp_path, "job", base_environment(STAGE1_GPUS="7"), seconds=0)
+        time.sleep(1.0)
+        assert not Path(f"{record}.started").exists()
+    assert job.wait(timeout=30) == 0, log.read_text()
+    assert json.loads(record.read_text())["device"] == "7"
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [{"SLURM_JOB_ID": "42"}, {gpu_slots.SCHEDULER_VARIABLE: "a Snakemake remote executor"}],
+)
+def test_a_job_whose_gpu_a_scheduler_chose_keeps_it(tmp_path: Path, scheduler: dict[str, str]) -> None:
+    job, record, log = start_job(tmp_path, "job", base_environment(CUDA_VISIBLE_DEVICES="3", **scheduler), 0)
+    assert job.wait(timeout=30) == 0, log.read_text()
+    assert json.loads(record.read_text())["device"] == "3"
+    assert json.loads(record.read_text())["order"] is None
+    assert not (tmp_path / "slots").exists()
+    assert "none assigned" in log.read_text()
+
+
+@pytest.mark.skipif(
+    Path("/dev/nvidiactl").exists(), reason="this machine has an NVIDIA driver: not a GPU-less machine"
+)
+def test_without_gpus_nothing_changes(tmp_path: Path) -> None:
+    env = base_environment(PATH=str(tmp_path / "empty-bin"))  # no nvidia-smi to find
+    job, record, log = start_job(tmp_path, "job", env, seconds=0)
+    assert job.wait(timeout=30) == 0, log.read_text()
+    seen = json.loads(record.read_text())
+    assert seen["device"] is None and seen["order"] is None
+    assert not (tmp_path / "slots").exists()
+    assert log.read_text() == ""
+
+
+def test_devices_counted_by_nvidia_smi(tmp_path: Path) -> None:
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-a)'\necho 'GPU 1: NVIDIA H200 (UUID: GPU-b)'\n"
+    )
+    fake.chmod(0o755)
+    env = base_environment(PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    jobs = [start_job(tmp_path, f"job{index}", env, seconds=1.0) for index in range(2)]
+    for process, _, log in jobs:
+        assert process.wait(timeout=60) == 0, log.read_text()
+    assert sorted(json.loads(record.read_text())["device"] for _, record, _ in jobs) == ["0", "1"]
+
+
+# --------------------------------------------------------------------------- the workflow
+
+
+_TOOK = re.compile(
+    r"^(\S+) INFO workflow_scripts\.gpu_slots: GPU slot: took \S+ \(CUDA_VISIBLE_DEVICES=(\w+);", re.MULTILINE
+)
+_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}) ", re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_smoke_dag_on_a_simulated_two_gpu_pool(tmp_path: Path) -> None:
+    """The smoke DAG with two simulated GPUs and gpu=2: every train job holds a slot of its own.
+
+    torch is CPU-only here (or the simulated ids do not exist), so training runs on the CPU
+    (device auto); the slot a job held is in its log.
+    """
+    workdir = copy_workflow(tmp_path / "workflow")
+    env = job_environment()
+    env.update(STAGE1_GPUS="0,1")
+    for name in (*gpu_slots.SCHEDULER_JOB_VARIABLES, gpu_slots.SCHEDULER_VARIABLE):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml"]
+    command += ["--cores", "4", "--resources", "gpu=2", "--set-threads", "train=2"]
+    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-6000:]
+
+    intervals = []
+    for log in sorted((workdir / "logs" / "train").rglob("*.log")):
+        text = log.read_text()
+        took = _TOOK.search(text)
+        assert took, f"{log} does not say which GPU slot it took"
+        end = _STAMP.findall(text)[-1]
+        intervals.append(
+            (
+                datetime.fromisoformat(took.group(1)).timestamp(),
+                datetime.fromisoformat(end).timestamp(),
+                took.group(2),
+                str(log.relative_to(workdir)),
+            )
+        )
+    runs = list((workdir / "results" / "runs").glob("*/seed*/summary.json"))
+    assert len(intervals) == len(runs) >= 8
+    assert_no_shared_device(intervals)
+    # Two train jobs ran at once (gpu=2), so both slots were used.
+    assert {device for _, _, device, _ in intervals} == {"0", "1"}
+    assert sorted(path.name for path in (workdir / ".snakemake" / "gpu-slots").iterdir()) == [
+        "gpu0.lock",
+        "gpu1.lock",
+    ]
+    summary = json.loads((workdir / "results" / "runs" / "baseline" / "seed0" / "summary.json").read_text())
+    assert summary["device"] == "cpu"
