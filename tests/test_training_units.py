@@ -266,4 +266,6 @@ def test_metrics_csv_has_the_design_columns_and_exact_floats() -> None:
     assert header.split(",") == list(METRIC_COLUMNS)
     values = line.split(",")
     assert values[0] == "1" and values[METRIC_COLUMNS.index("encoder_frozen")] == "1"
-    assert float(values[1]) == row["train_loss"]
+    assert float(values[METRIC_COLUMNS.index("train_loss")]) == row["train_loss"]
+    del row["test_skill"]  # test numbers exist only on the kept epoch's row: elsewhere the cell is empty
+    assert metrics_csv_text([row]).splitlines()[1].split(",")[METRIC_COLUMNS.index("test_skill")] == ""

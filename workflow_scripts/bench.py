@@ -140,7 +140,11 @@ def build_trainer(point: Point, root: Path) -> Any:
         }
     )
     variant = experiment.variants[point.variant]
-    return Trainer(variant, 0, load_derived(data_dir), model_dir, patch_len=point.patch_len)
+    # The model directory holds an architecture only (every arm starts random), so there is
+    # no pretrained token table to take the embedding scale from; speed does not depend on it.
+    return Trainer(
+        variant, 0, load_derived(data_dir), model_dir, patch_len=point.patch_len, experiment_rms=1.0
+    )
 
 
 def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[str, float]:

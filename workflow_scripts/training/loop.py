@@ -33,36 +33,27 @@ import torch
 from tqdm import tqdm
 
 from workflow_scripts.data.timeframes import parse_timeframe
-from workflow_scripts.io_utils import atomic_write_json
 from workflow_scripts.training.batches import SplitLike, epoch_order, make_source
 from workflow_scripts.training.checkpoint import (
-    ResumeState,
-    ResumeStore,
-    cpu_copy,
-    model_tensors,
     restore_model,
-    save_weights,
 )
-from workflow_scripts.training.device import configure_backends, describe_device, resolve_device, synchronize
+from workflow_scripts.training.device import configure_backends, resolve_device, synchronize
 from workflow_scripts.training.evaluation import (
     EvalSplit,
     Scorer,
     build_eval_split,
     feature_groups,
-    learning_speed,
     metric_row,
-    naive_report,
     skill_scores,
     strongest_naive,
 )
 from workflow_scripts.training.freezing import encoder_frozen_at, set_encoder_frozen
 from workflow_scripts.training.masking import aligned_span_masks, mask_owners
 from workflow_scripts.training.metrics import MetricResult, masked_mse
-from workflow_scripts.training.model import ModelShape, build_model, choose_encoder, parameter_counts
+from workflow_scripts.training.model import ModelShape, build_model, choose_encoder
 from workflow_scripts.training.naive import OHLC, season_length
 from workflow_scripts.training.normalisation import Batch, make_batch
 from workflow_scripts.training.optim import Schedule, build_optimizer, current_lr, set_learning_rates
-from workflow_scripts.training.outputs import TensorBoardLog, flatten_hparams, write_metrics_csv
 from workflow_scripts.training.precision import resolve_precision
 from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, StepLog
 
@@ -383,205 +374,10 @@ class Trainer:
             "strongest_naive": dict(self.naive_choice),
         }, naive
 
-    # ------------------------------------------------------------------ the run
-
-    def _restore(self, restored: ResumeState) -> None:
-        restore_model(self.model, restored.model)
-        self.optimizer.load_state_dict(restored.optimizer)
-        scaler_state = restored.state.get("scaler")
-        if self.scaler is not None and scaler_state:
-            self.scaler.load_state_dict(scaler_state)
-
     def fit(
         self, out_dir: Path, tensorboard_dir: Path, resume_dir: Path, identity: RunIdentity
     ) -> dict[str, Any]:
         """Train every epoch (resuming committed ones), score the kept checkpoint on test, write outputs."""
-        started = time.perf_counter()
-        cfg = self.cfg
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        store = ResumeStore(Path(resume_dir), identity.resume_key)
-        state: dict[str, Any] = {
-            "history": [],
-            "best_epoch": 0,
-            "stale": 0,
-            "finished": False,
-            "runtime_s": 0.0,
-        }
-        best_tensors: dict[str, torch.Tensor] | None = None
-        resumed_from: int | None = None
-        restored = store.load()
-        if restored is not None:
-            self._restore(restored)
-            state.update({key: restored.state[key] for key in state})
-            best_tensors = restored.best
-            resumed_from = restored.epoch
-            LOG.info("resuming from epoch %d (the last completed epoch of %d)", restored.epoch, cfg.epochs)
-        history: list[dict[str, Any]] = state["history"]
-        runtime_before = float(state["runtime_s"])
-        LOG.info(
-            "variant %s, seed %d: %s, task %s, %s normalisation, device %s, precision %s, %d val samples",
-            self.variant.name,
-            self.seed,
-            self.encoder_description,
-            cfg.task,
-            cfg.normalisation,
-            describe_device(self.device),
-            self.precision.name,
-            self.val.n_samples,
-        )
-        LOG.info("strongest naive per feature group (on validation): %s", self.naive_choice)
-        naive_log = naive_report(self.naive_val, None, self.groups)
-        tensorboard = TensorBoardLog(Path(tensorboard_dir))
-        try:
-            for row in history:
-                tensorboard.epoch(row, naive_log)
-            epoch = len(history) + 1
-            while not state["finished"] and epoch <= cfg.epochs:
-                if epoch == self.freeze_epochs + 1 and self.freeze_epochs > 0:
-                    state["stale"] = 0  # patience restarts when the encoder is unfrozen
-                row, _result = self.train_epoch(epoch)
-                history.append(row)
-                best = state["best_epoch"]
-                improved = best == 0 or row["val_loss"] < history[best - 1]["val_loss"]
-                if improved:
-                    state["best_epoch"], state["stale"] = epoch, 0
-                    best_tensors = model_tensors(self.model)
-                else:
-                    state["stale"] += 1
-                stop = cfg.early_stopping_patience > 0 and state["stale"] >= cfg.early_stopping_patience
-                state["finished"] = stop or epoch == cfg.epochs
-                write_metrics_csv(out_dir / "metrics.csv", history)
-                tensorboard.epoch(row, naive_log)
-                LOG.info(
-                    "epoch %d/%d: train_loss %.4g, val_loss %.4g, val_skill %.4f (best val_loss %.4g at "
-                    "epoch %d), encoder %s, %.1f s, %.0f samples/s",
-                    epoch,
-                    cfg.epochs,
-                    row["train_loss"],
-                    row["val_loss"],
-                    row["val_skill"],
-                    history[state["best_epoch"] - 1]["val_loss"],
-                    state["best_epoch"],
-                    "frozen" if row["encoder_frozen"] else "training",
-                    row["epoch_time_s"],
-                    row["samples_per_s"],
-                )
-                if stop and epoch < cfg.epochs:
-                    LOG.info("early stopping: no lower validation loss for %d epochs", state["stale"])
-                trained = {id(p) for p in self.optimizer.state}
-                state["runtime_s"] = runtime_before + time.perf_counter() - started
-                state["scaler"] = self.scaler.state_dict() if self.scaler is not None else None
-                store.save_async(
-                    epoch,
-                    dict(state),
-                    model_tensors(self.model, only=trained),
-                    cpu_copy(self.optimizer.state_dict()),
-                    best_tensors if improved else None,
-                )
-                epoch += 1
-        except BaseException:
-            try:
-                store.wait()  # keep the last committed epoch for the resume
-            except RuntimeError as error:
-                LOG.error("%s", error)
-            tensorboard.close()
-            raise
-        store.wait()
-        if best_tensors is None or not history:
-            raise RuntimeError("no epoch was trained")
-        best_epoch = state["best_epoch"]
-        test, naive_test = self.test_pass(best_tensors)
-        history[best_epoch - 1].update(test_loss=test["loss"], test_skill=test["skill"])
-        LOG.info(
-            "test split (%d windows, checkpoint of epoch %d): skill %.4f (price %s, other %s), loss %.4g vs "
-            "strongest naive %.4g",
-            test["n_windows"],
-            best_epoch,
-            test["skill"],
-            test["skill_price"],
-            test["skill_other"],
-            test["loss"],
-            test["naive_loss"],
-        )
-        summary = run_summary(
-            self,
-            history,
-            best_epoch,
-            test,
-            naive_report(self.naive_val, naive_test, self.groups),
-            identity,
-            resumed_from=resumed_from,
-            runtime_s=runtime_before + time.perf_counter() - started,
-        )
-        save_weights(
-            out_dir / "best.safetensors",
-            best_tensors,
-            {
-                "variant": self.variant.name,
-                "seed": str(self.seed),
-                "epoch": str(best_epoch),
-                "val_loss": repr(history[best_epoch - 1]["val_loss"]),
-                "config_hash": identity.config_hash,
-            },
-        )
-        write_metrics_csv(out_dir / "metrics.csv", history)
-        atomic_write_json(out_dir / "summary.json", summary)
-        tensorboard.hparams(
-            {**flatten_hparams(self.variant.to_params()), "seed": self.seed},
-            {"hparam/test_skill": test["skill"], "hparam/best_val_loss": summary["best"]["val_loss"]},
-        )
-        tensorboard.close()
-        store.clear()
-        LOG.info("done: %s after %d epochs, test skill %.4f", summary["status"], len(history), test["skill"])
-        return summary
+        from workflow_scripts.training.run import fit
 
-
-#: The per-epoch keys summary.json copies for the kept (best) and the last epoch.
-EPOCH_KEYS = ("val_loss", "val_skill", "val_correlation", "val_mae")
-
-
-def run_summary(
-    trainer: Trainer,
-    history: list[dict[str, Any]],
-    best_epoch: int,
-    test: dict[str, Any],
-    naive: dict[str, dict[str, float]],
-    identity: RunIdentity,
-    *,
-    resumed_from: int | None,
-    runtime_s: float,
-) -> dict[str, Any]:
-    """summary.json's content (docs/training.md lists every key)."""
-    cfg = trainer.cfg
-    best, final = history[best_epoch - 1], history[-1]
-    trainer._apply_freeze(len(history))
-    train_time = sum(row["train_time_s"] for row in history)
-    return {
-        "variant": trainer.variant.name,
-        "seed": trainer.seed,
-        "status": "completed" if len(history) == cfg.epochs else "early_stopped",
-        "task": cfg.task,
-        "normalisation": cfg.normalisation,
-        "epochs_completed": len(history),
-        "best_epoch": best_epoch,
-        "selection": {"metric": "val_loss", "epoch": best_epoch},
-        "best": {k: best[k] for k in EPOCH_KEYS},
-        "final": {k: final[k] for k in ("train_loss", *EPOCH_KEYS)},
-        "test": test,
-        "learning": learning_speed(history, trainer.steps, cfg.epochs),
-        "naive_baselines": naive,
-        "runtime_s": runtime_s,
-        "samples_per_s": len(history) * trainer.steps * cfg.batch_size / train_time
-        if train_time > 0
-        else 0.0,
-        **parameter_counts(trainer.model),
-        "embedding_scale": float(cast(torch.Tensor, trainer.model.embedding.scale)),
-        "device": describe_device(trainer.device),
-        "precision": trainer.precision.name,
-        "resumed_from_epoch": resumed_from,
-        "config_hash": identity.config_hash,
-        "model_hash": identity.model_hash,
-        "data_hash": identity.data_hash,
-        "description": trainer.variant.description,
-    }
+        return fit(self, Path(out_dir), Path(tensorboard_dir), Path(resume_dir), identity)
