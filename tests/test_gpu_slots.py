@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,10 +71,11 @@ def start_job(
     return process, record, log
 
 
-def wait_for(path: Path, timeout: float = 30) -> None:
+def wait_for(path: Path, text: str | None = None, timeout: float = 30) -> None:
+    """Until ``path`` exists (and contains ``text``)."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while not path.exists() or (text is not None and text not in path.read_text()):
+        assert time.monotonic() < deadline, f"{path} never appeared" + (f" with {text!r}" if text else "")
         time.sleep(0.05)
 
 
@@ -177,19 +179,20 @@ def test_describe_device_names_the_physical_gpu(monkeypatch: pytest.MonkeyPatch)
 
 def test_four_jobs_on_two_gpus_never_share_one(tmp_path: Path) -> None:
     env = base_environment(STAGE1_GPUS="0,1")
-    jobs = [start_job(tmp_path, f"job{index}", env, seconds=1.0) for index in range(4)]
+    jobs = [start_job(tmp_path, f"job{index}", env, seconds=2.0) for index in range(4)]
     for process, _, log in jobs:
         assert process.wait(timeout=60) == 0, log.read_text()
     records = [json.loads(record.read_text()) for _, record, _ in jobs]
-    assert sorted(record["device"] for record in records) == ["0", "0", "1", "1"]
+    assert all(record["device"] in ("0", "1") for record in records), records
     assert all(record["order"] == "PCI_BUS_ID" for record in records)
     assert_no_shared_device(
         [(r["start"], r["end"], r["device"], f"job{index}") for index, r in enumerate(records)]
     )
-    # Four jobs, two slots: two of them waited, and their logs say so.
+    # Four jobs, two slots: some waited (never more than two ran at once), and their logs say so.
     logs = [log.read_text() for _, _, log in jobs]
     assert all(re.search(r"GPU slot: took \S+gpu[01]\.lock .* after waiting", text) for text in logs), logs
-    assert sum("are taken; waiting" in text for text in logs) == 2, logs
+    assert any("are taken; waiting" in text for text in logs), logs
+    assert {record["device"] for record in records} == {"0", "1"}
 
 
 def test_a_job_killed_with_kill_9_frees_its_slot(tmp_path: Path) -> None:
@@ -199,9 +202,9 @@ def test_a_job_killed_with_kill_9_frees_its_slot(tmp_path: Path) -> None:
     # exec: the training process is the wrapper's process, holding the lock itself.
     assert json.loads(Path(f"{first_record}.started").read_text())["pid"] == first.pid
     second, second_record, second_log = start_job(tmp_path, "second", env, seconds=0)
-    time.sleep(1.5)
+    wait_for(second_log, "are taken; waiting")
+    time.sleep(1.0)
     assert not Path(f"{second_record}.started").exists(), "second job ran while the only slot was held"
-    assert "are taken; waiting" in second_log.read_text()
     os.kill(first.pid, signal.SIGKILL)
     assert first.wait(timeout=10) == -signal.SIGKILL
     assert second.wait(timeout=30) == 0, second_log.read_text()
@@ -215,7 +218,8 @@ def test_in_process_slot_blocks_a_wrapped_job_until_released(tmp_path: Path) -> 
     with gpu_slots.gpu_slot(environ, lock_dir=tmp_path / "slots") as slot:
         assert slot is not None and environ["CUDA_VISIBLE_DEVICES"] == "7"
         job, record, log = start_job(tmp_path, "job", base_environment(STAGE1_GPUS="7"), seconds=0)
-        time.sleep(1.0)
+        wait_for(log, "are taken; waiting")
+        time.sleep(0.5)
         assert not Path(f"{record}.started").exists()
     assert job.wait(timeout=30) == 0, log.read_text()
     assert json.loads(record.read_text())["device"] == "7"
@@ -312,3 +316,15 @@ def test_smoke_dag_on_a_simulated_two_gpu_pool(tmp_path: Path) -> None:
     ]
     summary = json.loads((workdir / "results" / "runs" / "baseline" / "seed0" / "summary.json").read_text())
     assert summary["device"] == "cpu"
+
+    # The same job as a cluster or cloud executor runs it (Snakemake's remote mode, here
+    # with the scheduler's CUDA_VISIBLE_DEVICES=1): the pool assigns nothing.
+    shutil.rmtree(workdir / "results" / "runs" / "baseline" / "seed0")
+    command = [sys.executable, "-m", "snakemake", "results/runs/baseline/seed0/summary.json"]
+    command += ["--mode", "remote", "--configfile", "config/smoke.yaml", "--cores", "2"]
+    env["CUDA_VISIBLE_DEVICES"] = "1"
+    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-6000:]
+    log = (workdir / "logs" / "train" / "baseline" / "seed0.log").read_text()
+    assert "GPU slot: none assigned (the scheduler chose this job's GPUs: a Snakemake remote executor" in log
+    assert "CUDA_VISIBLE_DEVICES=1" in log and "GPU slot: took" not in log

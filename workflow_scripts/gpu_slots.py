@@ -300,7 +300,8 @@ def take_slot(environ: MutableMapping[str, str], lock_dir: Path | None = None) -
     if not pool.devices:
         if not pool.quiet:  # a deliberate "no": say so; no GPU at all: say nothing
             visible = environ.get("CUDA_VISIBLE_DEVICES")
-            log.info("GPU slot: none assigned (%s); CUDA_VISIBLE_DEVICES=%s", pool.source, visible)
+            shown = "CUDA_VISIBLE_DEVICES unset" if visible is None else f"CUDA_VISIBLE_DEVICES={visible}"
+            log.info("GPU slot: none assigned (%s); %s", pool.source, shown)
         return None
     slot = acquire_slot(pool.devices, lock_dir_from(environ, lock_dir))
     environ["CUDA_VISIBLE_DEVICES"] = slot.device
