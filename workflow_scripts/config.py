@@ -31,7 +31,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
 Task = Literal["reconstruct", "forecast"]
 Precision = Literal["auto", "bf16", "fp32", "fp16"]
-Init = Literal["pretrained", "random"]
+Init = Literal["pretrained", "random", "timeseries"]
 EncoderKind = Literal["checkpoint", "none", "small"]
 
 VARIANT_OWN_KEYS = (
@@ -42,6 +42,7 @@ VARIANT_OWN_KEYS = (
     "freeze_epochs",
     "trainable_while_frozen",
     "small_encoder",
+    "init_seed_offset",
 )
 
 
@@ -143,6 +144,7 @@ class VariantConfig:
     freeze_epochs: int = 0
     trainable_while_frozen: Literal["none", "layernorm"] = "none"
     small_encoder: Mapping[str, Any] = field(default_factory=dict)
+    init_seed_offset: int = 0
 
     @property
     def always_frozen(self) -> bool:
@@ -158,6 +160,8 @@ class VariantConfig:
     def to_params(self) -> dict[str, Any]:
         params = _sorted_params(self)
         params["train"] = self.train.to_params()
+        if not params["init_seed_offset"]:
+            del params["init_seed_offset"]  # unset: the params (and results) of older configs stand
         return params
 
 
@@ -189,10 +193,16 @@ class ExperimentConfig:
     variants: Mapping[str, VariantConfig]
     seeds: tuple[int, ...]
     contrasts: tuple[ContrastConfig, ...] = ()
+    pretrain: Any = None  # config_pretrain.PretrainConfig (docs/controls.md)
 
     @property
     def variant_names(self) -> list[str]:
         return sorted(self.variants)
+
+    @property
+    def needs_pretrain(self) -> bool:
+        """Whether an enabled variant starts from the time-series-pretrained encoder."""
+        return any(variant.init == "timeseries" for variant in self.variants.values())
 
     def to_params(self) -> dict[str, Any]:
         return {
@@ -202,6 +212,7 @@ class ExperimentConfig:
             "train": self.train.to_params(),
             "variants": {name: self.variants[name].to_params() for name in self.variant_names},
             "contrasts": [contrast.to_params() for contrast in self.contrasts],
+            **({"pretrain": self.pretrain.to_params()} if self.pretrain is not None else {}),
         }
 
 
@@ -294,10 +305,20 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         )
         for entry in raw.get("contrasts", contrast_schema["default"])
     )
+    from workflow_scripts.config_pretrain import build_pretrain, check_pretrain
+
+    pretrain = build_pretrain(raw.get("pretrain"), schema, train_values, data)
     experiment = ExperimentConfig(
-        model=model, data=data, train=train, variants=enabled, seeds=seeds, contrasts=contrasts
+        model=model,
+        data=data,
+        train=train,
+        variants=enabled,
+        seeds=seeds,
+        contrasts=contrasts,
+        pretrain=pretrain,
     )
     _check_cross_fields(experiment, variants)
+    check_pretrain(experiment)
     if "contrasts" in raw:
         _check_contrasts(contrasts, variants)
     return experiment

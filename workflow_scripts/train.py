@@ -4,6 +4,12 @@
         --data-dir data/derived/{dataset} --model-dir resources/models/{model}
         --out-dir results/runs/{variant}/seed{seed} --tensorboard-dir logs/tensorboard/{variant}/seed{seed}
         --resume-dir results/resume/{variant}/seed{seed}
+        [--init-dir resources/models/{model}--timeseries]
+
+--init-dir (variants with init: timeseries, the positive control) is the verified
+time-series-pretrained encoder the variant starts from; --model-dir stays the text
+checkpoint, whose verification.json gives every arm the experiment's embedding scale.
+A variant's init_seed_offset moves its random encoder's seed to seed + offset.
 
 The model directory must have passed verification (its weights still matching
 verification.json) before anything is loaded. Outputs: metrics.csv, summary.json and
@@ -49,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tensorboard-dir", required=True, type=Path, help="TensorBoard event directory")
     parser.add_argument("--resume-dir", required=True, type=Path, help="resume state (not a declared output)")
+    parser.add_argument(
+        "--init-dir",
+        type=Path,
+        default=None,
+        help="verified time-series-pretrained encoder (init: timeseries)",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,6 +87,26 @@ def resume_key(params: Mapping[str, Any], seed: int, model: str, data: str) -> s
     )
 
 
+def encoder_loader(init_dir: Path | None, init_seed_offset: int = 0) -> Any:
+    """``load_encoder`` with the control arms' two extensions (docs/controls.md).
+
+    ``init="timeseries"`` loads ``init_dir``'s pretrained encoder; ``init="random"`` draws
+    the encoder with ``seed + init_seed_offset``. Everything else is ``load_encoder``.
+    """
+    from workflow_scripts.models.loading import load_encoder
+
+    def load(model_dir: Path, init: str, *, seed: int = 0) -> Any:
+        if init == "timeseries":
+            if init_dir is None:
+                raise InputError("init: timeseries needs --init-dir (the verified pretrain output)")
+            return load_encoder(init_dir, "pretrained", seed=seed)
+        if init == "random":
+            return load_encoder(model_dir, "random", seed=seed + init_seed_offset)
+        return load_encoder(model_dir, init, seed=seed)  # type: ignore[arg-type]
+
+    return load
+
+
 def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
     from workflow_scripts.config import VariantConfig
     from workflow_scripts.data.derived import load_derived
@@ -82,6 +114,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
     from workflow_scripts.training.loop import RunIdentity, Trainer
 
     verification = require_verified(args.model_dir)
+    init_verification = require_verified(args.init_dir) if args.init_dir is not None else None
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the job log gets the training progress bar only
@@ -91,10 +124,15 @@ def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
     except (ValueError, TypeError, KeyError) as error:
         raise InputError(f"--variant-json is not a valid VariantConfig: {error}") from error
     params = variant.to_params()
+    if variant.init == "timeseries" and init_verification is None:
+        raise InputError(f"variant {variant.name} has init: timeseries but no --init-dir was given")
     dataset = load_derived(args.data_dir)
+    weights_hash = model_hash(verification)
+    if variant.init == "timeseries" and init_verification is not None:
+        weights_hash = config_hash({"text": weights_hash, "timeseries": model_hash(init_verification)})
     hashes = {
         "config_hash": config_hash({"variant": params, "seed": args.seed}),
-        "model_hash": model_hash(verification),
+        "model_hash": weights_hash,
         "data_hash": config_hash(dataset.manifest),
     }
     identity = RunIdentity(
@@ -115,6 +153,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
         dataset,
         args.model_dir,
         patch_len=patch_len_of(dataset.manifest, args.data_dir),
+        load_encoder=encoder_loader(args.init_dir, variant.init_seed_offset),
         experiment_rms=verification.get("token_embedding_rms"),
     )
     return trainer.fit(args.out_dir, args.tensorboard_dir, args.resume_dir, identity)

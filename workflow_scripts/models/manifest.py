@@ -16,7 +16,7 @@ from workflow_scripts.io_utils import atomic_write_json, sha256_file
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_KEYS = ("name_or_path", "requested_revision", "resolved_revision", "source", "files")
-SOURCES = ("hub", "local", "package")
+SOURCES = ("hub", "local", "package", "pretrain")  # pretrain: workflow_scripts.pretrain
 
 
 class ManifestError(ValueError):

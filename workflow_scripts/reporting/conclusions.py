@@ -15,6 +15,7 @@ from typing import Any
 
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.contrasts import headline
+from workflow_scripts.reporting.controls import control_summary, with_control_warning
 from workflow_scripts.reporting.formatting import fmt_stats_sentence, fmt_value
 from workflow_scripts.reporting.metrics import METRICS, PRIMARY_METRIC, SPEED_METRICS
 from workflow_scripts.reporting.stats import SummaryStats
@@ -187,5 +188,7 @@ def write_conclusions(summary: Mapping[str, Any], runs: Sequence[RunStatus] = ()
 
 
 def report_headline(summary: Mapping[str, Any]) -> dict[str, str]:
-    """The answer the report opens with (see :func:`contrasts.headline`)."""
-    return headline(summary.get("contrasts") or {}, any_beats_naive(summary))
+    """The answer the report opens with (see :func:`contrasts.headline`), with the positive
+    control's warning when it was not detected (:mod:`workflow_scripts.reporting.controls`)."""
+    block = summary.get("contrasts") or {}
+    return with_control_warning(headline(block, any_beats_naive(summary)), control_summary(block)["status"])

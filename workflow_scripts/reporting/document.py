@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.reporting import conclusions, plots, tables
+from workflow_scripts.reporting import conclusions, controls, plots, tables
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC
@@ -118,6 +118,7 @@ def build_context(
         "variants": order,
         "confidence_pct": round(float(summary.get("confidence", 0.95)) * 100),
         "headline": conclusions.report_headline(summary),
+        "controls": controls.control_summary(summary.get("contrasts") or {}),
         "conclusions": [
             {"topic": c.topic, "text": c.text} for c in conclusions.write_conclusions(summary, statuses)
         ],

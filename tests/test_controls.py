@@ -1,0 +1,274 @@
+"""The positive and negative controls (issue 14, docs/controls.md), short of the whole DAG.
+
+The end-to-end run with both controls is tests/test_workflow_controls.py (slow).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.training_support import verified_model, write_synthetic_derived
+from workflow_scripts.config import ConfigError, VariantConfig, load_experiment
+from workflow_scripts.config_pretrain import PretrainConfig
+from workflow_scripts.data.derived import load_derived
+from workflow_scripts.data.source_split import SourceDataset, source_cut
+from workflow_scripts.reporting import contrasts, controls
+from workflow_scripts.reporting.conclusions import report_headline
+
+PRETRAIN_TRAIN = {
+    "epochs": 2,
+    "steps_per_epoch": 3,
+    "batch_size": 8,
+    "eval_batch_size": 64,
+    "max_eval_batches": 1,
+    "max_test_batches": 1,
+    "warmup_steps": 1,
+    "precision": "fp32",
+    "device": "cpu",
+    "mask_span": 4,
+    "mask_ratio": 0.25,
+    "early_stopping_patience": 0,
+}
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _raw(**extra: Any) -> dict[str, Any]:
+    return {
+        "variants": {"baseline": {"init": "random"}, "ts_nofreeze": {"init": "timeseries"}},
+        **extra,
+    }
+
+
+def test_timeseries_variant_with_pretrain_disabled_names_the_key() -> None:
+    with pytest.raises(
+        ConfigError, match=r"variants\.ts_nofreeze\.init = timeseries needs pretrain\.enabled"
+    ):
+        load_experiment(_raw(pretrain={"enabled": False}))
+    disabled = load_experiment({"variants": {"baseline": {"init": "random"}}, "pretrain": {"enabled": False}})
+    assert not disabled.needs_pretrain
+
+
+def test_pretrain_settings_merge_over_train_and_seed_offset_is_checked() -> None:
+    experiment = load_experiment(_raw(train={"epochs": 3}, pretrain={"train": {"steps_per_epoch": 7}}))
+    assert experiment.needs_pretrain
+    assert (experiment.pretrain.train.epochs, experiment.pretrain.train.steps_per_epoch) == (3, 7)
+    assert PretrainConfig.from_params(experiment.pretrain.to_params()) == experiment.pretrain
+    with pytest.raises(ConfigError, match=r"init_seed_offset = 5 only applies to init random"):
+        load_experiment({"variants": {"nofreeze": {"init": "pretrained", "init_seed_offset": 5}}})
+    plain = VariantConfig(name="baseline", init="random")
+    assert "init_seed_offset" not in plain.to_params()  # older results keep their params
+    shifted = VariantConfig(name="baseline_aa", init="random", init_seed_offset=1000)
+    assert VariantConfig.from_params(shifted.to_params()) == shifted
+
+
+# --------------------------------------------------------------------------- the source split
+
+
+@pytest.fixture(scope="module")
+def derived(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_derived(tmp_path_factory.mktemp("derived"))
+
+
+class _Recorder:
+    """A derived dataset that records which splits were read."""
+
+    def __init__(self, base: Any) -> None:
+        self.base, self.read = base, set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def split(self, name: str) -> Any:
+        self.read.add(name)
+        return self.base.split(name)
+
+
+def test_source_split_reads_only_train_and_purges_the_gap(derived: Path) -> None:
+    base = _Recorder(load_derived(derived))
+    source = SourceDataset(base, 0.7)
+    train, val = source.split("train"), source.split("val")
+    assert base.read == {"train"}
+    full = base.base.split("train")
+    for j, tf in enumerate(source.timeframes):
+        # every bar of both parts is a bar of the experiment's train split
+        assert set(train.times[tf]) | set(val.times[tf]) <= set(full.times[tf])
+        # no bar is shared: the validation part starts after the last training bar
+        assert train.times[tf].max() < val.times[tf].min()
+        # windows index only the bars kept
+        assert train.ends[:, j].min() >= source.seq_len and train.ends[:, j].max() == len(train.bars[tf])
+        assert val.ends[:, j].min() - source.seq_len == 0
+    n_train, first_val = source_cut(np.asarray(full.ends), source.seq_len, 0.7)
+    assert first_val > n_train and len(train) == n_train and len(val) == len(full) - first_val
+
+
+# --------------------------------------------------------------------------- pretrain: no leak, manifest
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tiny_models import make_tiny_t5
+
+    source = make_tiny_t5(tmp_path_factory.mktemp("t5") / "tiny-t5")
+    return verified_model(source, tmp_path_factory.mktemp("models") / "tiny-t5")
+
+
+def _pretrain(data_dir: Path, model_dir: Path, out_dir: Path) -> dict[str, Any]:
+    import torch
+
+    from workflow_scripts.pretrain import pretrain
+
+    params = {"enabled": True, "seed": 3, "source_fraction": 0.7, "data": None, "train": {}}
+    config = load_experiment({"train": PRETRAIN_TRAIN, "pretrain": params})
+    return pretrain(
+        config.pretrain.to_params(),
+        data_dir,
+        model_dir,
+        out_dir,
+        logging.getLogger("test"),
+        device=torch.device("cpu"),
+    )
+
+
+def test_pretrain_never_sees_val_or_test_and_its_export_verifies(
+    derived: Path, text_model: Path, tmp_path: Path
+) -> None:
+    from workflow_scripts import verify_model
+
+    first = _pretrain(derived, text_model, tmp_path / "first")
+    # Change every val and test bar of the experiment: the export must not change by a bit.
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for path in derived.iterdir():
+        target = changed / path.name
+        if path.name.startswith(("val_", "test_")) and path.suffix == ".npy":
+            array = np.load(path)
+            noise = np.random.default_rng(1).standard_normal(array.shape) * 7 + 3
+            np.save(target, (array + noise.astype(array.dtype)) if array.dtype.kind == "f" else array)
+        else:
+            target.write_bytes(path.read_bytes())
+    second = _pretrain(changed, text_model, tmp_path / "second")
+    weights = [(tmp_path / run / "model.safetensors").read_bytes() for run in ("first", "second")]
+    assert weights[0] == weights[1]
+    assert first["pretrain"]["source_data_hash"] == second["pretrain"]["source_data_hash"]
+    assert first["files"] == second["files"]
+    # Verified like any checkpoint: its trained weights pass every existing check.
+    out = tmp_path / "first" / "verification.json"
+    assert verify_model.main(["--model-dir", str(tmp_path / "first"), "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["source"] == "pretrain" and all(v == "passed" for v in record["checks"].values())
+    assert "not_random_init" in record["checks"]
+
+
+def test_pretrain_manifest_records_source_steps_seed_and_loss_curve(
+    derived: Path, text_model: Path, tmp_path: Path
+) -> None:
+    manifest = _pretrain(derived, text_model, tmp_path / "ts")
+    on_disk = json.loads((tmp_path / "ts" / "manifest.json").read_text())
+    assert on_disk == json.loads(json.dumps(manifest))
+    assert sorted(p.name for p in (tmp_path / "ts").iterdir()) == [
+        "config.json",
+        "manifest.json",
+        "model.safetensors",
+    ]
+    info = manifest["pretrain"]
+    assert info["seed"] == 3
+    assert (
+        info["steps"] == info["planned_steps"] == PRETRAIN_TRAIN["epochs"] * PRETRAIN_TRAIN["steps_per_epoch"]
+    )
+    assert len(info["source_data_hash"]) == 64
+    assert [row["epoch"] for row in info["loss_curve"]] == [1, 2]
+    assert all(np.isfinite(row["train_loss"]) and np.isfinite(row["val_loss"]) for row in info["loss_curve"])
+    split = info["source_split"]
+    assert split["split"] == "train" and split["purge_gap_samples"] > 0
+    assert split["train_samples"][1] + split["purge_gap_samples"] == split["val_samples"][0]
+    assert info["settings"]["train"]["epochs"] == PRETRAIN_TRAIN["epochs"]
+
+
+def test_train_entry_point_loads_the_timeseries_encoder_and_offsets_the_seed(
+    derived: Path, text_model: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from workflow_scripts.models.loading import load_encoder
+    from workflow_scripts.train import encoder_loader
+
+    _pretrain(derived, text_model, tmp_path / "ts")
+    load = encoder_loader(tmp_path / "ts", 1000)
+    ts = load(text_model, "timeseries", seed=0).encoder.state_dict()
+    exported = load_encoder(tmp_path / "ts", "pretrained").encoder.state_dict()
+    assert all(torch.equal(ts[k], exported[k]) for k in exported)
+    shifted = load(text_model, "random", seed=2).encoder.state_dict()
+    same = load_encoder(text_model, "random", seed=1002).encoder.state_dict()
+    base = load_encoder(text_model, "random", seed=2).encoder.state_dict()
+    assert all(torch.equal(shifted[k], same[k]) for k in same)
+    assert not all(torch.equal(shifted[k], base[k]) for k in base)
+
+
+# --------------------------------------------------------------------------- the report's wording
+
+
+def _summary(ts_gain: float, aa_gain: float, n: int = 8) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.1, 0.02, n)
+    arms = {
+        "baseline": base,
+        "nofreeze": base + 0.5 * ts_gain + rng.normal(0, 0.002, n),
+        "ts_nofreeze": base + ts_gain + rng.normal(0, 0.002, n),
+        "baseline_aa": base + aa_gain + rng.normal(0, 0.01, n),
+    }
+    variants = {
+        name: {
+            "beats_naive": True,
+            "runs": [{"seed": s, "test_skill": float(v)} for s, v in enumerate(values)],
+        }
+        for name, values in arms.items()
+    }
+    planned = [
+        {"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer"},
+        {"a": "ts_nofreeze", "b": "baseline", "role": "positive_control", "label": "positive control"},
+        {"a": "baseline_aa", "b": "baseline", "role": "negative_control", "label": "A/A"},
+    ]
+    return {"variants": variants, "contrasts": contrasts.analyse(variants, planned, metrics=("test_skill",))}
+
+
+def test_control_not_detected_says_so_and_warns_the_headline() -> None:
+    summary = _summary(ts_gain=0.0, aa_gain=0.0)
+    summary_block = summary["contrasts"]
+    result = controls.control_summary(summary_block)
+    assert result["status"] == controls.NOT_DETECTED
+    assert result["positive"].startswith("Positive control: **not detected**")
+    assert result["ratio"] == ""  # no transfer ratio without a detected control
+    headline = report_headline(summary)
+    assert headline["answer"] in (contrasts.NO, contrasts.CANNOT_TELL)
+    assert headline["warning"] == controls.WARNING
+    assert "could not detect a known effect" in headline["warning"]
+
+
+def test_control_detected_gives_the_transfer_ratio_and_no_warning() -> None:
+    summary = _summary(ts_gain=0.2, aa_gain=0.0)
+    result = controls.control_summary(summary["contrasts"])
+    assert result["status"] == controls.DETECTED
+    assert result["positive"].startswith("Positive control: detected — ts_nofreeze beats baseline")
+    assert "Text transfer vs in-domain transfer" in result["ratio"] and "= 0.49" in result["ratio"]
+    assert "warning" not in report_headline(summary)
+    assert result["negative"] and result["negative"][0].startswith("Negative control: no difference declared")
+    ratio = controls.transfer_ratio(
+        contrasts.primary_result(summary["contrasts"]) or {},
+        controls.positive_control(summary["contrasts"])["row"],
+    )
+    assert ratio is not None and ratio["low"] <= ratio["ratio"] <= ratio["high"]
+
+
+def test_a_declared_negative_control_is_reported_as_a_false_alarm() -> None:
+    summary = _summary(ts_gain=0.2, aa_gain=0.1)
+    assert controls.control_summary(summary["contrasts"])["negative"][0].startswith(
+        "Negative control: FALSE ALARM"
+    )
