@@ -19,6 +19,7 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/data.smk"
+include: "rules/pretrain.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
 

@@ -1,6 +1,7 @@
 """Configuration, paths and helpers shared by every rule file."""
 
 import os
+import re
 import sys
 
 sys.path.insert(0, workflow.basedir)
@@ -67,6 +68,36 @@ def run_files(name):
     )
 
 
-def raw_data_input():
+def data_config(dataset=None):
+    """The data settings of a derived dataset: the experiment's, or pretrain.data's."""
+    source = EXPERIMENT.pretrain.data
+    if (
+        source is not None
+        and dataset == source.name
+        and source.name != EXPERIMENT.data.name
+    ):
+        return source
+    return EXPERIMENT.data
+
+
+def raw_data_input(dataset=None):
     """The user's data file or directory as an input, so replacing it reruns preprocess."""
-    return [] if EXPERIMENT.data.path == "embedded" else [EXPERIMENT.data.path]
+    data = data_config(dataset)
+    return [] if data.path == "embedded" else [data.path]
+
+
+# The positive control (docs/controls.md): the model's architecture pretrained on the
+# Stage-1 task, exported beside the text checkpoint and verified like it.
+TS_MODEL_DIR = f"{MODEL_DIR}--timeseries"
+PRETRAIN_DATA_DIR = (
+    f"data/derived/{EXPERIMENT.pretrain.data.name}"
+    if EXPERIMENT.pretrain.data is not None
+    else DATA_DIR
+)
+
+
+def timeseries_init(wildcards):
+    """The verified pretrained encoder, as an input of the variants that start from it."""
+    if EXPERIMENT.variants[wildcards.variant].init == "timeseries":
+        return [f"{TS_MODEL_DIR}/verification.json"]
+    return []

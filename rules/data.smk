@@ -3,7 +3,7 @@
 
 rule preprocess:
     input:
-        raw=raw_data_input(),
+        raw=lambda wildcards: raw_data_input(wildcards.dataset),
         code=sources("preprocess"),
     output:
         directory("data/derived/{dataset}"),
@@ -12,7 +12,9 @@ rule preprocess:
     conda:
         "../envs/data.yaml"
     params:
-        data=canonical_json(EXPERIMENT.data.to_params()),
+        data=lambda wildcards: canonical_json(
+            data_config(wildcards.dataset).to_params()
+        ),
     shell:
         "python -m workflow_scripts.preprocess --data-json {params.data:q}"
         " --out-dir {output:q} > {log:q} 2>&1"

@@ -8,6 +8,9 @@ rule download_model:
         manifest="resources/models/{model}/manifest.json",
     log:
         "logs/download_model/{model}.log",
+    wildcard_constraints:
+        # Only the configured checkpoint: {model}--timeseries is the pretrain rule's.
+        model=re.escape(EXPERIMENT.model.slug),
     conda:
         "../envs/torch.yaml"
     params:

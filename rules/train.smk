@@ -15,6 +15,7 @@ rule train:
     input:
         data=DATA_DIR,
         verification=f"{MODEL_DIR}/verification.json",
+        init=timeseries_init,
         code=sources("train"),
     output:
         metrics="results/runs/{variant}/seed{seed}/metrics.csv",
@@ -38,10 +39,14 @@ rule train:
         model_dir=lambda wildcards, input: os.path.dirname(input.verification),
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
         resume_dir="results/resume/{variant}/seed{seed}",
+        # A list so that a variant without init: timeseries passes no flag at all.
+        init=lambda wildcards, input: (
+            ["--init-dir", os.path.dirname(input.init[0])] if input.init else []
+        ),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --"
         " python -m workflow_scripts.train"
         " --variant-json {params.variant:q} --seed {wildcards.seed}"
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
         " --out-dir {params.out_dir:q} --tensorboard-dir {output.tensorboard:q}"
-        " --resume-dir {params.resume_dir:q} > {log:q} 2>&1"
+        " --resume-dir {params.resume_dir:q} {params.init:q} > {log:q} 2>&1"

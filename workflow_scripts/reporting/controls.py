@@ -146,6 +146,5 @@ def control_summary(block: Mapping[str, Any]) -> dict[str, Any]:
 
 def with_control_warning(headline: dict[str, str], status: str) -> dict[str, str]:
     """The headline, its "No"/"Cannot tell" warned when the positive control was not detected."""
-    if status != NOT_DETECTED or headline["answer"] not in (NO, CANNOT_TELL):
-        return headline
-    return {**headline, "warning": WARNING}
+    warned = status == NOT_DETECTED and headline["answer"] in (NO, CANNOT_TELL)
+    return {**headline, "warning": WARNING if warned else ""}
