@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -206,3 +207,26 @@ def test_optional_variants_and_other_encoders_train(
     row, _ = forecast.train_epoch(1)
     assert set(forecast.naive_val) == {"window_mean", "last_value", "seasonal_naive"}
     assert row["val_correlation"] == row["val_correlation"]  # not NaN
+
+
+@pytest.mark.parametrize("tokens", ["per_timeframe", "per_feature"])
+def test_token_layouts_cover_every_bar_once_and_train(
+    dataset: DerivedDataset, t5_dir: Path, tokens: str
+) -> None:
+    trainer = _trainer(dataset, t5_dir, tokens=tokens, steps_per_epoch=2)
+    model, shape = trainer.model, trainer.shape
+    per_token = 1 if tokens == "per_timeframe" else shape.n_features
+    assert shape.n_tokens == shape.n_timeframes * per_token * shape.n_patches
+    windows = trainer.train_source.windows(torch.arange(4))
+    assert torch.equal(model._bars(model._groups(windows).flatten(-2)), windows)
+    mask = torch.zeros(4, shape.n_timeframes, shape.seq_len, dtype=torch.bool)
+    mask[:, :, 3:7] = True
+    with torch.no_grad():
+        tokens_out = model.embed(windows, mask)
+        changed = windows.clone()
+        changed[:, :, 3:7] = 99.0  # masked bars never reach the tokens
+        assert torch.equal(tokens_out, model.embed(changed, mask))
+        assert model(windows, mask).shape == windows.shape
+    assert tokens_out.shape[1] == shape.n_tokens
+    row, _ = trainer.train_epoch(1)
+    assert np.isfinite(row["val_loss"])

@@ -118,6 +118,7 @@ class TrainConfig:
     early_stopping_patience: int = 5
     embedding_scale: Literal["experiment", "own", "none"] = "experiment"
     normalisation: Literal["window", "global"] = "window"
+    tokens: Literal["per_timeframe", "per_feature"] = "per_timeframe"
     max_test_batches: int | None = None
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: bool = False

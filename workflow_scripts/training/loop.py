@@ -128,6 +128,7 @@ class Trainer:
             patch_len=int(patch_len),
             task=cfg.task,
             horizon=cfg.horizon if cfg.task == "forecast" else 0,
+            tokens=cfg.tokens,
         )
         self.shape.validate()
         choice = choose_encoder(

@@ -35,6 +35,11 @@ LOG = logging.getLogger(__name__)
 #: relative to the unit-RMS LayerNorm output they are added to.
 ADDITIVE_EMBEDDING_STD = 0.02
 
+#: per_timeframe: a token is a patch of bars of one timeframe with all its features (a
+#: bar's open, high, low and close belong together, and there are F times fewer tokens);
+#: per_feature: a token is a patch of one feature (channel-independent, as in PatchTST).
+TOKEN_LAYOUTS = ("per_timeframe", "per_feature")
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -46,10 +51,25 @@ class ModelShape:
     patch_len: int
     task: str
     horizon: int
+    tokens: str = "per_timeframe"
 
     @property
     def n_patches(self) -> int:
         return self.seq_len // self.patch_len
+
+    @property
+    def n_groups(self) -> int:
+        """Token groups per timeframe: one per feature, or one holding every feature."""
+        return self.n_features if self.tokens == "per_feature" else 1
+
+    @property
+    def token_width(self) -> int:
+        """Features in one token's patch."""
+        return 1 if self.tokens == "per_feature" else self.n_features
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n_timeframes * self.n_groups * self.n_patches
 
     def validate(self) -> None:
         if self.patch_len < 1 or self.seq_len % self.patch_len:
@@ -58,6 +78,8 @@ class ModelShape:
             raise ValueError(f"task {self.task!r} is not allowed (allowed: reconstruct, forecast)")
         if self.task == "forecast" and self.horizon < 1:
             raise ValueError(f"forecast needs horizon >= 1 (got {self.horizon})")
+        if self.tokens not in TOKEN_LAYOUTS:
+            raise ValueError(f"tokens {self.tokens!r} is not allowed (allowed: {', '.join(TOKEN_LAYOUTS)})")
 
 
 @dataclass
@@ -76,18 +98,18 @@ class PatchEmbedding(nn.Module):
 
     def __init__(self, shape: ModelShape, hidden_size: int, scale: float) -> None:
         super().__init__()
-        in_features = shape.patch_len * (2 if shape.task == "reconstruct" else 1)
-        self.proj = nn.Linear(in_features, hidden_size)
+        flags = shape.patch_len if shape.task == "reconstruct" else 0
+        self.proj = nn.Linear(shape.patch_len * shape.token_width + flags, hidden_size)
         self.norm = nn.LayerNorm(hidden_size)
         self.position = nn.Embedding(shape.n_patches, hidden_size)
         self.timeframe = nn.Embedding(shape.n_timeframes, hidden_size)
-        self.feature = nn.Embedding(shape.n_features, hidden_size)
+        self.feature = nn.Embedding(shape.n_groups, hidden_size)
         for table in (self.position, self.timeframe, self.feature):
             nn.init.normal_(table.weight, std=ADDITIVE_EMBEDDING_STD)
         self.register_buffer("scale", torch.tensor(float(scale)))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        """``[B, T, F, P, in]`` -> ``[B, T, F, P, hidden]``."""
+        """``[B, T, G, P, in]`` -> ``[B, T, G, P, hidden]`` (G token groups, see ``ModelShape``)."""
         tokens = self.norm(self.proj(patches))
         tokens = (
             tokens
@@ -99,27 +121,26 @@ class PatchEmbedding(nn.Module):
 
 
 class ReconstructHead(nn.Module):
-    """Each token -> the ``patch_len`` bar values of its own patch."""
+    """Each token -> the values of its own patch."""
 
     def __init__(self, shape: ModelShape, hidden_size: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(hidden_size, shape.patch_len)
+        self.proj = nn.Linear(hidden_size, shape.patch_len * shape.token_width)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``[B, T, F, P, hidden]`` -> ``[B, T, F, seq_len]``."""
-        b, t, f = hidden.shape[:3]
-        return self.proj(hidden).reshape(b, t, f, -1)
+        """``[B, T, G, P, hidden]`` -> ``[B, T, G, seq_len * W]``."""
+        return self.proj(hidden).flatten(-2)
 
 
 class ForecastHead(nn.Module):
-    """A channel's ``P`` tokens, flattened -> its next ``horizon`` bars (shared across channels)."""
+    """A token group's ``P`` tokens, flattened -> its next ``horizon`` bars (shared across groups)."""
 
     def __init__(self, shape: ModelShape, hidden_size: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(shape.n_patches * hidden_size, shape.horizon)
+        self.proj = nn.Linear(shape.n_patches * hidden_size, shape.horizon * shape.token_width)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``[B, T, F, P, hidden]`` -> ``[B, T, F, horizon]``."""
+        """``[B, T, G, P, hidden]`` -> ``[B, T, G, horizon * W]``."""
         return self.proj(hidden.flatten(-2))
 
 
@@ -135,32 +156,49 @@ class PatchEncoderModel(nn.Module):
         head_cls = ReconstructHead if shape.task == "reconstruct" else ForecastHead
         self.head = head_cls(shape, choice.hidden_size)
 
+    def _groups(self, values: torch.Tensor) -> torch.Tensor:
+        """``[B, T, L, F]`` -> ``[B, T, G, L, W]``: the bars of each token group."""
+        if self.shape.tokens == "per_feature":
+            return values.permute(0, 1, 3, 2)[..., None]
+        return values[:, :, None]
+
+    def _bars(self, values: torch.Tensor) -> torch.Tensor:
+        """``[B, T, G, L * W]`` -> ``[B, T, L, F]``: the inverse of ``_groups``."""
+        b, t, g = values.shape[:3]
+        values = values.reshape(b, t, g, -1, self.shape.token_width)
+        if self.shape.tokens == "per_feature":
+            return values[..., 0].permute(0, 1, 3, 2)
+        return values[:, :, 0]
+
     def embed(self, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """The encoder's input tokens ``[B, T*F*P, hidden]``; masked bars are zeroed and flagged."""
-        b, t, length, f = windows.shape
+        """The encoder's input tokens ``[B, tokens, hidden]``; masked bars are zeroed and flagged."""
+        b, t = windows.shape[:2]
         s = self.shape
-        x = windows.permute(0, 1, 3, 2)  # [B, T, F, L]
+        x = self._groups(windows)  # [B, T, G, L, W]
+        g = x.shape[2]
         if s.task == "reconstruct":
             if mask is None:
                 raise ValueError("the reconstruct model needs a mask")
-            flags = mask[:, :, None, :].expand(b, t, f, length)
-            x = torch.cat([x.masked_fill(flags, 0.0), flags.to(x.dtype)], dim=-1)
-            x = (
-                x.reshape(b, t, f, 2, s.n_patches, s.patch_len)
-                .transpose(3, 4)
-                .reshape(b, t, f, s.n_patches, -1)
+            flags = mask[:, :, None, :].expand(b, t, g, s.seq_len)
+            x = x.masked_fill(flags[..., None], 0.0)
+            patches = torch.cat(
+                [
+                    x.reshape(b, t, g, s.n_patches, -1),
+                    flags.to(x.dtype).reshape(b, t, g, s.n_patches, s.patch_len),
+                ],
+                dim=-1,
             )
         else:
-            x = x.reshape(b, t, f, s.n_patches, s.patch_len)
-        return self.embedding(x).reshape(b, t * f * s.n_patches, -1)
+            patches = x.reshape(b, t, g, s.n_patches, -1)
+        return self.embedding(patches).reshape(b, t * g * s.n_patches, -1)
 
     def forward(self, windows: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        b, t, _, f = windows.shape
+        b, t = windows.shape[:2]
         tokens = self.embed(windows, mask)
         if self.encoder is not None:
             tokens = self.encoder(inputs_embeds=tokens, attention_mask=None).last_hidden_state
-        hidden = tokens.reshape(b, t, f, self.shape.n_patches, -1)
-        return self.head(hidden).transpose(2, 3)  # [B, T, L|H, F]
+        hidden = tokens.reshape(b, t, self.shape.n_groups, self.shape.n_patches, -1)
+        return self._bars(self.head(hidden))  # [B, T, L|H, F]
 
 
 def input_embedding_weight(encoder: nn.Module | None) -> nn.Parameter | None:
