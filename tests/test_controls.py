@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from tests.training_support import verified_model, write_synthetic_derived
 from workflow_scripts.config import ConfigError, VariantConfig, load_experiment
@@ -177,8 +178,12 @@ def test_pretrain_manifest_records_source_steps_seed_and_loss_curve(
         "config.json",
         "manifest.json",
         "model.safetensors",
+        "stage1_layers.safetensors",
     ]
     info = manifest["pretrain"]
+    assert info["stage1_layers"]["tensors"] and all(
+        not name.startswith("encoder.") for name in info["stage1_layers"]["tensors"]
+    )
     assert info["seed"] == 3
     assert (
         info["steps"] == info["planned_steps"] == PRETRAIN_TRAIN["epochs"] * PRETRAIN_TRAIN["steps_per_epoch"]
@@ -272,3 +277,37 @@ def test_a_declared_negative_control_is_reported_as_a_false_alarm() -> None:
     assert controls.control_summary(summary["contrasts"])["negative"][0].startswith(
         "Negative control: FALSE ALARM"
     )
+
+
+def test_init_timeseries_refuses_altered_or_misfitting_stage1_layers(tmp_path: Path) -> None:
+    """The pretraining's new layers are pinned by sha256 and must fit the model they go into."""
+    from torch import nn
+
+    from workflow_scripts.training.transfer import TransferError, export_new_layers, load_new_layers
+
+    class Tiny(nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.embedding = nn.Linear(3, width)
+            self.encoder = nn.Linear(width, width)
+            self.head = nn.Linear(width, 3)
+
+    source = Tiny(4)
+    record = export_new_layers(source, tmp_path)
+    assert record["tensors"] == ["embedding.bias", "embedding.weight", "head.bias", "head.weight"]
+    target = Tiny(4)
+    assert load_new_layers(target, tmp_path, record) == record["tensors"]
+    assert torch.equal(target.head.weight, source.head.weight)
+    assert not torch.equal(target.encoder.weight, source.encoder.weight)  # the encoder comes elsewhere
+    with pytest.raises(TransferError, match="does not fit this model"):
+        load_new_layers(Tiny(5), tmp_path, record)
+    with pytest.raises(TransferError, match="no longer has the sha256"):
+        load_new_layers(target, tmp_path, {**record, "sha256": "0" * 64})
+    with pytest.raises(TransferError, match="is missing"):
+        load_new_layers(target, tmp_path, None)
+
+
+def test_pretrain_seed_must_not_be_an_experiment_seed() -> None:
+    raw = {"seeds": [0, 1], "pretrain": {"seed": 1}, "variants": {"ts_nofreeze": {"init": "timeseries"}}}
+    with pytest.raises(ConfigError, match=r"pretrain.seed = 1 is also in seeds"):
+        load_experiment(raw)

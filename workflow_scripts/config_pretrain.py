@@ -97,6 +97,12 @@ def check_pretrain(experiment: ExperimentConfig) -> None:
                 f"variants.{name}.init_seed_offset = {variant.init_seed_offset} only applies to init random "
                 f"(this variant has init {variant.init})"
             )
+    uses_pretrain = any(variant.init == "timeseries" for variant in experiment.variants.values())
+    if uses_pretrain and pretrain.seed in experiment.seeds:
+        problems.append(
+            f"pretrain.seed = {pretrain.seed} is also in seeds: that seed's init timeseries run would start "
+            "its batches, masks and dropout exactly as the pretraining did (allowed: a seed not in seeds)"
+        )
     source, data = pretrain.data, experiment.data
     if source is not None:
         same_shape = (source.timeframes, source.seq_len, source.patch_len, source.features) == (

@@ -28,7 +28,9 @@ from typing import Any, cast
 from workflow_scripts.io_utils import config_hash
 from workflow_scripts.logs import setup_logging
 
-#: Files of the exported directory besides manifest.json.
+#: Files of the exported directory besides manifest.json and stage1_layers.safetensors
+#: (the patch embedding and head, which ``init: timeseries`` runs start from too:
+#: ``training.transfer``).
 EXPORTED = ("config.json", "model.safetensors")
 
 
@@ -75,6 +77,7 @@ def pretrain(
     from workflow_scripts.models.manifest import file_records, write_manifest
     from workflow_scripts.train import model_hash, patch_len_of
     from workflow_scripts.training.loop import RunIdentity, Trainer
+    from workflow_scripts.training.transfer import STAGE1_LAYERS_FILE, export_new_layers
 
     verification = require_verified(model_dir)
     config = PretrainConfig.from_params(params)
@@ -124,7 +127,9 @@ def pretrain(
     text_config = load_config(model_dir)
     encoder.config.is_encoder_decoder = bool(getattr(text_config, "is_encoder_decoder", False))
     encoder.save_pretrained(str(out_dir), safe_serialization=True)
+    stage1_layers = export_new_layers(trainer.model, out_dir)
     extra = sorted(p.name for p in out_dir.iterdir() if p.name not in EXPORTED)
+    extra = [name for name in extra if name != STAGE1_LAYERS_FILE]
     for name in extra:  # e.g. generation_config.json: not part of an encoder checkpoint
         (out_dir / name).unlink()
     steps = int(summary["epochs_completed"]) * variant.train.steps_per_epoch
@@ -153,6 +158,7 @@ def pretrain(
             "config_hash": hashes["config_hash"],
             "loss_curve": loss_curve(history),
             "final_val_loss": summary["best"]["val_loss"],
+            "stage1_layers": stage1_layers,
         },
     }
     write_manifest(out_dir, manifest)

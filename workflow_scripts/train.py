@@ -128,8 +128,16 @@ def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
         raise InputError(f"variant {variant.name} has init: timeseries but no --init-dir was given")
     dataset = load_derived(args.data_dir)
     weights_hash = model_hash(verification)
+    layers_record = None
     if variant.init == "timeseries" and init_verification is not None:
-        weights_hash = config_hash({"text": weights_hash, "timeseries": model_hash(init_verification)})
+        layers_record = pretrain_layers_record(args.init_dir)
+        weights_hash = config_hash(
+            {
+                "text": weights_hash,
+                "timeseries": model_hash(init_verification),
+                "stage1_layers": (layers_record or {}).get("sha256"),
+            }
+        )
     hashes = {
         "config_hash": config_hash({"variant": params, "seed": args.seed}),
         "model_hash": weights_hash,
@@ -156,7 +164,22 @@ def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
         load_encoder=encoder_loader(args.init_dir, variant.init_seed_offset),
         experiment_rms=verification.get("token_embedding_rms"),
     )
+    if variant.init == "timeseries":
+        from workflow_scripts.training.transfer import load_new_layers
+
+        names = load_new_layers(trainer.model, args.init_dir, layers_record)
+        log.info("init timeseries: %d new-layer tensors from the pretraining (%s)", len(names), args.init_dir)
     return trainer.fit(args.out_dir, args.tensorboard_dir, args.resume_dir, identity)
+
+
+def pretrain_layers_record(init_dir: Path) -> dict[str, Any] | None:
+    """The export manifest's record of stage1_layers.safetensors (None when absent)."""
+    try:
+        manifest = json.loads((Path(init_dir) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(f"{init_dir / 'manifest.json'} is unreadable ({error})") from error
+    record = (manifest.get("pretrain") or {}).get("stage1_layers")
+    return dict(record) if isinstance(record, dict) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     from workflow_scripts.training.device import DeviceError
     from workflow_scripts.training.loop import InjectedFailure, NonFiniteError
     from workflow_scripts.training.precision import PrecisionError
+    from workflow_scripts.training.transfer import TransferError
 
     known = (
         InputError,
@@ -177,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         DataShapeError,
         DeviceError,
         PrecisionError,
+        TransferError,
         NonFiniteError,
         InjectedFailure,
     )
