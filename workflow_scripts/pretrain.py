@@ -76,9 +76,11 @@ def pretrain(
     from workflow_scripts.models.loading import load_config, require_verified
     from workflow_scripts.models.manifest import file_records, write_manifest
     from workflow_scripts.train import model_hash, patch_len_of
+    from workflow_scripts.training.device import limit_threads
     from workflow_scripts.training.loop import RunIdentity, Trainer
     from workflow_scripts.training.transfer import STAGE1_LAYERS_FILE, export_new_layers
 
+    log.info("%d CPU threads", limit_threads())
     verification = require_verified(model_dir)
     config = PretrainConfig.from_params(params)
     variant = config.variant()

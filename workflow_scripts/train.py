@@ -111,8 +111,10 @@ def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
     from workflow_scripts.config import VariantConfig
     from workflow_scripts.data.derived import load_derived
     from workflow_scripts.models.loading import require_verified
+    from workflow_scripts.training.device import limit_threads
     from workflow_scripts.training.loop import RunIdentity, Trainer
 
+    log.info("%d CPU threads", limit_threads())
     verification = require_verified(args.model_dir)
     init_verification = require_verified(args.init_dir) if args.init_dir is not None else None
     from transformers.utils import logging as hf_logging
