@@ -1,0 +1,141 @@
+"""Checks of a configuration beyond its types: the schema, then the fields that depend on each other.
+
+``validate`` turns every JSON-Schema error into one line with the key path and the allowed
+values (with a "did you mean" for a mistyped key); ``check_cross_fields`` and
+``check_contrasts`` refuse combinations no schema can express. Each raises ``ConfigError``
+listing every problem at once, so a user fixes a config in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from workflow_scripts.config import ConfigError, ContrastConfig, ExperimentConfig, VariantConfig
+
+
+def check_contrasts(contrasts: tuple[ContrastConfig, ...], all_variants: Mapping[str, VariantConfig]) -> None:
+    """A declared contrast must name defined variants (a disabled one is fine: the report
+    skips it) and at most one contrast may be the primary one."""
+    problems = []
+    for index, contrast in enumerate(contrasts):
+        for side in ("a", "b"):
+            name = getattr(contrast, side)
+            if name not in all_variants:
+                close = difflib.get_close_matches(name, list(all_variants), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(
+                    f"contrasts.{index}.{side}: '{name}' is not a variant defined under variants{hint} "
+                    f"(defined: {', '.join(sorted(all_variants))})"
+                )
+        if contrast.a == contrast.b:
+            problems.append(
+                f"contrasts.{index}: a and b are both '{contrast.a}' (allowed: two different variants)"
+            )
+    primaries = [str(i) for i, c in enumerate(contrasts) if c.role == "primary"]
+    if len(primaries) > 1:
+        problems.append(
+            f"contrasts.{', contrasts.'.join(primaries)}: more than one role: primary (allowed: one)"
+        )
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, VariantConfig]) -> None:
+    """Data shape, splits, freeze schedule, precision, features and horizon, per variant."""
+    problems: list[str] = []
+    data = experiment.data
+    if data.seq_len % data.patch_len:
+        problems.append(
+            f"data.seq_len = {data.seq_len} is not divisible by data.patch_len = {data.patch_len} "
+            "(allowed: a patch_len that divides seq_len)"
+        )
+    if data.train_fraction + data.val_fraction >= 1:
+        problems.append(
+            f"data.train_fraction + data.val_fraction = {data.train_fraction + data.val_fraction:g} "
+            "leaves no test split (allowed: a sum below 1)"
+        )
+    if not experiment.variants:
+        problems.append(f"variants: none is enabled (defined: {', '.join(sorted(all_variants)) or 'none'})")
+    t5 = "t5" in experiment.model.name_or_path.lower()
+    for name, variant in sorted(all_variants.items()):
+        train = variant.train
+        if variant.freeze_epochs > train.epochs:
+            problems.append(
+                f"variants.{name}.freeze_epochs = {variant.freeze_epochs} is greater than "
+                f"epochs = {train.epochs} (allowed: 0..{train.epochs}, or 'all')"
+            )
+        if train.precision == "fp16" and t5 and not train.force_fp16:
+            problems.append(
+                f"variants.{name}: precision fp16 with a T5 encoder is refused: T5 activations overflow "
+                "float16's range and the loss diverges (allowed: auto, bf16, fp32; or force_fp16: true)"
+            )
+        if train.task == "reconstruct" and data.features == "bars_and_changes" and data.kind != "generic":
+            problems.append(
+                f"variants.{name}: data.features = bars_and_changes with task reconstruct is refused: "
+                "delta_close of the bar after a masked span reveals its close (allowed: features: bars, "
+                "or task: forecast)"
+            )
+        if train.task == "forecast" and train.horizon > data.seq_len:
+            problems.append(
+                f"variants.{name}.horizon = {train.horizon} exceeds data.seq_len = {data.seq_len}"
+            )
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def validate(raw: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Every schema error of ``raw``, one line each (see ``_describe``)."""
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(raw), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        lines = [_describe(error, schema) for error in errors]
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(dict.fromkeys(lines)))
+
+
+def _key_path(error: ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(top level)"
+
+
+def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
+    """Turn a jsonschema error into one line with the key path and the allowed values."""
+    where = _key_path(error)
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        allowed = sorted(_allowed_keys(error.schema, schema))
+        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, Mapping) else []
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        return f"{where}: unknown key {', '.join(hints)}; allowed keys: {', '.join(allowed)}"
+    if error.validator == "enum":
+        allowed_values = ", ".join(str(v) for v in error.validator_value)
+        return f"{where}: {error.instance!r} is not allowed (allowed: {allowed_values})"
+    if "propertyNames" in error.schema_path:
+        return (
+            f"{where}: name {error.instance!r} is not a valid file-name token "
+            f"(allowed: letters, digits, '_' and '-', starting with a letter)"
+        )
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return f"{where}: {error.message} (allowed: {error.validator} {error.validator_value})"
+    if error.validator == "oneOf" and error.context:
+        options = "; ".join(dict.fromkeys(sub.message for sub in error.context))
+        return f"{where}: {error.instance!r} is not allowed ({options})"
+    description = error.schema.get("description") if isinstance(error.schema, Mapping) else None
+    suffix = f" ({description})" if description else ""
+    return f"{where}: {error.message}{suffix}"
+
+
+def _allowed_keys(subschema: Mapping[str, Any], root: Mapping[str, Any]) -> set[str]:
+    keys = set(subschema.get("properties", {}))
+    reference = subschema.get("$ref")
+    if reference:
+        target: Any = root
+        for part in reference.removeprefix("#/").split("/"):
+            target = target[part]
+        keys |= _allowed_keys(target, root)
+    return keys
