@@ -17,6 +17,7 @@ from workflow_scripts.reporting import conclusions, controls, plots, tables
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC
+from workflow_scripts.reporting.planned import ok_run_keys, planned_seeds, with_planned_runs
 from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
 
 TITLE = "Does a pretrained encoder help? Results across variants and seeds"
@@ -88,7 +89,7 @@ def build_context(
 ) -> dict[str, Any]:
     """The template context shared by the HTML and the Markdown report.
 
-    ``summary`` must already list every planned run (``tables.with_planned_runs``), and
+    ``summary`` must already list every planned run (``planned.with_planned_runs``), and
     ``finished_metrics`` only the epochs of finished runs.
     """
     order = variant_order(summary["variants"])
@@ -109,7 +110,7 @@ def build_context(
                 "href": f"{plots_href}/{file_name}" if plots_href else file_name,
             }
         )
-    seeds = tables.planned_seeds(experiment) or list(summary.get("seeds", []))
+    seeds = planned_seeds(experiment) or list(summary.get("seeds", []))
     return {
         "title": TITLE,
         "model_name": (experiment.get("model") or {}).get("name_or_path", "unknown"),
@@ -157,8 +158,8 @@ def build_report(
 ) -> RenderedReport:
     """Render both documents and the figures; ``md_dir``/``plots_dir`` only set the
     Markdown's relative image links."""
-    planned = tables.with_planned_runs(summary, experiment)
-    finished = tables.ok_metrics(metrics, tables.ok_run_keys(planned))
+    planned = with_planned_runs(summary, experiment)
+    finished = tables.ok_metrics(metrics, ok_run_keys(planned))
     order = variant_order(planned["variants"])
     clip = (experiment.get("train") or {}).get("grad_clip")
     pngs = make_plots(planned, finished, order, float(clip) if clip else None)
