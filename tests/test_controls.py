@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +312,14 @@ def test_pretrain_seed_must_not_be_an_experiment_seed() -> None:
     raw = {"seeds": [0, 1], "pretrain": {"seed": 1}, "variants": {"ts_nofreeze": {"init": "timeseries"}}}
     with pytest.raises(ConfigError, match=r"pretrain.seed = 1 is also in seeds"):
         load_experiment(raw)
+
+
+def test_transfer_ratio_is_unbounded_when_the_control_delta_can_change_sign() -> None:
+    seeds = list(range(8))
+    primary = {"seeds": seeds, "deltas": [0.1, -0.2, 0.05, 0.0, 0.1, -0.1, 0.2, 0.0]}
+    noisy = {"seeds": seeds, "deltas": [0.5, -0.45, 0.4, -0.35, 0.3, -0.2, 0.1, 0.05]}
+    ratio = controls.transfer_ratio(primary, noisy)
+    assert ratio is not None and ratio["low"] == -math.inf and ratio["high"] == math.inf
+    steady = {"seeds": seeds, "deltas": [0.3, 0.28, 0.31, 0.27, 0.3, 0.29, 0.33, 0.25]}
+    bounded = controls.transfer_ratio(primary, steady)
+    assert bounded is not None and math.isfinite(bounded["low"]) and math.isfinite(bounded["high"])

@@ -112,13 +112,16 @@ def power_statement(block: Mapping[str, Any]) -> Conclusion:
     ]
     if row["mde"] is not None:
         parts.append(
-            f"The minimum detectable effect (80% power, α {alpha:g}, noncentral t, observed sd of Δ "
-            f"{fmt_value(row['sd_delta'])}) is {fmt_value(row['mde'])}."
+            f"The minimum detectable effect (80% power at α/m = {row['power_alpha']:.3g}, Holm's first "
+            f"step; noncentral-t approximation; observed sd of Δ {fmt_value(row['sd_delta'])}) is "
+            f"{fmt_value(row['mde'])}."
         )
     elif row.get("mde_note"):
         parts.append(f"No minimum detectable effect: {row['mde_note']}.")
     if row["seeds_needed"] is not None:
-        parts.append(f"About {row['seeds_needed']} seeds would detect the observed Δ with 80% power.")
+        parts.append(
+            f"About {row['seeds_needed']} seeds would detect the observed Δ with 80% power at that level."
+        )
     return Conclusion(topic, " ".join(parts))
 
 

@@ -74,7 +74,11 @@ def compare_pair(
     mean = None if raw is None or n == 0 else float(raw.mean())
     low, high = (None, None) if raw is None else paired.t_interval(raw, confidence)
     sd = None if raw is None or n < 2 else float(raw.std(ddof=1))
-    oriented = None if mean is None else (mean if spec.higher_is_better else -mean)
+    # The side a contrast favours comes from the very numbers the test used: the mean
+    # paired difference, or for a censored metric the mean rank difference (whatever the
+    # majority of seeds says, the test is driven by the mean).
+    basis = float(tested.mean()) if spec.censored and n else mean
+    oriented = None if basis is None else (basis if spec.higher_is_better else -basis)
     sign = np.sign(tested if spec.higher_is_better else -tested)
     return {
         "metric": metric,
@@ -98,7 +102,8 @@ def compare_pair(
         ),
         "paired_share": None if n == 0 else float((sign > 0).mean() + 0.5 * (sign == 0).mean()),
         "improvement": oriented,
-        "min_attainable_p": paired.min_attainable_p(n),
+        # Pairs with Δ = 0 cannot change sign, so only the others count.
+        "min_attainable_p": paired.min_attainable_p(int(np.count_nonzero(tested))) if n else 1.0,
     }
 
 
@@ -177,16 +182,18 @@ def _power(row: dict[str, Any], family_size: int, alpha: float) -> None:
     row["alpha"] = alpha
     row["can_reach_significance"] = row["min_attainable_p"] <= alpha
     row["can_reach_after_holm"] = row["min_attainable_p"] <= alpha / m
-    row["mde"] = paired.minimum_detectable_effect(row["sd_delta"], n, alpha)
+    # Power at the level the contrast must reach to be declared whatever the others show:
+    # α/m, Holm's first step (paired-t approximation of the exact test's power).
+    level = alpha / m
+    row["power_alpha"] = level
+    row["mde"] = paired.minimum_detectable_effect(row["sd_delta"], n, level)
     if row["mde"] is not None and math.isinf(row["mde"]):
         row["mde"] = None
-        row["mde_note"] = f"the exact test cannot reach p ≤ {alpha:g} with {n} seeds"
-    row["seeds_needed"] = paired.seeds_needed(row["mean_delta"], row["sd_delta"], alpha)
+        row["mde_note"] = f"the exact test cannot reach p ≤ {level:.3g} (α/m) with {n} seeds"
+    row["seeds_needed"] = paired.seeds_needed(row["mean_delta"], row["sd_delta"], level)
     p_adj = row["p_adjusted"]
     row["significant"] = p_adj is not None and p_adj <= alpha
     improvement = row["improvement"]
-    if improvement is None and row["paired_share"] is not None:
-        improvement = row["paired_share"] - 0.5
     row["favours"] = None if not improvement else ("a" if improvement > 0 else "b")
 
 

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -115,8 +116,12 @@ def transfer_ratio(primary: Mapping[str, Any], control: Mapping[str, Any]) -> di
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     idx = rng.integers(0, len(seeds), size=(BOOTSTRAP_RESAMPLES, len(seeds)))
     den = y[idx].mean(axis=1)
-    keep = den != 0
-    ratios = x[idx].mean(axis=1)[keep] / den[keep]
+    # A denominator that changes sign (or vanishes) in more than 2.5% of resamples makes
+    # the ratio unbounded: the interval is then (-inf, inf), not a percentile of a
+    # distribution with a pole in it.
+    if np.mean(np.sign(den) != np.sign(y.mean())) > 0.025:
+        return {"ratio": float(x.mean() / y.mean()), "low": -math.inf, "high": math.inf, "n": len(seeds)}
+    ratios = x[idx].mean(axis=1) / den
     low, high = np.percentile(ratios, [2.5, 97.5])
     return {"ratio": float(x.mean() / y.mean()), "low": float(low), "high": float(high), "n": len(seeds)}
 
@@ -128,7 +133,13 @@ def control_summary(block: Mapping[str, Any]) -> dict[str, Any]:
     primary = primary_result(block)
     if positive["status"] == DETECTED and primary is not None:
         ratio = transfer_ratio(primary, positive["row"])
-        if ratio is not None:
+        if ratio is not None and math.isinf(ratio["low"]):
+            ratio_text = (
+                f"Text transfer vs in-domain transfer: ({primary['a']} − {primary['b']}) / "
+                f"({positive['row']['a']} − {positive['row']['b']}) = {ratio['ratio']:.2f}, but its interval "
+                "is unbounded: the control's Δ changes sign in more than 2.5% of the bootstrap resamples."
+            )
+        elif ratio is not None:
             ratio_text = (
                 f"Text transfer vs in-domain transfer: ({primary['a']} − {primary['b']}) / "
                 f"({positive['row']['a']} − {positive['row']['b']}) = {ratio['ratio']:.2f} "
