@@ -60,7 +60,7 @@ def test_entry_point_end_to_end_on_csv(tmp_path: Path) -> None:
         assert len(arrays) == manifest["windows"][split] > 0
         assert arrays.ends.shape == (len(arrays), 3)
         window = arrays.window(0, data.seq_len)
-        assert [w.shape for w in window.values()] == [(16, 6)] * 3
+        assert [w.shape for w in window.values()] == [(16, 4)] * 3  # open, high, low, close
     train = np.asarray(data.split("train").bars["m15"], dtype=np.float64)
     np.testing.assert_allclose(train.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(train.std(axis=0), 1, atol=1e-4)
