@@ -236,7 +236,10 @@ def assert_went_through_sbatch(
         per_rule[rule.group(1)] = per_rule.get(rule.group(1), 0) + 1
         assert job["state"] == "COMPLETED", f"job {job} did not complete\n{cluster.diagnostics()}"
         assert re.search(rf"_slurm_rpc_submit_batch_job: JobId={job['id']}\b", log), f"no sbatch for {job}"
-        assert re.search(rf"sched: Allocate JobId={job['id']}\b", log), f"job {job} never allocated"
+        # the main scheduler logs "sched: Allocate JobId=N", the backfill scheduler (which
+        # starts some jobs when several are queued) "sched/backfill: _start_job: Started JobId=N"
+        started = rf"(sched: Allocate|sched/backfill: _start_job: Started) JobId={job['id']}\b"
+        assert re.search(started, log), f"job {job} never allocated"
     assert per_rule == expected_rules, f"batch jobs per rule {per_rule} != expected {expected_rules}"
 
 
