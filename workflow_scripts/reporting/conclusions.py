@@ -29,6 +29,8 @@ class Conclusion:
 
     topic: str
     text: str
+    #: the same sentences one by one, when the topic lists several (shown as a list)
+    items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def planned_contrasts(block: Mapping[str, Any]) -> Conclusion:
         sentences.append(
             f"{skipped['label']} ({skipped['a']} vs {skipped['b']}) skipped: {skipped['reason']}."
         )
-    return Conclusion("Planned contrasts (test skill)", " ".join(sentences) or "No planned contrast.")
+    return _listed("Planned contrasts (test skill)", sentences, "No planned contrast.")
 
 
 def learning_speed(block: Mapping[str, Any]) -> Conclusion:
@@ -93,9 +95,12 @@ def learning_speed(block: Mapping[str, Any]) -> Conclusion:
     sentences = [contrast_sentence(r) for r in _rows(block, SPEED_METRICS) if r["role"] == "primary"]
     others = [r for r in _rows(block, SPEED_METRICS) if r["role"] != "primary" and r["significant"]]
     sentences += [contrast_sentence(r) for r in others]
-    return Conclusion(
-        "Learning speed", " ".join(sentences) or "No learning-speed contrast could be computed."
-    )
+    return _listed("Learning speed", sentences, "No learning-speed contrast could be computed.")
+
+
+def _listed(topic: str, sentences: Sequence[str], empty: str) -> Conclusion:
+    """A topic made of several sentences: the joined text, and the sentences as a list."""
+    return Conclusion(topic, " ".join(sentences) or empty, tuple(sentences) if len(sentences) > 1 else ())
 
 
 def power_statement(block: Mapping[str, Any]) -> Conclusion:
@@ -157,7 +162,7 @@ def naive_check(summary: Mapping[str, Any]) -> Conclusion:
     if clear:
         names = ", ".join(clear)
         sentences.insert(0, f"{names}: test skill above 0 with the whole 95% confidence interval.")
-    return Conclusion(topic, " ".join(sentences) or "No variant has a test skill to compare with naive.")
+    return _listed(topic, sentences, "No variant has a test skill to compare with naive.")
 
 
 def run_health(runs: Sequence[RunStatus]) -> Conclusion:

@@ -121,7 +121,8 @@ def build_context(
         "headline": conclusions.report_headline(summary),
         "controls": controls.control_summary(summary.get("contrasts") or {}),
         "conclusions": [
-            {"topic": c.topic, "text": c.text} for c in conclusions.write_conclusions(summary, statuses)
+            {"topic": c.topic, "text": c.text, "items": list(c.items)}
+            for c in conclusions.write_conclusions(summary, statuses)
         ],
         "contrasts": tables.contrast_rows(summary),
         "alpha": (summary.get("contrasts") or {}).get("alpha", 0.05),
