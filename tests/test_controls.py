@@ -323,3 +323,23 @@ def test_transfer_ratio_is_unbounded_when_the_control_delta_can_change_sign() ->
     steady = {"seeds": seeds, "deltas": [0.3, 0.28, 0.31, 0.27, 0.3, 0.29, 0.33, 0.25]}
     bounded = controls.transfer_ratio(primary, steady)
     assert bounded is not None and math.isfinite(bounded["low"]) and math.isfinite(bounded["high"])
+
+
+def test_pretraining_on_the_experiments_own_input_with_other_splits_is_refused() -> None:
+    """Other split fractions on the same input would move validation/test bars into its train split."""
+    raw = {
+        "variants": {"ts_nofreeze": {"init": "timeseries"}},
+        "pretrain": {"data": {"name": "msft-wider", "train_fraction": 0.8, "val_fraction": 0.1}},
+    }
+    with pytest.raises(
+        ConfigError, match=r"pretrain\.data: the experiment's own input with other train_fraction"
+    ):
+        load_experiment(raw)
+    raw["pretrain"]["data"] = {"name": "msft-same-splits"}  # same input, same splits: its train split only
+    load_experiment(raw)
+
+
+def test_init_seed_offset_is_refused_where_it_would_be_ignored() -> None:
+    raw = {"variants": {"small_aa": {"init": "random", "encoder": "small", "init_seed_offset": 3}}}
+    with pytest.raises(ConfigError, match="with encoder checkpoint"):
+        load_experiment(raw)

@@ -230,3 +230,13 @@ def test_token_layouts_cover_every_bar_once_and_train(
     assert tokens_out.shape[1] == shape.n_tokens
     row, _ = trainer.train_epoch(1)
     assert np.isfinite(row["val_loss"])
+
+
+def test_a_validation_skill_of_exactly_zero_is_recorded_not_taken_for_missing(
+    dataset: DerivedDataset, t5_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As good as naive is 0.0, a number: it must neither become NaN nor stop the run."""
+    trainer = _trainer(dataset, t5_dir, steps_per_epoch=1)
+    monkeypatch.setattr(trainer, "skill", lambda result, naive: {"skill": 0.0})
+    row, _ = trainer.train_epoch(1)
+    assert row["val_skill"] == 0.0

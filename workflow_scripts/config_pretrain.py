@@ -92,10 +92,10 @@ def check_pretrain(experiment: ExperimentConfig) -> None:
                 f"variants.{name}: init timeseries with encoder {variant.encoder} is refused "
                 "(allowed: encoder checkpoint, the pretrained architecture)"
             )
-        if variant.init_seed_offset and variant.init != "random":
+        if variant.init_seed_offset and (variant.init != "random" or variant.encoder != "checkpoint"):
             problems.append(
                 f"variants.{name}.init_seed_offset = {variant.init_seed_offset} only applies to init random "
-                f"(this variant has init {variant.init})"
+                f"with encoder checkpoint (this variant has init {variant.init}, encoder {variant.encoder})"
             )
     uses_pretrain = any(variant.init == "timeseries" for variant in experiment.variants.values())
     if uses_pretrain and pretrain.seed in experiment.seeds:
@@ -115,6 +115,20 @@ def check_pretrain(experiment: ExperimentConfig) -> None:
             problems.append(
                 "pretrain.data: timeframes, seq_len, patch_len and features must equal data:'s "
                 "(the pretrained encoder is fine-tuned on windows of that shape)"
+            )
+        if source.path == data.path and (
+            source.train_fraction,
+            source.val_fraction,
+            source.sample_stride,
+        ) != (
+            data.train_fraction,
+            data.val_fraction,
+            data.sample_stride,
+        ):
+            problems.append(
+                "pretrain.data: the experiment's own input with other train_fraction, val_fraction or "
+                "sample_stride would put the experiment's validation or test bars in the pretraining's "
+                "train split (allowed: leave pretrain.data null to pretrain on the experiment's train split)"
             )
         if source.name == data.name and source != data:
             problems.append(

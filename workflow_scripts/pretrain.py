@@ -159,7 +159,7 @@ def pretrain(
             "settings": config.to_params(),
             "config_hash": hashes["config_hash"],
             "loss_curve": loss_curve(history),
-            "final_val_loss": summary["best"]["val_loss"],
+            "best_val_loss": summary["best"]["val_loss"],
             "stage1_layers": stage1_layers,
         },
     }

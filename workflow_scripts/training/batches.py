@@ -67,7 +67,7 @@ class WindowSource:
         """Bar open times (int64 ns) of the windows of samples ``idx``: ``[B, T, seq_len]``, on ``device``."""
         if self.times is None:
             raise DataShapeError("this split has no bar times; leak-free masks need {split}_times_{tf}.npy")
-        return self._gather(idx, -self.seq_len, self.seq_len, self.times)[..., 0].to(self.device)
+        return self._gather(idx, -self.seq_len, self.seq_len, self.times)[..., 0]
 
     def targets(self, idx: torch.Tensor) -> torch.Tensor:
         """The ``horizon`` bars after each window: float32 ``[B, T, horizon, F]``."""

@@ -318,7 +318,8 @@ class Trainer:
         synchronize(self.device)
         train_time = time.perf_counter() - started
         result = self.evaluate(self.val)
-        values = metric_row(result, self.skill(result, self.naive_val)["skill"] or float("nan"), "val")
+        skill = self.skill(result, self.naive_val)["skill"]
+        values = metric_row(result, float("nan") if skill is None else skill, "val")
         bad = [name for name, value in values.items() if not np.isfinite(value)]
         if bad:
             raise NonFiniteError(f"non-finite validation metrics {bad} at epoch {epoch}; the run is stopped")

@@ -28,12 +28,12 @@ _CONSTANT_TOLERANCE = 1e-12
 
 @dataclass(frozen=True)
 class MetricResult:
-    """Metrics of one evaluation; every aggregate is the mean over channels."""
+    """Metrics of one evaluation: loss and MAE pooled over the scored cells, correlation the
+    mean over channels; the per-channel sums give any group's MSE."""
 
     correlation: float
     loss: float
     mae: float
-    mae_price: float
     channel_correlation: tuple[float, ...]
     count: int
     channel_sse: tuple[float, ...] = ()
@@ -44,14 +44,6 @@ class MetricResult:
         sse = sum(self.channel_sse[c] for c in channels)
         count = sum(self.channel_count[c] for c in channels)
         return sse / count if count > 0 else float("nan")
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "val_correlation": self.correlation,
-            "val_loss": self.loss,
-            "val_mae": self.mae,
-            "val_mae_price": self.mae_price,
-        }
 
 
 def to_channels(values: torch.Tensor) -> torch.Tensor:
@@ -98,22 +90,17 @@ class StreamingMetrics:
         )
         self.sums += batch
 
-    def result(self, price_scale: Sequence[float] | np.ndarray | None = None) -> MetricResult:
-        """Compute the metrics; ``price_scale[c]`` converts channel c's normalised error to price units."""
+    def result(self) -> MetricResult:
+        """Compute the metrics from the sums."""
         s = self.sums.cpu().numpy()
         n = s[_N]
         if not np.all(n > 0):
             raise ValueError("no scored positions in some channel: the evaluation set is empty")
         correlation = pearson_from_sums(n, s[_SX], s[_SY], s[_SXX], s[_SYY], s[_SXY])
-        mae = s[_SABS] / n
-        mse = s[_SSQ] / n
-        del mse  # the aggregates pool cells; per-channel sums stay available
-        scale = np.ones_like(mae) if price_scale is None else np.asarray(price_scale, dtype=np.float64)
         return MetricResult(
             correlation=float(correlation.mean()),
             loss=float(s[_SSQ].sum() / n.sum()),
             mae=float(s[_SABS].sum() / n.sum()),
-            mae_price=float((mae * scale).mean()),
             channel_correlation=tuple(float(r) for r in correlation),
             count=int(n.max()),
             channel_sse=tuple(float(v) for v in s[_SSQ]),
