@@ -11,6 +11,8 @@ arrays, so the experiment's val and test arrays cannot reach the pretraining.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,9 +102,9 @@ class SourceDataset:
     def manifest(self) -> dict[str, Any]:
         return dict(self.base.manifest)
 
-    @property
+    @cached_property
     def cut(self) -> tuple[int, int, int]:
-        """(n_train, first_val, n) of the source train split."""
+        """(n_train, first_val, n) of the source train split (computed once, split() asks often)."""
         ends = np.asarray(self.base.split("train").ends)
         n_train, first_val = source_cut(ends, self.seq_len, self.fraction)
         return n_train, first_val, len(ends)

@@ -227,7 +227,7 @@ def headline(block: Mapping[str, Any], any_beats_naive: bool | None) -> dict[str
             "text": f"The primary contrast was not computed{why}.",
             "caveat": caveat,
         }
-    numbers = _numbers(row)
+    numbers = numbers_text(row)
     if row["significant"] and row["favours"] == "a":
         answer, lead = YES, f"{row['a']} beats {row['b']}"
     elif row["significant"] and row["favours"] == "b":
@@ -245,8 +245,11 @@ def headline(block: Mapping[str, Any], any_beats_naive: bool | None) -> dict[str
     return {"answer": answer, "text": text, "caveat": caveat}
 
 
-def _numbers(row: Mapping[str, Any]) -> str:
+def numbers_text(row: Mapping[str, Any], *, detailed: bool = True) -> str:
+    """One contrast's Δ, interval and adjusted p for a sentence; ``detailed`` adds the
+    metric's direction and the test's name (the headline has room for them, control lines not)."""
     spec = METRICS[row["metric"]]
+    direction = f", {spec.direction} is better" if detailed else ""
     if row["mean_delta"] is None:
         delta = "mean Δ not defined"
     elif row["ci_low"] is None:
@@ -254,7 +257,8 @@ def _numbers(row: Mapping[str, Any]) -> str:
     else:
         delta = (
             f"Δ {spec.title} = {row['mean_delta']:+.3g} (95% CI {row['ci_low']:+.3g} to "
-            f"{row['ci_high']:+.3g}, n={row['n']}, {spec.direction} is better)"
+            f"{row['ci_high']:+.3g}, n={row['n']}{direction})"
         )
     p_adj = "—" if row["p_adjusted"] is None else f"{row['p_adjusted']:.3g}"
-    return f"{delta}, Holm-adjusted p = {p_adj} ({row['test']})"
+    test = f" ({row['test']})" if detailed else ""
+    return f"{delta}, Holm-adjusted p = {p_adj}{test}"

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.reporting.contrasts import CANNOT_TELL, NO, primary_result
-from workflow_scripts.reporting.metrics import METRICS, PRIMARY_METRIC
+from workflow_scripts.reporting.contrasts import CANNOT_TELL, NO, numbers_text, primary_result
+from workflow_scripts.reporting.metrics import PRIMARY_METRIC
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -46,21 +46,6 @@ def _row(block: Mapping[str, Any], role: str) -> dict[str, Any] | None:
     return None
 
 
-def _numbers(row: Mapping[str, Any]) -> str:
-    title = METRICS[row["metric"]].title
-    if row["mean_delta"] is None:
-        delta = "mean Δ not defined"
-    elif row["ci_low"] is None:
-        delta = f"Δ {title} = {row['mean_delta']:+.3g} (n={row['n']}, no interval)"
-    else:
-        delta = (
-            f"Δ {title} = {row['mean_delta']:+.3g} (95% CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g}, "
-            f"n={row['n']})"
-        )
-    p_adj = "—" if row["p_adjusted"] is None else f"{row['p_adjusted']:.3g}"
-    return f"{delta}, Holm-adjusted p = {p_adj}"
-
-
 def positive_control(block: Mapping[str, Any]) -> dict[str, Any]:
     """{status: detected | not detected | not run, text}: the line under the headline."""
     row = _row(block, "positive_control")
@@ -70,14 +55,16 @@ def positive_control(block: Mapping[str, Any]) -> dict[str, Any]:
         return {"status": NOT_RUN, "text": f"Positive control: not run ({why}).", "row": None}
     detected = bool(row["significant"]) and row["favours"] == "a"
     if detected:
-        text = f"Positive control: detected — {row['a']} beats {row['b']}; {_numbers(row)}."
+        text = (
+            f"Positive control: detected — {row['a']} beats {row['b']}; {numbers_text(row, detailed=False)}."
+        )
     else:
         reason = (
             f"with {row['n']} seeds no result could be significant after Holm"
             if not row["can_reach_after_holm"]
             else f"{row['a']} vs {row['b']} is not significantly better after Holm"
         )
-        text = f"Positive control: **not detected** — {reason}; {_numbers(row)}."
+        text = f"Positive control: **not detected** — {reason}; {numbers_text(row, detailed=False)}."
     return {"status": DETECTED if detected else NOT_DETECTED, "text": text, "row": row}
 
 
@@ -91,13 +78,13 @@ def negative_controls(block: Mapping[str, Any]) -> list[str]:
         if row["significant"]:
             lines.append(
                 f"Negative control: FALSE ALARM — the statistics declare {row['a']} vs {row['b']} "
-                f"(two draws of the same arm) different; {_numbers(row)}. Treat every significant "
-                "contrast of this study with suspicion."
+                f"(two draws of the same arm) different; {numbers_text(row, detailed=False)}. Treat every "
+                "significant contrast of this study with suspicion."
             )
         else:
             lines.append(
                 f"Negative control: no difference declared between {row['a']} and {row['b']} "
-                f"(two draws of the same arm), as expected; {_numbers(row)}."
+                f"(two draws of the same arm), as expected; {numbers_text(row, detailed=False)}."
             )
     return lines
 

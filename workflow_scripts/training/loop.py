@@ -178,8 +178,9 @@ class Trainer:
         cfg, shape = self.cfg, self.shape
         self.bar_ns = [parse_timeframe(tf, "data.timeframes").ns for tf in self.timeframes]
         self.masking = (cfg.mask_ratio, cfg.mask_span, self.bar_ns) if shape.task == "reconstruct" else None
+        train_split = self.dataset.split("train")
         self.train_source = make_source(
-            self.dataset.split("train"),
+            train_split,
             self.timeframes,
             shape.seq_len,
             horizon=shape.horizon,
@@ -198,7 +199,7 @@ class Trainer:
                 )
                 for part in ("mean", "std")
             )
-        train_times = getattr(self.dataset.split("train"), "times", {}) or {}
+        train_times = getattr(train_split, "times", {}) or {}
         self.scorer = Scorer(
             task=shape.task,
             horizon=shape.horizon,
