@@ -146,20 +146,30 @@ class Scorer:
     to_prices: tuple[torch.Tensor, torch.Tensor] | None
     ohlc_columns: Sequence[int] | None
     seasons: Sequence[int]
+    #: bar length per timeframe (ns), for the naive baseline that reads bar times
+    bar_ns: Sequence[int] | None = None
 
-    def batches(self, split: EvalSplit) -> Iterator[Batch]:
+    def batches(self, split: EvalSplit) -> Iterator[tuple[Batch, torch.Tensor]]:
+        """Each batch of ``split`` with its sample indices."""
         for idx, mask in split.batches:
             future = split.source.targets(idx) if self.task == "forecast" else None
-            yield make_batch(split.source.windows(idx), mask, future, self.normalisation)
+            yield make_batch(split.source.windows(idx), mask, future, self.normalisation), idx
 
     def score(self, split: EvalSplit, predict: Predict) -> dict[str, MetricResult]:
         """Metrics per name returned by ``predict``, over every batch of ``split``."""
+        return self.score_indexed(split, lambda batch, _idx: predict(batch))
+
+    def score_indexed(
+        self, split: EvalSplit, predict: Callable[[Batch, torch.Tensor], dict[str, torch.Tensor]]
+    ) -> dict[str, MetricResult]:
+        """``score`` for a ``predict`` that also reads the batch's sample indices."""
         metrics: dict[str, StreamingMetrics] = {}
         with torch.inference_mode():
-            for batch in self.batches(split):
+            for batch, idx in self.batches(split):
+                predictions = predict(batch, idx)
                 target = to_channels(batch.target)
                 weight = None if batch.mask is None else cell_weights(batch.mask, self.n_features)
-                for name, pred in predict(batch).items():
+                for name, pred in predictions.items():
                     tracker = metrics.setdefault(name, StreamingMetrics(target.shape[1], self.device))
                     tracker.update(to_channels(pred.float()), target, weight)
         return {name: tracker.result() for name, tracker in metrics.items()}
@@ -167,20 +177,23 @@ class Scorer:
     def naive(self, split: EvalSplit) -> dict[str, MetricResult]:
         """Every naive baseline on ``split``, in window units."""
 
-        def predict(batch: Batch) -> dict[str, torch.Tensor]:
+        def predict(batch: Batch, idx: torch.Tensor) -> dict[str, torch.Tensor]:
             if batch.mask is not None:
+                timed = self.bar_ns is not None and split.source.times is not None
                 raw = reconstruct_baselines(
                     batch.windows,
                     batch.mask,
                     batch.loc,
                     to_prices=self.to_prices,
                     ohlc_columns=self.ohlc_columns,
+                    open_times=split.source.window_times(idx) if timed else None,
+                    bar_ns=self.bar_ns,
                 )
             else:
                 raw = forecast_baselines(batch.windows, self.horizon, self.seasons)
             return {name: batch.to_window_units(values) for name, values in raw.items()}
 
-        return self.score(split, predict)
+        return self.score_indexed(split, predict)
 
 
 def metric_row(result: MetricResult, skill_value: float, prefix: str) -> dict[str, float]:

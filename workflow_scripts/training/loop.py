@@ -212,6 +212,7 @@ class Trainer:
                 season_length(tf, shape.seq_len, max(1, shape.horizon), train_times.get(tf))
                 for tf in self.timeframes
             ],
+            bar_ns=self.bar_ns if self.masking is not None else None,
         )
         self.naive_val = self.scorer.naive(self.val)
         self.naive_choice = strongest_naive(self.naive_val, self.groups)

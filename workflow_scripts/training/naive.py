@@ -14,6 +14,13 @@ bars in the same window, which after leak-free masking is all that is visible):
   close), and keep high >= max(open, close) and low <= min(open, close) around the
   interpolated high and low, so the four prices stay a consistent bar. Computed in
   prices (the train-z values mapped back), then scaled into window units like the rest.
+* ``time_interpolation`` (OHLC data with bar times only): every visible bar of every
+  timeframe is two known prices in time, its open at its start and its close at its end.
+  A masked bar's open (at its start) and close (at its end) are interpolated linearly in
+  time between the nearest such known price on each side, whichever timeframe it comes
+  from, so a masked close right before a visible bar is that bar's open; high and low
+  are kept around them as in ``ohlc_interpolation``. Leak-free masks (``masking``) make
+  every visible bar lie outside the masked time, so nothing hidden is read.
 
 Forecast baselines: ``last_value`` (the window's last bar repeated), ``seasonal_naive``
 (the bars one season earlier, the season being one day or one week of bars) and
@@ -31,7 +38,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-RECONSTRUCT_BASELINES = ("window_mean", "last_value", "linear_interpolation", "ohlc_interpolation")
+RECONSTRUCT_BASELINES = (
+    "window_mean",
+    "last_value",
+    "linear_interpolation",
+    "ohlc_interpolation",
+    "time_interpolation",
+)
 FORECAST_BASELINES = ("window_mean", "last_value", "seasonal_naive")
 OHLC = ("open", "high", "low", "close")
 
@@ -99,6 +112,69 @@ def ohlc_interpolation(prices: torch.Tensor, mask: torch.Tensor, columns: Sequen
     return out
 
 
+def _nearest_known(
+    times: torch.Tensor, values: torch.Tensor, known: torch.Tensor, queries: torch.Tensor
+) -> torch.Tensor:
+    """Linear interpolation in time at ``queries`` ``[B, M]`` between the nearest known
+    (``known``) events ``(times, values)`` ``[B, N]`` on each side; one side where the other
+    has none, and that side's value where both sides share one instant."""
+    n = times.shape[1]
+    order = torch.argsort(times, dim=1, stable=True)
+    times, values, known = times.gather(1, order), values.gather(1, order), known.gather(1, order)
+    positions = torch.arange(n, device=times.device).expand_as(times)
+    last_known = torch.where(known, positions, torch.full_like(positions, -1)).cummax(dim=1).values
+    next_rev = torch.where(known, positions, torch.full_like(positions, n)).flip(1)
+    next_known = next_rev.cummin(dim=1).values.flip(1)
+    at_or_before = torch.searchsorted(times, queries, right=True) - 1
+    at_or_after = torch.searchsorted(times, queries, right=False)
+    left = torch.where(at_or_before >= 0, last_known.gather(1, at_or_before.clamp_min(0)), -1)
+    right = torch.where(at_or_after < n, next_known.gather(1, at_or_after.clamp_max(n - 1)), n)
+    has_left, has_right = left >= 0, right < n
+    left_value = values.gather(1, left.clamp(0, n - 1))
+    right_value = values.gather(1, right.clamp(0, n - 1))
+    left_time = times.gather(1, left.clamp(0, n - 1))
+    right_time = times.gather(1, right.clamp(0, n - 1))
+    span = right_time - left_time
+    frac = torch.where(span > 0, (queries - left_time) / torch.where(span > 0, span, 1.0), 0.0)
+    both = left_value + (right_value - left_value) * frac.to(values.dtype)
+    return torch.where(has_left & has_right, both, torch.where(has_left, left_value, right_value))
+
+
+def time_interpolation(
+    prices: torch.Tensor,
+    mask: torch.Tensor,
+    open_times: torch.Tensor,
+    bar_ns: Sequence[int],
+    columns: Sequence[int],
+) -> torch.Tensor:
+    """A bar for every masked position from the nearest known prices in time, in prices
+    ``[B, T, L, F]`` (see the module docstring).
+
+    ``open_times`` ``[B, T, L]`` are the bars' open times (int64 ns), ``bar_ns[j]``
+    timeframe j's bar length; ``columns`` the indices of open, high, low and close.
+    """
+    o, h, lo, c = columns
+    b, t, length, _ = prices.shape
+    start = open_times - open_times.amin(dim=(1, 2), keepdim=True)
+    seconds = start.to(torch.float64) / 1e9
+    ends = seconds + torch.tensor([ns / 1e9 for ns in bar_ns], dtype=torch.float64, device=prices.device)[
+        None, :, None
+    ]
+    times = torch.cat([seconds, ends], dim=2).reshape(b, 2 * t * length)
+    values = torch.cat([prices[..., o], prices[..., c]], dim=2).reshape(b, 2 * t * length)
+    known = (~mask).repeat(1, 1, 2).reshape(b, 2 * t * length)
+    filled = _nearest_known(times, values.to(torch.float64), known, times).to(prices.dtype)
+    filled = filled.reshape(b, t, 2 * length)
+    opened, closed = filled[..., :length], filled[..., length:]
+    linear, _ = _interpolation(prices, mask)
+    out = linear.clone()
+    out[..., o] = opened
+    out[..., c] = closed
+    out[..., h] = torch.maximum(linear[..., h], torch.maximum(opened, closed))
+    out[..., lo] = torch.minimum(linear[..., lo], torch.minimum(opened, closed))
+    return out
+
+
 def reconstruct_baselines(
     windows: torch.Tensor,
     mask: torch.Tensor,
@@ -106,12 +182,15 @@ def reconstruct_baselines(
     *,
     to_prices: tuple[torch.Tensor, torch.Tensor] | None = None,
     ohlc_columns: Sequence[int] | None = None,
+    open_times: torch.Tensor | None = None,
+    bar_ns: Sequence[int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Predictions ``[B, T, L, F]`` in the units of ``windows`` (only masked positions matter).
 
     ``mask`` ``[B, T, L]``; ``loc`` ``[B, T, 1, F]`` is the visible bars' mean.
     ``to_prices`` = (mean, std) ``[T, F]`` maps ``windows`` to prices for
-    ``ohlc_interpolation``, which is left out without it or without OHLC columns.
+    ``ohlc_interpolation``, which is left out without it or without OHLC columns;
+    ``time_interpolation`` also needs the bars' ``open_times`` and ``bar_ns``.
     """
     linear, last = _interpolation(windows, mask)
     predictions = {
@@ -123,6 +202,9 @@ def reconstruct_baselines(
         mean, std = (part[None, :, None, :] for part in to_prices)
         prices = ohlc_interpolation(windows * std + mean, mask, ohlc_columns)
         predictions["ohlc_interpolation"] = (prices - mean) / std
+        if open_times is not None and bar_ns is not None:
+            timed = time_interpolation(windows * std + mean, mask, open_times, bar_ns, ohlc_columns)
+            predictions["time_interpolation"] = (timed - mean) / std
     return predictions
 
 
