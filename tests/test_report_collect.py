@@ -46,7 +46,8 @@ def test_collect_smoke_run(tmp_path: Path) -> None:
     assert frozen["params_trainable"] == 20_000 and frozen["params_total"] == 60_000
     assert frozen["peak_rss_mb_max"] == pytest.approx(513.0)
     assert frozen["runtime_s"]["mean"] == pytest.approx(30.5)
-    assert frozen["best_naive"] == {"name": "linear_interpolation", "loss": pytest.approx(0.97)}
+    assert frozen["best_naive"]["name"] == "linear_interpolation"
+    assert frozen["best_naive"]["loss"] == pytest.approx(0.97)
     assert frozen["beats_naive"] is True and frozen["beats_naive_clearly"] is True
     assert [r["status"] for r in frozen["runs"]] == ["completed", "completed"]
 
@@ -140,3 +141,16 @@ def test_benchmark_parsing(tmp_path: Path) -> None:
     empty.write_text(BENCHMARK_HEADER + "10\t0:00:10\tNA\t1\t1\t1\t0\t0\t1\t1\n")
     peak, _ = read_benchmark(empty)
     assert peak is None
+
+
+def test_the_strongest_naive_is_chosen_on_validation_not_on_test() -> None:
+    """A rule with the lower test loss but the higher validation loss is not the bar."""
+    from workflow_scripts.reporting.aggregate import best_naive
+
+    naive = {
+        "ohlc_interpolation": {"val_loss": 0.50, "test_loss": 0.70},
+        "time_interpolation": {"val_loss": 0.55, "test_loss": 0.40},
+    }
+    chosen = best_naive(naive)
+    assert chosen is not None and chosen["name"] == "ohlc_interpolation"
+    assert chosen["chosen_on"] == "val_loss" and chosen["loss"] == 0.70
