@@ -24,7 +24,7 @@ IDENTITY = RunIdentity("config", "model", "data", "resume-key")
 SUMMARY_KEYS = {
     "variant", "seed", "status", "task", "normalisation", "epochs_completed", "best_epoch", "selection",
     "best",
-    "final", "test", "learning", "naive_baselines", "runtime_s", "samples_per_s", "params_total",
+    "final", "test", "learning", "convergence", "budget_curve", "naive_baselines", "runtime_s", "samples_per_s", "params_total",
     "params_trainable", "params_encoder", "embedding_scale", "device", "precision", "resumed_from_epoch",
     "config_hash", "model_hash", "data_hash", "description",
 }  # fmt: skip
@@ -246,3 +246,33 @@ def test_resume_key_ignores_only_the_failure_switch_and_descriptions() -> None:
     assert train.resume_key(changed, 0, "m", "d") != key
     assert train.resume_key(base, 1, "m", "d") != key
     assert train.resume_key(base, 0, "m", "other-data") != key
+
+
+def test_budget_scores_equal_a_fresh_test_pass_of_the_checkpoint_of_that_step(
+    dataset: DerivedDataset, t5_dir: Path, tmp_path: Path, uninterrupted: Path
+) -> None:
+    """The budget curve (issue 18): each epoch's test score is the model of that epoch, scored
+    on the same fixed test masks as the final pass, by a trainer that never saw the run."""
+    from workflow_scripts.training.checkpoint import ResumeStore
+
+    rows = _metrics(uninterrupted / "out" / "metrics.csv")
+    assert all(row["budget_test_skill"] != "" for row in rows)  # every epoch end by default
+    summary = json.loads((uninterrupted / "out" / "summary.json").read_text())
+    assert [point["step"] for point in summary["budget_curve"]] == [4, 8, 12]
+    # the kept checkpoint: the final test pass and the budget point of its step agree exactly
+    best_row = rows[summary["best_epoch"] - 1]
+    assert float(best_row["budget_test_loss"]) == summary["test"]["loss"]
+    # a checkpoint of an earlier step, from a run killed after it, scored by a fresh trainer
+    resume = tmp_path / "resume"
+    config = variant("freeze", inject_failure_at_epoch=3, **RESUME_CONFIG)
+    with pytest.raises(InjectedFailure):
+        _fit(dataset, t5_dir, tmp_path / "killed", config, resume)
+    state = ResumeStore(resume, IDENTITY.resume_key).load()
+    assert state is not None and state.epoch == 2
+    fresh = Trainer(variant("freeze", **RESUME_CONFIG), 0, dataset, t5_dir, patch_len=8)
+    test, _naive = fresh.test_pass(state.model)
+    assert test["loss"] == float(rows[1]["budget_test_loss"])
+    assert test["skill"] == pytest.approx(float(rows[1]["budget_test_skill"]), abs=0, rel=1e-12)
+    assert set(test["channel_skill"]) == {
+        f"{tf}.{f}" for tf in dataset.timeframes for f in dataset.feature_names
+    }

@@ -117,13 +117,24 @@ class TrainConfig:
     normalisation: Literal["window", "global"] = "window"
     tokens: Literal["per_timeframe", "per_feature"] = "per_timeframe"
     max_test_batches: int | None = None
+    #: steps after which the current model is scored on the test split (the budget curve)
+    test_budgets: Literal["every_epoch"] | tuple[int, ...] = "every_epoch"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     compile: bool = False
     inject_failure_at_epoch: int | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
-        return cls(**params)
+        values = dict(params)
+        if isinstance(values.get("test_budgets"), list | tuple):
+            values["test_budgets"] = tuple(int(step) for step in values["test_budgets"])
+        return cls(**values)
+
+    def budget_steps(self) -> tuple[int, ...]:
+        """The steps (epoch ends) at which the run scores its current model on the test split."""
+        if self.test_budgets == "every_epoch":
+            return tuple(epoch * self.steps_per_epoch for epoch in range(1, self.epochs + 1))
+        return tuple(sorted(self.test_budgets))
 
     def to_params(self) -> dict[str, Any]:
         return _sorted_params(self)

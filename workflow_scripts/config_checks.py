@@ -80,6 +80,14 @@ def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, 
                 "delta_close of the bar after a masked span reveals its close (allowed: features: bars, "
                 "or task: forecast)"
             )
+        total = train.epochs * train.steps_per_epoch
+        if train.test_budgets != "every_epoch":
+            off = [s for s in train.test_budgets if s % train.steps_per_epoch or s > total]
+            if off:
+                problems.append(
+                    f"variants.{name}.test_budgets: {off} are not epoch ends (allowed: multiples of "
+                    f"steps_per_epoch = {train.steps_per_epoch} up to epochs x steps_per_epoch = {total})"
+                )
         if train.task == "forecast" and train.horizon > data.seq_len:
             problems.append(
                 f"variants.{name}.horizon = {train.horizon} exceeds data.seq_len = {data.seq_len}"

@@ -6,6 +6,8 @@ Kept free of heavy imports: ``collect`` and ``report`` run without torch.
 #: metrics.csv columns, in DESIGN.md's order. ``step`` is the global step at the end of the
 #: epoch; ``test_loss`` and ``test_skill`` are filled only on the row of the kept (lowest
 #: validation loss) epoch, the one checkpoint scored on the test split, and empty elsewhere.
+#: ``budget_test_loss`` and ``budget_test_skill`` are the model *of that epoch* scored on the
+#: test split at the steps of ``train.test_budgets`` (the budget curve; nothing is chosen on them).
 METRIC_COLUMNS = (
     "epoch",
     "step",
@@ -22,4 +24,6 @@ METRIC_COLUMNS = (
     "samples_per_s",
     "test_loss",
     "test_skill",
+    "budget_test_loss",
+    "budget_test_skill",
 )

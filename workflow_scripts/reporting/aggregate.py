@@ -102,7 +102,9 @@ def best_naive(naive: Mapping[str, Mapping[str, float | None]]) -> dict[str, Any
     ``loss`` is its test loss (its validation loss where no run reports a test loss).
     """
     scored = [
-        (value, name) for name, block in naive.items() if (value := finite_or_none(block.get("val_loss"))) is not None
+        (value, name)
+        for name, block in naive.items()
+        if (value := finite_or_none(block.get("val_loss"))) is not None
     ]
     if not scored:
         return None

@@ -85,6 +85,23 @@ def skill_scores(
     return scores
 
 
+def channel_skill(
+    model: MetricResult,
+    naive: Mapping[str, MetricResult],
+    choice: Mapping[str, str],
+    groups: Mapping[str, Sequence[int]],
+    names: Sequence[str],
+) -> dict[str, float | None]:
+    """Skill per channel (``"w.close"``: a timeframe and a field) against the strongest naive
+    of the channel's group: where the model's headroom lives."""
+    scores: dict[str, float | None] = {}
+    for group, channels in groups.items():
+        for c in channels:
+            value = skill(model.group_mse([c]), naive[choice[group]].group_mse([c]))
+            scores[names[c]] = value if math.isfinite(value) else None
+    return {name: scores[name] for name in names if name in scores}
+
+
 def _cells(result: MetricResult, channels: Sequence[int]) -> float:
     return sum(result.channel_count[c] for c in channels)
 
@@ -254,3 +271,49 @@ def learning_speed(history: Sequence[Mapping[str, Any]], steps_per_epoch: int, e
         "first_step_beats_naive": first,
         "total_steps": epochs * steps_per_epoch,
     }
+
+
+#: Relative validation-loss gain over the last quarter below which a run counts as converged.
+CONVERGED_GAIN = 0.02
+
+
+def convergence(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Whether a run had stopped improving: the answer's budget needs this (docs/report.md).
+
+    * ``last_quarter_gain`` = (best val loss up to epoch k − best val loss overall) / best
+      val loss up to epoch k, with k = ⌊¾·E⌋ of the E epochs trained: how much the last
+      quarter of training still bought. None with fewer than 2 epochs.
+    * ``best_in_last_quarter``: the lowest validation loss came after epoch k.
+    * ``converged``: the gain is below ``CONVERGED_GAIN`` (2%).
+    """
+    losses = [float(row["val_loss"]) for row in history]
+    if len(losses) < 2:
+        return {
+            "last_quarter_gain": None,
+            "best_in_last_quarter": None,
+            "converged": False,
+            "quarter_from": None,
+        }
+    k = max(1, (3 * len(losses)) // 4)
+    before, best = min(losses[:k]), min(losses)
+    gain = (before - best) / before if before > 0 else 0.0
+    return {
+        "last_quarter_gain": gain,
+        "best_in_last_quarter": best < before,
+        "converged": gain < CONVERGED_GAIN,
+        "quarter_from": int(history[k - 1]["step"]),
+    }
+
+
+def budget_curve(history: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
+    """The rows scored on the test split along the run: (step, test skill, test loss, val loss)."""
+    return [
+        {
+            "step": int(row["step"]),
+            "test_skill": float(row["budget_test_skill"]),
+            "test_loss": float(row["budget_test_loss"]),
+            "val_loss": float(row["val_loss"]),
+        }
+        for row in history
+        if "budget_test_skill" in row
+    ]

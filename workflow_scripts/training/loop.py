@@ -42,6 +42,7 @@ from workflow_scripts.training.evaluation import (
     EvalSplit,
     Scorer,
     build_eval_split,
+    channel_skill,
     feature_groups,
     metric_row,
     skill_scores,
@@ -190,6 +191,7 @@ class Trainer:
         self.val = self._eval_split("val", cfg.max_eval_batches)
         features = list(self.dataset.feature_names)
         self.groups = feature_groups(len(self.timeframes), features)
+        self.channel_names = [f"{tf}.{name}" for tf in self.timeframes for name in features]
         stats = getattr(self.dataset, "stats", None)
         to_prices = None
         if stats and "mean" in stats and "std" in stats:
@@ -216,6 +218,16 @@ class Trainer:
         )
         self.naive_val = self.scorer.naive(self.val)
         self.naive_choice = strongest_naive(self.naive_val, self.groups)
+        self.budget_steps = frozenset(cfg.budget_steps())
+        self._test: tuple[EvalSplit, dict[str, MetricResult]] | None = None
+
+    def test_split(self) -> tuple[EvalSplit, dict[str, MetricResult]]:
+        """The test split's fixed batches and masks with the naive baselines on them, built once:
+        the budget curve and the final test pass score exactly the same windows."""
+        if self._test is None:
+            test = self._eval_split("test", self.cfg.max_test_batches)
+            self._test = test, self.scorer.naive(test)
+        return self._test
 
     def _eval_split(self, name: str, max_batches: int | None) -> EvalSplit:
         return build_eval_split(
@@ -360,14 +372,26 @@ class Trainer:
         """Skill of ``result`` against the strongest naive predictor chosen on validation."""
         return skill_scores(result, naive, self.naive_choice, self.groups)
 
+    def budget_scores(self) -> dict[str, float]:
+        """The current model on the test split: one point of the budget curve.
+
+        Reported along the run, never read by it: the kept checkpoint is chosen on validation.
+        """
+        test, naive = self.test_split()
+        result = self.evaluate(test)
+        skill = self.skill(result, naive)["skill"]
+        return {
+            "budget_test_loss": result.loss,
+            "budget_test_skill": float("nan") if skill is None else skill,
+        }
+
     def test_pass(
         self, best_tensors: dict[str, torch.Tensor]
     ) -> tuple[dict[str, Any], dict[str, MetricResult]]:
         """Load the kept checkpoint and score it once on the test split (with the naive baselines)."""
         restore_model(self.model, best_tensors)
-        test = self._eval_split("test", self.cfg.max_test_batches)
+        test, naive = self.test_split()
         result = self.evaluate(test)
-        naive = self.scorer.naive(test)
         scores = self.skill(result, naive)
         return {
             "loss": result.loss,
@@ -376,6 +400,7 @@ class Trainer:
             **scores,
             "n_windows": test.n_samples,
             "strongest_naive": dict(self.naive_choice),
+            "channel_skill": channel_skill(result, naive, self.naive_choice, self.groups, self.channel_names),
         }, naive
 
     def fit(

@@ -157,9 +157,10 @@ def time_interpolation(
     b, t, length, _ = prices.shape
     start = open_times - open_times.amin(dim=(1, 2), keepdim=True)
     seconds = start.to(torch.float64) / 1e9
-    ends = seconds + torch.tensor([ns / 1e9 for ns in bar_ns], dtype=torch.float64, device=prices.device)[
-        None, :, None
-    ]
+    ends = (
+        seconds
+        + torch.tensor([ns / 1e9 for ns in bar_ns], dtype=torch.float64, device=prices.device)[None, :, None]
+    )
     times = torch.cat([seconds, ends], dim=2).reshape(b, 2 * t * length)
     values = torch.cat([prices[..., o], prices[..., c]], dim=2).reshape(b, 2 * t * length)
     known = (~mask).repeat(1, 1, 2).reshape(b, 2 * t * length)

@@ -27,7 +27,7 @@ from workflow_scripts.training.checkpoint import (
     save_weights,
 )
 from workflow_scripts.training.device import describe_device
-from workflow_scripts.training.evaluation import learning_speed, naive_report
+from workflow_scripts.training.evaluation import budget_curve, convergence, learning_speed, naive_report
 from workflow_scripts.training.loop import RunIdentity, Trainer
 from workflow_scripts.training.model import parameter_counts
 from workflow_scripts.training.outputs import TensorBoardLog, flatten_hparams, write_metrics_csv
@@ -93,6 +93,8 @@ def fit(
             if epoch == trainer.freeze_epochs + 1 and trainer.freeze_epochs > 0:
                 state["stale"] = 0  # patience restarts when the encoder is unfrozen
             row, _result = trainer.train_epoch(epoch)
+            if row["step"] in trainer.budget_steps:
+                row.update(trainer.budget_scores())
             history.append(row)
             best = state["best_epoch"]
             improved = best == 0 or row["val_loss"] < history[best - 1]["val_loss"]
@@ -222,6 +224,8 @@ def run_summary(
         "final": {k: final[k] for k in ("train_loss", *EPOCH_KEYS)},
         "test": test,
         "learning": learning_speed(history, trainer.steps, cfg.epochs),
+        "convergence": convergence(history),
+        "budget_curve": budget_curve(history),
         "naive_baselines": naive,
         "runtime_s": runtime_s,
         "samples_per_s": len(history) * trainer.steps * cfg.batch_size / train_time
