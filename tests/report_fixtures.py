@@ -108,6 +108,22 @@ def summary(variant: str, seed: int, best_corr: float, *, epochs: int = 5, statu
             "first_step_beats_naive": None if test_skill(best_corr) <= 0 else int(100 * (1 - best_corr)),
             "total_steps": epochs * 10,
         },
+        # the budget curve: skill rising to the final value; still improving (not converged)
+        "budget_curve": [
+            {
+                "step": 10 * e,
+                "test_skill": test_skill(best_corr) * e / epochs,
+                "test_loss": 1.0,
+                "val_loss": 1.0,
+            }
+            for e in range(1, epochs + 1)
+        ],
+        "convergence": {
+            "last_quarter_gain": 0.05,
+            "best_in_last_quarter": True,
+            "converged": False,
+            "quarter_from": 10 * max(1, 3 * epochs // 4),
+        },
         "naive_baselines": {
             "linear_interpolation": {
                 "val_correlation": 0.05,

@@ -127,7 +127,7 @@ def test_conclusions_are_generated(smoke_report: Path) -> None:
     section = markdown.split("## Conclusions", 1)[1].split("## Results", 1)[0]
     # the report opens with the answer; 2 seeds cannot reach significance (smallest p = 0.5)
     assert markdown.split("\n")[2].startswith(
-        "**Does the pretrained encoder help? Cannot tell at this number of seeds.** transfer effect"
+        "**Does the pretrained encoder help? Cannot tell at this number of seeds, at 50 steps.** transfer effect"
     )
     assert "no result could be significant" in markdown.split("\n")[2]
     assert "Planned contrasts (test skill)" in section and "Learning speed" in section

@@ -24,7 +24,8 @@ IDENTITY = RunIdentity("config", "model", "data", "resume-key")
 SUMMARY_KEYS = {
     "variant", "seed", "status", "task", "normalisation", "epochs_completed", "best_epoch", "selection",
     "best",
-    "final", "test", "learning", "convergence", "budget_curve", "naive_baselines", "runtime_s", "samples_per_s", "params_total",
+    "final", "test", "learning", "convergence", "budget_curve", "naive_baselines", "runtime_s",
+    "samples_per_s", "params_total",
     "params_trainable", "params_encoder", "embedding_scale", "device", "precision", "resumed_from_epoch",
     "config_hash", "model_hash", "data_hash", "description",
 }  # fmt: skip

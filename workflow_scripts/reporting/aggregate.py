@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from workflow_scripts.reporting import paired
+from workflow_scripts.reporting.budget import arm_convergence, budget_block
 from workflow_scripts.reporting.contrasts import analyse
 from workflow_scripts.reporting.metrics import METRICS, NEVER, PRIMARY_METRIC
 from workflow_scripts.reporting.runs import RunRecord, finite_or_none
@@ -67,7 +68,28 @@ def run_entry(run: RunRecord) -> dict[str, Any]:
         entry[key] = run.top(key)
     for key in ("config_hash", "model_hash", "data_hash", "device", "precision"):
         entry[key] = summary.get(key)
+    finished = summary if run.ok else {}
+    entry["budget_curve"] = {
+        int(point["step"]): finite_or_none(point.get("test_skill"))
+        for point in finished.get("budget_curve") or []
+    }
+    convergence = finished.get("convergence") or {}
+    entry["last_quarter_gain"] = finite_or_none(convergence.get("last_quarter_gain"))
+    entry["best_in_last_quarter"] = convergence.get("best_in_last_quarter")
+    entry["channel_skill"] = dict((finished.get("test") or {}).get("channel_skill") or {})
     return entry
+
+
+def channel_means(entries: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """Mean test skill per channel ("w.close") over the seeds that report it."""
+    collected: dict[str, list[float]] = {}
+    for entry in entries:
+        for name, value in entry["channel_skill"].items():
+            if (number := finite_or_none(value)) is not None:
+                collected.setdefault(name, []).append(number)
+            else:
+                collected.setdefault(name, [])
+    return {name: (sum(v) / len(v) if v else None) for name, v in collected.items()}
 
 
 def naive_means(runs: Sequence[RunRecord]) -> dict[str, dict[str, float | None]]:
@@ -176,6 +198,8 @@ def summarise_variant(runs: Sequence[RunRecord], confidence: float = CONFIDENCE)
         "best_naive": bar,
         "beats_naive": beats,
         "beats_naive_clearly": clearly,
+        "convergence": arm_convergence(entries),
+        "channel_skill": channel_means(entries),
     }
 
 
@@ -192,6 +216,7 @@ def summarise(
     naive = naive_means(runs)
     bar = best_naive(naive)
     variants = {name: summarise_variant(rs, confidence) for name, rs in by_variant.items()}
+    budget = budget_block(variants, contrasts)
     return {
         "confidence": confidence,
         "primary_metric": PRIMARY_METRIC,
@@ -202,6 +227,7 @@ def summarise(
         "naive_baselines": naive,
         "best_naive": bar,
         "contrasts": analyse(variants, contrasts, confidence=confidence),
+        "budget": budget,
     }
 
 

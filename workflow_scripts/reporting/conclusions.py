@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflow_scripts.reporting.aggregate import variant_order
+from workflow_scripts.reporting.budget import qualify
 from workflow_scripts.reporting.contrasts import headline
 from workflow_scripts.reporting.controls import control_summary, with_control_warning
 from workflow_scripts.reporting.formatting import fmt_stats_sentence, fmt_value
@@ -199,4 +200,5 @@ def report_headline(summary: Mapping[str, Any]) -> dict[str, str]:
     """The answer the report opens with (see :func:`contrasts.headline`), with the positive
     control's warning when it was not detected (:mod:`workflow_scripts.reporting.controls`)."""
     block = summary.get("contrasts") or {}
-    return with_control_warning(headline(block, any_beats_naive(summary)), control_summary(block)["status"])
+    answer = with_control_warning(headline(block, any_beats_naive(summary)), control_summary(block)["status"])
+    return qualify(answer, block, summary.get("budget") or {})
