@@ -58,6 +58,11 @@ rule report:
             category="Plots",
             caption="../report/compute.rst",
         ),
+        budget=report(
+            "results/plots/budget_curve.png",
+            category="Plots",
+            caption="../report/budget_curve.rst",
+        ),
         deltas=report(
             "results/plots/paired_deltas.png",
             category="Plots",

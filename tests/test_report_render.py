@@ -101,7 +101,7 @@ def test_html_is_self_contained(smoke_report: Path) -> None:
     parser = AssetParser()
     parser.feed(html)
     images = [url for tag, attr, url in parser.urls if tag == "img"]
-    assert len(images) == 4 and all(url.startswith("data:image/png;base64,") for url in images)
+    assert len(images) == 5 and all(url.startswith("data:image/png;base64,") for url in images)
     others = [url for tag, attr, url in parser.urls if tag != "img"]
     assert others and all(url.startswith("#") for url in others)
     assert not re.search(r"https?://", html, flags=re.IGNORECASE)
@@ -127,7 +127,8 @@ def test_conclusions_are_generated(smoke_report: Path) -> None:
     section = markdown.split("## Conclusions", 1)[1].split("## Results", 1)[0]
     # the report opens with the answer; 2 seeds cannot reach significance (smallest p = 0.5)
     assert markdown.split("\n")[2].startswith(
-        "**Does the pretrained encoder help? Cannot tell at this number of seeds, at 50 steps.** transfer effect"
+        "**Does the pretrained encoder help? Cannot tell at this number of seeds, at 50 steps.** "
+        "transfer effect"
     )
     assert "no result could be significant" in markdown.split("\n")[2]
     assert "Planned contrasts (test skill)" in section and "Learning speed" in section

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.reporting import conclusions, controls, plots, tables
+from workflow_scripts.reporting import conclusions, controls, curve_tables, plots, tables
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC
@@ -23,12 +23,20 @@ from workflow_scripts.reporting.render import png_data_uri, render_html, render_
 TITLE = "Does a pretrained encoder help? Results across variants and seeds"
 TENSORBOARD_COMMAND = "tensorboard --logdir logs/tensorboard"
 PLOT_FILES = {
+    "budget_curve": "budget_curve.png",
     "learning_curves": "learning_curves.png",
     "final_comparison": "final_comparison.png",
     "compute": "compute.png",
     "paired_deltas": "paired_deltas.png",
 }
 _FIGURE_TEXT = {
+    "budget_curve": (
+        "The answer along the run",
+        "Δ test skill against training steps for the primary contrast and the positive control: the "
+        "line is the mean paired difference over seeds, the band its 95% t interval, a filled marker a "
+        "budget where the exact sign-flip p ≤ 0.05 (unadjusted, descriptive). Each point scores the "
+        "model of that step on the fixed test masks; nothing is chosen on these scores.",
+    ),
     "learning_curves": (
         "Learning curves",
         "Validation loss and validation correlation per epoch: the line is the mean over the "
@@ -70,6 +78,7 @@ def make_plots(
     """PNG bytes of the three figures, keyed by file name."""
     naive = summary.get("naive_baselines") or {}
     return {
+        PLOT_FILES["budget_curve"]: plots.budget_curve(summary.get("budget") or {}),
         PLOT_FILES["learning_curves"]: plots.learning_curves(finished_metrics, order, naive),
         PLOT_FILES["final_comparison"]: plots.final_comparison(summary, order),
         PLOT_FILES["compute"]: plots.compute_figure(summary, finished_metrics, order, grad_clip),
@@ -132,6 +141,10 @@ def build_context(
         "naive": tables.naive_rows(summary),
         "best_naive": _best_naive(summary.get("best_naive")),
         "convergence": tables.convergence_rows(finished_metrics, order),
+        "budget_table": curve_tables.budget_rows(summary.get("budget") or {}),
+        "convergence_status": curve_tables.convergence_status_rows(summary, order),
+        "channels": curve_tables.channel_rows(summary, order),
+        "reference": reference_context(summary),
         "compute": tables.compute_rows(summary, finished_metrics, experiment),
         "settings": tables.settings_table(experiment),
         "model_rows": tables.section_rows(experiment.get("model")),
@@ -139,6 +152,26 @@ def build_context(
         "provenance": provenance,
         "figures": {f["id"]: f for f in figures},
         "tensorboard_command": TENSORBOARD_COMMAND,
+    }
+
+
+def reference_context(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The learned reference's test skill and each arm's distance to it (arm − reference)."""
+    reference = summary.get("reference")
+    if not reference or reference.get("test_skill") is None:
+        return None
+    skill = float(reference["test_skill"])
+    distances = []
+    for name in variant_order(summary["variants"]):
+        mean = (summary["variants"][name]["metrics"].get("test_skill") or {}).get("mean")
+        if mean is not None:
+            distances.append({"variant": name, "distance": f"{mean - skill:+.3f}"})
+    return {
+        "name": reference.get("name", "ridge"),
+        "skill": f"{skill:+.3f}",
+        "val_skill": fmt_value(reference.get("val_skill")),
+        "description": reference.get("description", ""),
+        "distances": distances,
     }
 
 

@@ -261,3 +261,51 @@ def compute_figure(
         _no_data(ax, "not logged")
     figure.suptitle("Compute", fontsize=11)
     return to_png(figure)
+
+
+def budget_curve(budget: Mapping[str, Any]) -> bytes:
+    """Δ test skill against training steps for the primary contrast and the positive control:
+    the mean paired difference with its 95% t interval as a band, filled markers where the
+    budget's sign-flip p ≤ α (unadjusted). The answer before a sentence of it is read."""
+    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = figure.add_subplot(1, 1, 1)
+    curves = budget.get("contrasts") or []
+    if not curves:
+        _no_data(ax, "no budget curve: the runs scored no test budgets")
+        return to_png(figure)
+    for index, curve in enumerate(curves):
+        colour = _PALETTE[index % len(_PALETTE)]
+        points = [p for p in curve["points"] if p["mean_delta"] is not None]
+        steps = [p["step"] for p in points]
+        means = [p["mean_delta"] for p in points]
+        label = f"{curve['a']} − {curve['b']} ({curve['role'].replace('_', ' ')})"
+        ax.plot(steps, means, "-", color=colour, label=label)
+        banded = [p for p in points if p["ci_low"] is not None]
+        ax.fill_between(
+            [p["step"] for p in banded],
+            [p["ci_low"] for p in banded],
+            [p["ci_high"] for p in banded],
+            color=colour,
+            alpha=0.18,
+            linewidth=0,
+        )
+        for point in points:
+            filled = point["significant"]
+            ax.plot(
+                [point["step"]],
+                [point["mean_delta"]],
+                "o",
+                color=colour,
+                markerfacecolor=colour if filled else "white",
+                ms=6,
+            )
+    ax.axhline(0.0, color="#b00020", linestyle="--", linewidth=1)
+    ax.set_xlabel("training steps (budget)")
+    ax.set_ylabel("Δ test skill (a − b; > 0 favours a)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(
+        "Δ test skill along the run: mean over seeds, 95% t band; filled = sign-flip p ≤ 0.05 at that budget",
+        fontsize=9,
+    )
+    return to_png(figure)
