@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ import torch
 from workflow_scripts.training.batches import SplitLike, WindowSource, eval_subset, make_source
 from workflow_scripts.training.masking import evaluation_masks
 from workflow_scripts.training.metrics import MetricResult, StreamingMetrics, cell_weights, to_channels
-from workflow_scripts.training.naive import OHLC, forecast_baselines, reconstruct_baselines
+from workflow_scripts.training.naive import OHLC, forecast_baselines, reconstruct_baselines, season_length
 from workflow_scripts.training.normalisation import Batch, make_batch
 
 PRICE_GROUP = "price"
@@ -211,6 +211,55 @@ class Scorer:
             return {name: batch.to_window_units(values) for name, values in raw.items()}
 
         return self.score_indexed(split, predict)
+
+
+class ScoredDataset(Protocol):
+    """What ``make_scorer`` reads of a derived dataset."""
+
+    @property
+    def timeframes(self) -> tuple[str, ...]: ...
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
+    @property
+    def seq_len(self) -> int: ...
+    def split(self, name: str) -> SplitLike: ...
+
+
+def make_scorer(
+    dataset: ScoredDataset,
+    *,
+    task: str,
+    horizon: int,
+    normalisation: Any,
+    device: torch.device,
+    bar_ns: Sequence[int] | None,
+) -> Scorer:
+    """The scorer of a dataset: its train-z to price map (``stats``), OHLC columns and seasons
+    (measured on the train split's bar times). Shared by the runs and the learned reference."""
+    features = list(dataset.feature_names)
+    timeframes = list(dataset.timeframes)
+    stats = getattr(dataset, "stats", None)
+    to_prices = None
+    if stats and "mean" in stats and "std" in stats:
+        mean, std = (
+            torch.tensor([stats[part][tf] for tf in timeframes], dtype=torch.float32, device=device)
+            for part in ("mean", "std")
+        )
+        to_prices = (mean, std)
+    train_times = getattr(dataset.split("train"), "times", {}) or {}
+    return Scorer(
+        task=task,
+        horizon=horizon,
+        normalisation=normalisation,
+        n_features=len(features),
+        device=device,
+        to_prices=to_prices,
+        ohlc_columns=[features.index(name) for name in OHLC] if set(OHLC) <= set(features) else None,
+        seasons=[
+            season_length(tf, int(dataset.seq_len), max(1, horizon), train_times.get(tf)) for tf in timeframes
+        ],
+        bar_ns=bar_ns,
+    )
 
 
 def metric_row(result: MetricResult, skill_value: float, prefix: str) -> dict[str, float]:

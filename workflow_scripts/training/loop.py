@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -40,10 +40,10 @@ from workflow_scripts.training.checkpoint import (
 from workflow_scripts.training.device import configure_backends, resolve_device, synchronize
 from workflow_scripts.training.evaluation import (
     EvalSplit,
-    Scorer,
     build_eval_split,
     channel_skill,
     feature_groups,
+    make_scorer,
     metric_row,
     skill_scores,
     strongest_naive,
@@ -52,7 +52,6 @@ from workflow_scripts.training.freezing import encoder_frozen_at, set_encoder_fr
 from workflow_scripts.training.masking import aligned_span_masks, mask_owners
 from workflow_scripts.training.metrics import MetricResult, masked_mse
 from workflow_scripts.training.model import ModelShape, build_model, choose_encoder
-from workflow_scripts.training.naive import OHLC, season_length
 from workflow_scripts.training.normalisation import Batch, make_batch
 from workflow_scripts.training.optim import Schedule, build_optimizer, current_lr, set_learning_rates
 from workflow_scripts.training.precision import resolve_precision
@@ -192,28 +191,12 @@ class Trainer:
         features = list(self.dataset.feature_names)
         self.groups = feature_groups(len(self.timeframes), features)
         self.channel_names = [f"{tf}.{name}" for tf in self.timeframes for name in features]
-        stats = getattr(self.dataset, "stats", None)
-        to_prices = None
-        if stats and "mean" in stats and "std" in stats:
-            to_prices = tuple(
-                torch.tensor(
-                    [stats[part][tf] for tf in self.timeframes], dtype=torch.float32, device=self.device
-                )
-                for part in ("mean", "std")
-            )
-        train_times = getattr(train_split, "times", {}) or {}
-        self.scorer = Scorer(
+        self.scorer = make_scorer(
+            self.dataset,
             task=shape.task,
             horizon=shape.horizon,
             normalisation=cfg.normalisation,
-            n_features=self.n_features,
             device=self.device,
-            to_prices=cast(tuple[torch.Tensor, torch.Tensor] | None, to_prices),
-            ohlc_columns=[features.index(name) for name in OHLC] if set(OHLC) <= set(features) else None,
-            seasons=[
-                season_length(tf, shape.seq_len, max(1, shape.horizon), train_times.get(tf))
-                for tf in self.timeframes
-            ],
             bar_ns=self.bar_ns if self.masking is not None else None,
         )
         self.naive_val = self.scorer.naive(self.val)
