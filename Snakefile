@@ -1,6 +1,7 @@
 """Does a pretrained language-model encoder help a Stage-1 time-series model learn?
 
-download_model -> verify_model -> preprocess -> train (variant x seed) -> collect -> report.
+download_model -> verify_model -> preprocess -> [pretrain] -> train (variant x seed)
+-> collect (with the ridge reference) -> report.
 Run `snakemake` (the default profile limits GPU jobs to one at a time), then open
 results/report.html. Every setting is documented in config/schema.yaml.
 """
@@ -21,6 +22,7 @@ include: "rules/model.smk"
 include: "rules/data.smk"
 include: "rules/pretrain.smk"
 include: "rules/train.smk"
+include: "rules/reference.smk"
 include: "rules/report.smk"
 
 

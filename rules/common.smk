@@ -101,3 +101,8 @@ def timeseries_init(wildcards):
     if EXPERIMENT.variants[wildcards.variant].init == "timeseries":
         return [f"{TS_MODEL_DIR}/verification.json"]
     return []
+
+
+# The learned reference (docs/report.md): defined for masked reconstruction of OHLC bars.
+HAS_REFERENCE = EXPERIMENT.data.kind == "ohlc" and EXPERIMENT.train.task == "reconstruct"
+REFERENCE = ["results/reference/summary.json"] if HAS_REFERENCE else []

@@ -8,6 +8,7 @@ rule collect:
         benchmarks=expand(
             "benchmarks/train/{variant}/seed{seed}.tsv", variant=VARIANTS, seed=SEEDS
         ),
+        reference=REFERENCE,
         code=sources("collect"),
     output:
         metrics="results/metrics.csv",
@@ -23,11 +24,16 @@ rule collect:
         "../envs/report.yaml"
     params:
         contrasts=canonical_json([c.to_params() for c in EXPERIMENT.contrasts]),
+        # A list so that a study without the reference passes no flag at all.
+        reference=lambda wildcards, input: (
+            ["--reference", input.reference] if input.reference else []
+        ),
     shell:
         "python -m workflow_scripts.collect --summaries {input.summaries:q}"
         " --metrics {input.metrics:q} --benchmarks {input.benchmarks:q}"
         " --out-metrics {output.metrics:q} --out-summary {output.summary:q}"
-        " --out-table {output.table:q} --contrasts-json {params.contrasts:q} > {log:q} 2>&1"
+        " --out-table {output.table:q} --contrasts-json {params.contrasts:q}"
+        " {params.reference:q} > {log:q} 2>&1"
 
 
 rule report:

@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="planned contrasts, a JSON list of {a, b, role, label} (default: config/schema.yaml's)",
     )
+    parser.add_argument(
+        "--reference", type=Path, default=None, help="the learned reference's summary JSON (rule reference)"
+    )
     return parser.parse_args(argv)
 
 
@@ -57,6 +60,22 @@ def parse_contrasts(text: str | None) -> list[dict[str, Any]]:
     if not isinstance(data, list) or not all(isinstance(c, dict) and "a" in c and "b" in c for c in data):
         raise InputError("--contrasts-json: must be a JSON list of objects with keys a and b.")
     return data
+
+
+def read_reference(path: Path) -> dict[str, Any]:
+    """The reference's summary JSON, checked for the keys the report reads."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: {exc}") from exc
+    missing = [
+        key
+        for key in ("test_skill", "val_skill", "channel_skill")
+        if not isinstance(data, dict) or key not in data
+    ]
+    if missing:
+        raise InputError(f"{path}: missing key(s) {', '.join(missing)}")
+    return dict(data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log.warning("run %s seed %d: %s (%s)", run.variant, run.seed, run.status, run.reason)
     summary = summarise(runs, contrasts)
+    if args.reference is not None:
+        try:
+            summary["reference"] = read_reference(args.reference)
+        except InputError as exc:
+            log.error("collect: cannot read the learned reference. %s", exc)
+            return 2
     tidy = tidy_metrics(runs)
     table = summary_table(summary)
     atomic_write_text(args.out_metrics, tidy.to_csv(index=False))

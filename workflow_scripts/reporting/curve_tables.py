@@ -59,6 +59,21 @@ def convergence_status_rows(summary: Mapping[str, Any], order: Sequence[str]) ->
     return rows
 
 
+_FIELDS = ("open", "high", "low", "close")
+
+
+def _channel_order(names: Sequence[str]) -> Any:
+    """Sort key: timeframes in first-seen order, then open, high, low, close, then the rest."""
+    timeframes = list(dict.fromkeys(name.split(".", 1)[0] for name in names))
+
+    def key(name: str) -> tuple[int, int, str]:
+        timeframe, _, field = name.partition(".")
+        rank = _FIELDS.index(field) if field in _FIELDS else len(_FIELDS)
+        return timeframes.index(timeframe), rank, field
+
+    return key
+
+
 def channel_rows(summary: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
     """Test skill per timeframe and field for each arm and the learned reference (0 = the
     strongest naive of the field's group, chosen on validation)."""
@@ -67,6 +82,7 @@ def channel_rows(summary: Mapping[str, Any], order: Sequence[str]) -> dict[str, 
         for channel in summary["variants"][name].get("channel_skill") or {}:
             if channel not in names:
                 names.append(channel)
+    names = sorted(names, key=_channel_order(names))
     reference = (summary.get("reference") or {}).get("channel_skill") or {}
     rows = [
         {

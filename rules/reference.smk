@@ -1,0 +1,24 @@
+"""The learned reference: a ridge regression on each masked bar's visible neighbours.
+
+Fitted on the train split, its penalty chosen on validation, scored once on the test split
+with the runs' masks and units (docs/report.md). Seconds on one CPU core; no GPU.
+"""
+
+
+rule reference:
+    input:
+        data=DATA_DIR,
+        code=sources("fit_reference"),
+    output:
+        "results/reference/summary.json",
+    log:
+        "logs/reference/reference.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    params:
+        train=canonical_json(EXPERIMENT.train.to_params()),
+    shell:
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.fit_reference"
+        " --train-json {params.train:q} --data-dir {input.data:q}"
+        " --out {output:q} > {log:q} 2>&1"
