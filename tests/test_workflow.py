@@ -47,9 +47,10 @@ def contract_paths(workdir: Path) -> list[Path]:
     ]
     paths += [
         workdir / "results" / "plots" / f"{name}.png"
-        for name in ("learning_curves", "final_comparison", "compute")
+        for name in ("budget_curve", "learning_curves", "final_comparison", "compute")
     ]
-    for rule in ("download_model", "verify_model", "preprocess", "collect", "report"):
+    paths.append(workdir / "results" / "reference" / "summary.json")
+    for rule in ("download_model", "verify_model", "preprocess", "reference", "collect", "report"):
         assert list((workdir / "logs" / rule).rglob("*.log")), f"no log for rule {rule}"
     return paths
 
@@ -134,6 +135,11 @@ def test_smoke_run_produces_every_contract_path(smoke_run: Path) -> None:
     )
     assert summary["params_total"] == pretrained["params_total"]
     assert list((smoke_run / "logs" / "tensorboard" / "baseline" / "seed0").glob("events.out.tfevents.*"))
+    collected = json.loads((smoke_run / "results" / "summary.json").read_text())
+    assert collected["reference"]["test_skill"] is not None  # the learned reference, beside the arms
+    assert [p["step"] for p in collected["budget"]["contrasts"][0]["points"]] == [4, 8]
+    markdown = (smoke_run / "results" / "report.md").read_text()
+    assert "### Learned reference" in markdown and "| ridge reference |" in markdown
 
 
 def test_complete_run_plans_nothing(smoke_run: Path) -> None:
@@ -170,8 +176,11 @@ def test_reordering_config_keys_plans_nothing(completed_run: Path) -> None:
     ("module", "expected"),
     [
         ("workflow_scripts/reporting/plots.py", ["all", "report"]),
-        ("workflow_scripts/training/metrics.py", ["all", "collect", "report", *["train"] * 10]),
-        ("workflow_scripts/data/resample.py", ["all", "collect", "preprocess", "report", *["train"] * 10]),
+        ("workflow_scripts/training/metrics.py", ["all", "collect", "reference", "report", *["train"] * 10]),
+        (
+            "workflow_scripts/data/resample.py",
+            ["all", "collect", "preprocess", "reference", "report", *["train"] * 10],
+        ),
     ],
 )
 def test_editing_a_helper_module_reruns_exactly_its_consumers(
