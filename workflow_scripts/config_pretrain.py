@@ -9,6 +9,7 @@ settings reruns the pretraining and, through its verified output, only the varia
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +31,13 @@ class PretrainConfig:
     train: TrainConfig
 
     def variant(self) -> VariantConfig:
-        """The run as the Trainer sees it: the architecture randomly initialised, trained from step 1."""
-        return VariantConfig(name=PRETRAIN_VARIANT, train=self.train, init="random", freeze_epochs=0)
+        """The run as the Trainer sees it: the architecture randomly initialised, trained from step 1.
+
+        No budget curve: the pretraining's "test" is its own held-out samples, already scored
+        on every epoch as validation, so scoring them again per budget would buy nothing.
+        """
+        train = dataclasses.replace(self.train, test_budgets=())
+        return VariantConfig(name=PRETRAIN_VARIANT, train=train, init="random", freeze_epochs=0)
 
     def to_params(self) -> dict[str, Any]:
         return {
