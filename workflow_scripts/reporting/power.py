@@ -177,9 +177,12 @@ def seeds_needed(
     if floor is None:
         return None
     # Start where the t formula says (a lower bound up to Monte-Carlo noise), then walk.
-    n = next((n for n in range(floor, max_n + 1) if t_test_power(effect, n, level) >= power), None)
-    if n is None:
+    if t_test_power(effect, max_n, level) < power:
         return None
+    low, n = floor - 1, max_n  # t power rises with n: bisect for the first n that reaches it
+    while n - low > 1:
+        middle = (low + n) // 2
+        low, n = (low, middle) if t_test_power(effect, middle, level) >= power else (middle, n)
     while n <= max_n and sign_flip_power(effect, n, level) < power:
         n += 1
     while n - 1 >= floor and sign_flip_power(effect, n - 1, level) >= power:
