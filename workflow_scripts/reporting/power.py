@@ -50,7 +50,7 @@ SEED = 20260422
 CHUNK = 64
 #: relative precision of the MDE in sd units
 MDE_RTOL = 5e-3
-SIMULATED = f"exact sign-flip test, power simulated on {STUDIES} normal studies (seed {SEED})"
+SIMULATED = f"exact sign-flip test, power simulated on {STUDIES} normal studies, seed {SEED}"
 NONCENTRAL_T = "paired t-test, noncentral t"
 
 
