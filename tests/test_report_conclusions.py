@@ -137,3 +137,31 @@ def test_run_health_lists_failed_runs() -> None:
     text = run_health(runs).text
     assert "1 of 2 planned runs did not finish" in text and "CUDA out of memory" in text
     assert "All 1 planned runs finished" in run_health(runs[:1]).text
+
+
+def test_power_sentences_state_the_power_of_the_test_that_runs() -> None:
+    """The MDE and seeds-needed sentences give the exact test's simulated power, not a formula's 80%."""
+    from workflow_scripts.reporting import power
+
+    noisy = [0.1, 0.2, 0.05, 0.15, 0.1, 0.12, 0.08, 0.11, 0.14, 0.07]
+    summary = hand_summary({"nofreeze": noisy, "baseline": TEN})
+    row = next(
+        r for r in summary["contrasts"]["results"] if r["role"] == "primary" and r["metric"] == "test_skill"
+    )
+    assert row["power_method"] == power.SIMULATED and 0.8 <= row["mde_power"] < 0.81
+    effect = abs(row["mean_delta"]) / row["sd_delta"]
+    assert row["seeds_needed"] == power.seeds_needed(row["mean_delta"], row["sd_delta"])
+    assert row["seeds_needed_power"] == power.sign_flip_power(effect, row["seeds_needed"]) >= 0.8
+    text = {c.topic: c.text for c in write_conclusions(summary)}["What this number of seeds can show"]
+    mde = f"{row['mde']:.3f}"
+    assert (
+        f"The minimum detectable effect (power {row['mde_power']:.2f} at α/m = 0.05, Holm's first step; "
+        f"{power.SIMULATED}; observed sd of Δ" in text
+    )
+    assert f") is {mde}." in text
+    method = power.power_method(row["seeds_needed"])
+    assert (
+        f"About {row['seeds_needed']} seeds would detect the observed Δ at that level "
+        f"(power {row['seeds_needed_power']:.2f}; {method})." in text
+    )
+    assert "80% power" not in text and "noncentral-t approximation" not in text

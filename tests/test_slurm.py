@@ -24,14 +24,18 @@ What the test cluster cannot do, and how the tests deal with it:
   has ``_slurm_rpc_submit_batch_job`` and ``sched: Allocate`` for each job id, and the
   trivial workflow's outputs hold the ``SLURM_JOB_ID`` each job ran under.
 
-If Slurm or munge is not installed, or the daemons do not come up, every cluster test is
-SKIPPED with the reason (shown by ``-rs``). With SLURM_TEST_REQUIRED=1 (set by CI once
-the packages are installed) that becomes a failure instead.
+If Slurm or munge is not installed, or the machine cannot host the cluster (not root, no
+private mount namespace: start_cluster.sh exits 77), every cluster test is SKIPPED with the
+reason (shown by ``-ra``). With STAGE1_REQUIRE_COMPONENTS=1 (set by .ci/run) or
+SLURM_TEST_REQUIRED=1 that becomes a failure instead (tests/components.py). A cluster whose
+prerequisites are all there but that does not come up (any other non-zero exit) is a
+failure everywhere: that is a bug, not a missing component.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import re
 import shutil
@@ -44,9 +48,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NoReturn
 
 import pytest
 import yaml
+from components import unavailable
 from conftest import REPO, copy_workflow, job_environment
 
 pytestmark = pytest.mark.slurm
@@ -62,14 +68,23 @@ CLUSTER_FLAGS = {
 }
 
 
-def _required() -> bool:
-    return os.environ.get("SLURM_TEST_REQUIRED", "") not in ("", "0")
+def _skip_or_fail(reason: str) -> NoReturn:
+    unavailable("slurm", reason)
 
 
-def _skip_or_fail(reason: str) -> None:
-    if _required():
-        pytest.fail(f"SLURM_TEST_REQUIRED is set, but: {reason}", pytrace=False)
-    pytest.skip(reason)
+def check_start(returncode: int, output: str) -> None:
+    """What a start_cluster.sh exit status means: 0 up; 77 prerequisites missing (skip, or
+    fail when required); anything else a cluster that should have started and did not (fail)."""
+    if returncode == 77:
+        reasons = [line[len("SKIP: ") :] for line in output.splitlines() if line.startswith("SKIP: ")]
+        _skip_or_fail("Slurm test cluster unavailable: " + ("; ".join(reasons) or output))
+    if returncode != 0:
+        pytest.fail(f"Slurm test cluster did not start (exit {returncode}):\n{output[-4000:]}", pytrace=False)
+
+
+def _require_plugin() -> None:
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        _skip_or_fail("snakemake-executor-plugin-slurm is not installed (./install.sh --dev)")
 
 
 def _free_port() -> int:
@@ -139,9 +154,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """A running single-node Slurm cluster; always stopped (by PID) afterwards."""
-    pytest.importorskip(
-        "snakemake_executor_plugin_slurm", reason="snakemake-executor-plugin-slurm is not installed"
-    )
+    _require_plugin()
     if not shutil.which("bash"):
         _skip_or_fail("bash is not available")
     # A short path: munged's and slurmd's Unix sockets live under it (108-byte limit).
@@ -166,11 +179,7 @@ def cluster() -> Iterator[Cluster]:
             timeout=300,
         )
         output = (start.stdout + start.stderr).strip()
-        if start.returncode == 77:
-            reasons = [line[len("SKIP: ") :] for line in output.splitlines() if line.startswith("SKIP: ")]
-            _skip_or_fail("Slurm test cluster unavailable: " + ("; ".join(reasons) or output))
-        if start.returncode != 0:
-            _skip_or_fail(f"Slurm test cluster did not start (exit {start.returncode}):\n{output[-4000:]}")
+        check_start(start.returncode, output)
         print(f"\nSlurm test cluster up in {time.monotonic() - started:.1f}s: {run_dir}\n{output}")
         conf = run_dir / "etc" / "slurm.conf"
         probe = Cluster(run_dir, conf, "", (), 0, 0)
@@ -300,9 +309,7 @@ def _train_submit_flags(train_overrides: dict | None = None) -> str:
 
 
 def test_profile_gpu_maps_to_sbatch_flags() -> None:
-    pytest.importorskip(
-        "snakemake_executor_plugin_slurm", reason="snakemake-executor-plugin-slurm is not installed"
-    )
+    _require_plugin()
     train = load_profile()["set-resources"]["train"]
     flags = _train_submit_flags().split()
     assert "--gpus=1" in flags

@@ -9,7 +9,7 @@ import pytest
 import report_fixtures  # noqa: F401  (puts the repository on sys.path)
 from scipy import stats as scipy_stats
 
-from workflow_scripts.reporting import paired
+from workflow_scripts.reporting import paired, power
 
 STUDIES = 2000
 ALPHA = 0.05
@@ -20,12 +20,20 @@ def _mc_bound(rate: float, studies: int = STUDIES) -> float:
     return rate + 3 * math.sqrt(rate * (1 - rate) / studies)
 
 
-@pytest.mark.parametrize("n", [5, 10])
-def test_null_false_positive_rate_is_at_most_alpha(n: int) -> None:
+@pytest.mark.parametrize("n", [6, 10])
+def test_null_false_positive_rate_is_the_exact_tests_size(n: int) -> None:
+    """Under the null p <= α happens exactly for the 2·⌊α·2^n / 2⌋ most extreme of the 2^n
+    equally likely sign patterns (they come in mirror pairs): 2/64 with 6 seeds, 50/1024 with
+    10. A one-sided or anti-conservative p lands visibly above, an over-conservative one below.
+    (5 seeds would prove nothing: the smallest p, 2/32, is above α, so the rate is 0 anyway.)"""
+    studies = 4000
     rng = np.random.default_rng(1234 + n)
-    deltas = rng.normal(0.0, 1.0, size=(STUDIES, n))
+    deltas = rng.normal(0.0, 1.0, size=(studies, n))
     p = paired.sign_flip_pvalues(deltas)
-    assert (p <= ALPHA).mean() <= _mc_bound(ALPHA)
+    size = 2 * math.floor(ALPHA * 2**n / 2) / 2**n
+    assert 0 < size <= ALPHA
+    rate = (p <= ALPHA).mean()
+    assert abs(rate - size) <= 3 * math.sqrt(size * (1 - size) / studies), (rate, size)
 
 
 def test_power_at_one_and_a_half_sd_with_ten_seeds() -> None:
@@ -62,7 +70,7 @@ def test_three_seeds_can_never_reach_significance() -> None:
     rng = np.random.default_rng(3)
     p = paired.sign_flip_pvalues(rng.normal(5.0, 0.01, size=(500, 3)))
     assert p.min() >= 0.25 > ALPHA
-    assert paired.minimum_detectable_effect(0.1, 3) == math.inf
+    assert power.minimum_detectable_effect(0.1, 3) == math.inf
 
 
 def test_exact_p_matches_brute_force_enumeration() -> None:
@@ -92,15 +100,6 @@ def test_effect_size_probability_of_improvement_and_iqm() -> None:
     assert paired.iqm([0.0, 1.0, 2.0, 3.0, 100.0, -100.0, 1.5, 2.5]) == pytest.approx(1.75)
     low, high = paired.iqm_interval([0.1, 0.2, 0.3, 0.4, 0.5])
     assert low is not None and high is not None and 0.1 <= low < high <= 0.5
-
-
-def test_mde_gives_eighty_percent_power_and_seeds_needed_is_minimal() -> None:
-    mde = paired.minimum_detectable_effect(2.0, 10)
-    assert mde is not None and paired.t_test_power(mde / 2.0, 10) == pytest.approx(0.8, abs=1e-6)
-    needed = paired.seeds_needed(1.0, 1.0)
-    assert needed is not None
-    assert paired.t_test_power(1.0, needed) >= 0.8 > paired.t_test_power(1.0, needed - 1)
-    assert paired.seeds_needed(10.0, 1.0) == 6  # a huge effect still needs 2/2^n <= 0.05, i.e. n >= 6
 
 
 def test_a_censored_contrast_favours_the_side_its_rank_test_points_to() -> None:
@@ -142,5 +141,6 @@ def test_mde_and_seeds_needed_are_at_holms_first_step_level() -> None:
     row = next(r for r in analyse(runs, specs, metrics=("test_skill",))["results"] if r["b"] == "b")
     level = 0.05 / 3
     assert row["power_alpha"] == pytest.approx(level)
-    assert row["mde"] == pytest.approx(paired.minimum_detectable_effect(row["sd_delta"], 10, level))
-    assert row["mde"] > paired.minimum_detectable_effect(row["sd_delta"], 10, 0.05)
+    assert row["mde"] == pytest.approx(power.minimum_detectable_effect(row["sd_delta"], 10, level))
+    assert row["mde"] > power.mde_sd_units(10, 0.05) * row["sd_delta"]
+    assert row["power_method"] == power.SIMULATED and row["mde_power"] >= 0.8

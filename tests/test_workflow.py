@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from components import unavailable
 from conftest import REPO, SMOKE_ARGS, job_environment, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -97,10 +98,9 @@ def test_rulegraph_renders_without_graphviz() -> None:
         assert rule in mermaid.stdout
 
 
-@pytest.mark.skipif(
-    shutil.which("dot") is None, reason="graphviz (dot) is not installed: apt-get install graphviz"
-)
 def test_rulegraph_renders_to_svg_with_graphviz() -> None:
+    if shutil.which("dot") is None:
+        unavailable("graphviz", "graphviz (dot) is not installed: apt-get install graphviz")
     graph = run_snakemake(REPO, "--rulegraph")
     svg = subprocess.run(["dot", "-Tsvg"], input=graph.stdout, capture_output=True, text=True, check=True)
     assert svg.stdout.lstrip().startswith(("<?xml", "<svg")) and "verify_model" in svg.stdout

@@ -19,6 +19,7 @@ from workflow_scripts.reporting.contrasts import headline
 from workflow_scripts.reporting.controls import control_summary, with_control_warning
 from workflow_scripts.reporting.formatting import fmt_stats_sentence, fmt_value
 from workflow_scripts.reporting.metrics import METRICS, PRIMARY_METRIC, SPEED_METRICS
+from workflow_scripts.reporting.power import power_method
 from workflow_scripts.reporting.stats import SummaryStats
 
 NOTHING_BEYOND_NAIVE = "learned nothing beyond naive"
@@ -118,17 +119,24 @@ def power_statement(block: Mapping[str, Any]) -> Conclusion:
     ]
     if row["mde"] is not None:
         parts.append(
-            f"The minimum detectable effect (80% power at α/m = {row['power_alpha']:.3g}, Holm's first "
-            f"step; noncentral-t approximation; observed sd of Δ {fmt_value(row['sd_delta'])}) is "
-            f"{fmt_value(row['mde'])}."
+            f"The minimum detectable effect ({_power_words(row['mde_power'])} at α/m = "
+            f"{row['power_alpha']:.3g}, Holm's first step; {row['power_method']}; "
+            f"observed sd of Δ {fmt_value(row['sd_delta'])}) is {fmt_value(row['mde'])}."
         )
     elif row.get("mde_note"):
         parts.append(f"No minimum detectable effect: {row['mde_note']}.")
     if row["seeds_needed"] is not None:
+        method = power_method(row["seeds_needed"])
         parts.append(
-            f"About {row['seeds_needed']} seeds would detect the observed Δ with 80% power at that level."
+            f"About {row['seeds_needed']} seeds would detect the observed Δ at that level "
+            f"({_power_words(row['seeds_needed_power'])}; {method})."
         )
     return Conclusion(topic, " ".join(parts))
+
+
+def _power_words(value: float | None) -> str:
+    """The power a number really has, as the simulation measured it."""
+    return "power ≥ 0.8" if value is None else f"power {value:.2f}"
 
 
 def any_beats_naive(summary: Mapping[str, Any]) -> bool | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.reporting import paired
+from workflow_scripts.reporting import paired, power
 from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
 
 ROLES = ("primary", "secondary", "positive_control", "negative_control")
@@ -183,14 +183,26 @@ def _power(row: dict[str, Any], family_size: int, alpha: float) -> None:
     row["can_reach_significance"] = row["min_attainable_p"] <= alpha
     row["can_reach_after_holm"] = row["min_attainable_p"] <= alpha / m
     # Power at the level the contrast must reach to be declared whatever the others show:
-    # α/m, Holm's first step (paired-t approximation of the exact test's power).
+    # α/m, Holm's first step, for the test this contrast runs (reporting.power).
     level = alpha / m
     row["power_alpha"] = level
-    row["mde"] = paired.minimum_detectable_effect(row["sd_delta"], n, level)
+    row["power_method"] = power.power_method(n)
+    row["mde"] = power.minimum_detectable_effect(row["sd_delta"], n, level)
     if row["mde"] is not None and math.isinf(row["mde"]):
         row["mde"] = None
         row["mde_note"] = f"the exact test cannot reach p ≤ {level:.3g} (α/m) with {n} seeds"
-    row["seeds_needed"] = paired.seeds_needed(row["mean_delta"], row["sd_delta"], level)
+    # The power each number really has (at least POWER, up to the search's resolution).
+    row["mde_power"] = (
+        power.sign_flip_power(row["mde"] / row["sd_delta"], n, level)
+        if row["mde"] is not None and row["sd_delta"]
+        else None
+    )
+    row["seeds_needed"] = power.seeds_needed(row["mean_delta"], row["sd_delta"], level)
+    row["seeds_needed_power"] = (
+        None
+        if row["seeds_needed"] is None
+        else power.sign_flip_power(abs(row["mean_delta"]) / row["sd_delta"], row["seeds_needed"], level)
+    )
     p_adj = row["p_adjusted"]
     row["significant"] = p_adj is not None and p_adj <= alpha
     improvement = row["improvement"]

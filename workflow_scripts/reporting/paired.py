@@ -21,9 +21,9 @@ Definitions (all two-sided, ``α = 0.05`` unless given):
   metric's direction.
 - **interquartile mean (IQM)** (rliable): the mean of the middle 50% of the values,
   ``scipy.stats.trim_mean(x, 0.25)``.
-- **minimum detectable effect (MDE)**: the smallest true mean Δ a two-sided paired t-test
-  at ``α`` detects with probability ``power`` at this ``n``, from the noncentral t
-  distribution (``ncp = δ √n / sd``), given the observed sd of Δ.
+- **power of the paired t-test** (used above 20 seeds): noncentral t, ``ncp = δ √n / sd``.
+  The power, minimum detectable effect and seeds needed of the test actually run (the
+  exact sign-flip test up to 20 seeds) are in :mod:`workflow_scripts.reporting.power`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize
 from scipy import stats as _st
 
 ALPHA = 0.05
@@ -196,38 +195,6 @@ def t_test_power(effect_sd_units: float, n: int, alpha: float = ALPHA) -> float:
     ncp = abs(effect_sd_units) * math.sqrt(n)
     power = float(_st.nct.sf(crit, df, ncp) + _st.nct.cdf(-crit, df, ncp))
     return 1.0 if math.isnan(power) else power
-
-
-def minimum_detectable_effect(
-    sd: float | None, n: int, alpha: float = ALPHA, power: float = POWER
-) -> float | None:
-    """Smallest |mean Δ| detected with ``power`` at ``n`` (noncentral t, two-sided ``alpha``).
-
-    ``None`` when ``n < 2`` or sd is unknown. With ``n ≤ 20`` and ``2/2^n > alpha`` the exact
-    test cannot reject at all, so the MDE is ``inf``.
-    """
-    if sd is None or n < 2 or not math.isfinite(sd):
-        return None
-    if min_attainable_p(n) > alpha:
-        return math.inf
-    effect = optimize.brentq(lambda d: t_test_power(d, n, alpha) - power, 1e-9, 20.0)
-    return float(effect * sd)
-
-
-def seeds_needed(
-    delta: float | None, sd: float | None, alpha: float = ALPHA, power: float = POWER, max_n: int = 1000
-) -> int | None:
-    """Smallest n whose paired t-test detects the observed ``delta`` with ``power`` and whose
-    sign-flip test can reach ``alpha`` (``2/2^n ≤ alpha``); ``None`` if Δ or sd is 0/unknown
-    or more than ``max_n`` seeds would be needed."""
-    if delta is None or sd is None or sd <= 0 or delta == 0 or not math.isfinite(delta):
-        return None
-    effect = abs(delta) / sd
-    floor = next(n for n in range(2, max_n + 1) if min_attainable_p(n) <= alpha)
-    for n in range(floor, max_n + 1):
-        if t_test_power(effect, n, alpha) >= power:
-            return n
-    return None
 
 
 def pooled_ranks(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
