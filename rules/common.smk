@@ -10,6 +10,7 @@ from workflow_scripts.config import ConfigError, load_experiment  # noqa: E402
 from workflow_scripts.deps import local_module_files  # noqa: E402
 from workflow_scripts.io_utils import canonical_json  # noqa: E402
 from workflow_scripts.jobenv import prepare_job_environment  # noqa: E402
+from workflow_scripts.placement import job_threads, trains_on_gpu  # noqa: E402
 
 try:
     EXPERIMENT = load_experiment(config)
@@ -18,6 +19,9 @@ except ConfigError as error:
 
 # Jobs run `python -m workflow_scripts.<step>` with this checkout's package.
 prepare_job_environment(workflow.basedir)
+# The GPU slot pool's slots per device, for the jobs' gpu_slots wrapper (an
+# STAGE1_JOBS_PER_GPU already in the environment wins: a one-run override).
+os.environ.setdefault("STAGE1_JOBS_PER_GPU", str(EXPERIMENT.gpu_slots.jobs_per_gpu))
 
 MODEL_DIR = f"resources/models/{EXPERIMENT.model.slug}"
 DATA_DIR = f"data/derived/{EXPERIMENT.data.name}"
@@ -101,6 +105,28 @@ def timeseries_init(wildcards):
     if EXPERIMENT.variants[wildcards.variant].init == "timeseries":
         return [f"{TS_MODEL_DIR}/verification.json"]
     return []
+
+
+def on_gpu(device):
+    """Whether a job with train.device = device claims a GPU (workflow_scripts/placement.py).
+
+    Called when the DAG is built, so a cluster executor (jobs on its nodes) counts as GPU.
+    """
+    return trains_on_gpu(device, local=workflow.local_exec)
+
+
+def train_device(wildcards):
+    return EXPERIMENT.variants[wildcards.variant].train.device
+
+
+def train_gpu(wildcards):
+    """The train job's gpu resource: 1 for a GPU job, 0 for a CPU job (runs beside others)."""
+    return int(on_gpu(train_device(wildcards)))
+
+
+def train_threads(wildcards):
+    """One thread for a CPU job, so --cores N runs N of them; --set-threads overrides."""
+    return job_threads(on_gpu(train_device(wildcards)))
 
 
 # The learned reference (docs/report.md): defined for masked reconstruction of OHLC bars.

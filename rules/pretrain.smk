@@ -18,16 +18,16 @@ rule pretrain:
         "benchmarks/pretrain/pretrain.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 4
+    threads: lambda wildcards: job_threads(on_gpu(EXPERIMENT.pretrain.train.device))
     resources:
-        gpu=1,
+        gpu=lambda wildcards: int(on_gpu(EXPERIMENT.pretrain.train.device)),
     params:
         # Canonical JSON: changing a pretrain: setting reruns this job and its consumers only.
         pretrain=canonical_json(EXPERIMENT.pretrain.to_params()),
         model_dir=lambda wildcards, input: os.path.dirname(input.verification),
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
     shell:
-        "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --"
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --claim {resources.gpu} --"
         " python -m workflow_scripts.pretrain --pretrain-json {params.pretrain:q}"
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

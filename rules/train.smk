@@ -1,8 +1,10 @@
-"""Train one variant with one seed: a GPU job each, so a failed run reruns alone.
+"""Train one variant with one seed: a job each, so a failed run reruns alone.
 
-GPU jobs start through `python -m workflow_scripts.gpu_slots -- <command>`: on a local
-machine it gives each concurrent job a GPU of its own (one flock'ed slot per GPU); in a
-job that a cluster or cloud executor started, the scheduler's choice stands.
+A GPU job (train.device; workflow_scripts/placement.py) claims gpu=1 and starts through
+`python -m workflow_scripts.gpu_slots --claim 1 -- <command>`: on a local machine it
+takes a slot of the pool (gpu_slots.jobs_per_gpu per GPU); in a job that a cluster or
+cloud executor started, the scheduler's choice stands. A CPU job claims no gpu and runs
+with one thread (--claim 0: no slot), so --cores N runs N of them at once.
 """
 
 from workflow_scripts.gpu_slots import leave_gpus_to_scheduler  # noqa: E402
@@ -28,9 +30,9 @@ rule train:
         "benchmarks/train/{variant}/seed{seed}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 4
+    threads: train_threads
     resources:
-        gpu=1,
+        gpu=train_gpu,
     params:
         # Canonical (sorted) JSON: only a change to this variant's settings reruns it.
         variant=lambda wildcards: canonical_json(
@@ -44,7 +46,7 @@ rule train:
             ["--init-dir", os.path.dirname(input.init[0])] if input.init else []
         ),
     shell:
-        "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --"
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --claim {resources.gpu} --"
         " python -m workflow_scripts.train"
         " --variant-json {params.variant:q} --seed {wildcards.seed}"
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"

@@ -25,6 +25,10 @@ def test_quick_benchmark_prints_the_figures_as_its_last_json_line() -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["machine"]["cpu_cores"] >= 1
     assert 0 < figures["train_step_efficiency"] < 2
+    # The loop's own milliseconds per step, and the batch's share of them, reported apart.
+    assert figures["batch_ms_per_step"] > 0
+    loop_ms = 1000 * (figures["train_step_s"] - figures["bare_step_s"])
+    assert abs(figures["host_ms_per_step"] - loop_ms) < 0.02
     assert set(figures["samples_per_s"]) == {"nofreeze", "freeze", "frozen_all", "baseline"}
     assert all(value > 0 for value in figures["samples_per_s"].values())
     for key in ("bf16_vs_fp32_speedup", "dag_dry_run_s", "preprocess_m1_rows_per_s"):

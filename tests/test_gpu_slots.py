@@ -213,6 +213,66 @@ def test_a_job_killed_with_kill_9_frees_its_slot(tmp_path: Path) -> None:
     assert waited >= 1.0
 
 
+def _running_per_device(tmp_path: Path, names: list[str]) -> dict[str, int]:
+    """Jobs among ``names`` that have started and not ended, per device they saw."""
+    counts: dict[str, int] = {}
+    for name in names:
+        started = Path(f"{tmp_path / name}.json.started")
+        if started.exists() and not (tmp_path / f"{name}.json").exists():
+            device = json.loads(started.read_text())["device"]
+            counts[device] = counts.get(device, 0) + 1
+    return counts
+
+
+def test_two_jobs_per_gpu_spread_two_per_device_never_three(tmp_path: Path) -> None:
+    """gpu_slots.jobs_per_gpu = 2 on two (simulated) GPUs: four jobs at once, two on each."""
+    env = base_environment(STAGE1_GPUS="0,1", STAGE1_JOBS_PER_GPU="2")
+    four = [start_job(tmp_path, f"job{index}", env, seconds=120) for index in range(4)]
+    for _, record, _ in four:
+        wait_for(Path(f"{record}.started"))
+    names = [f"job{index}" for index in range(4)]
+    assert _running_per_device(tmp_path, names) == {"0": 2, "1": 2}
+    # A fifth job finds every slot taken: it waits, and never makes a third on one device.
+    fifth, fifth_record, fifth_log = start_job(tmp_path, "job4", env, seconds=0)
+    wait_for(fifth_log, "are taken; waiting")
+    time.sleep(1.0)
+    assert not Path(f"{fifth_record}.started").exists(), "a third job ran on one GPU"
+    # kill -9 of one job frees its slot, and the fifth job takes that device.
+    killed, killed_record, _ = four[1]
+    killed_device = json.loads(Path(f"{killed_record}.started").read_text())["device"]
+    os.kill(killed.pid, signal.SIGKILL)
+    assert killed.wait(timeout=10) == -signal.SIGKILL
+    assert fifth.wait(timeout=30) == 0, fifth_log.read_text()
+    assert json.loads(fifth_record.read_text())["device"] == killed_device
+    locks = sorted(path.name for path in (tmp_path / "slots").iterdir())
+    assert locks == ["gpu0.lock", "gpu0.slot1.lock", "gpu1.lock", "gpu1.slot1.lock"]
+    for process, _, _ in four:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_the_first_jobs_take_a_free_gpu_before_sharing_one() -> None:
+    assert gpu_slots.pool_slots(("0", "1"), 2) == [("0", 0), ("1", 0), ("0", 1), ("1", 1)]
+    assert gpu_slots.pool_slots(("0",), 1) == [("0", 0)]
+    assert gpu_slots.jobs_per_gpu({}) == 1 and gpu_slots.jobs_per_gpu({"STAGE1_JOBS_PER_GPU": "4"}) == 4
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(ValueError, match="STAGE1_JOBS_PER_GPU"):
+            gpu_slots.jobs_per_gpu({"STAGE1_JOBS_PER_GPU": bad})
+
+
+def test_a_cpu_job_takes_no_slot(tmp_path: Path) -> None:
+    """--claim 0 (the rule's gpu=0): the job runs at once, even with every slot held."""
+    with gpu_slots.gpu_slot({"STAGE1_GPUS": "0"}, lock_dir=tmp_path / "slots"):
+        script = tmp_path / "job.py"
+        script.write_text(JOB)
+        record = tmp_path / "cpu.json"
+        command = [sys.executable, "-m", "workflow_scripts.gpu_slots", "--lock-dir", str(tmp_path / "slots")]
+        command += ["--claim", "0", "--", sys.executable, str(script), str(record), "0"]
+        subprocess.run(command, env=base_environment(STAGE1_GPUS="0"), cwd=tmp_path, check=True, timeout=30)
+    assert json.loads(record.read_text())["device"] is None
+
+
 def test_in_process_slot_blocks_a_wrapped_job_until_released(tmp_path: Path) -> None:
     environ: dict[str, str] = {"STAGE1_GPUS": "7"}
     with gpu_slots.gpu_slot(environ, lock_dir=tmp_path / "slots") as slot:

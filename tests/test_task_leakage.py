@@ -20,7 +20,15 @@ from workflow_scripts.data.pipeline import load_input, parse_timeframes, preproc
 from workflow_scripts.data.synthetic import synthetic_ohlc
 from workflow_scripts.data.timeframes import parse_timeframe
 from workflow_scripts.training.batches import make_source
-from workflow_scripts.training.masking import aligned_span_masks, evaluation_masks, mask_owners
+from workflow_scripts.training.masking import (
+    aligned_span_masks,
+    evaluation_masks,
+    level_span_masks,
+    level_spans,
+    mask_owners,
+    owner_span_masks,
+    sample_span_masks,
+)
 from workflow_scripts.training.normalisation import make_batch, window_statistics
 
 CPU = torch.device("cpu")
@@ -156,3 +164,42 @@ def test_the_delta_close_identity_recovers_no_masked_close_with_the_default_feat
     assert np.mean(np.isclose(rebuilt, close[:-1], rtol=1e-5)) > 0.9  # the leak the default removes
     with pytest.raises(ConfigError, match="bars_and_changes with task reconstruct is refused"):
         load_experiment({"data": {"features": "bars_and_changes"}})
+
+
+def test_owners_computed_once_with_the_source_equal_the_per_batch_ones(tmp_path: Path) -> None:
+    """The lean step looks owners up (issue 20); they are exactly what each batch used to compute."""
+    config = DataConfig(name="msft", timeframes=("d", "w"), seq_len=32, patch_len=8, sample_stride=2)
+    dataset, _closes = _derived(tmp_path, config)
+    bar_ns = [parse_timeframe(tf, "tf").ns for tf in ("d", "w")]
+    source = make_source(
+        dataset.split("train"), ("d", "w"), 32, device=CPU, split_name="train", bar_ns=bar_ns
+    )
+    assert source.owners is not None and source.owners.shape == (source.n_samples, 2 * 32)
+    idx = torch.randperm(source.n_samples, generator=torch.Generator().manual_seed(1))[:300]
+    owner_tf, owner_pos = mask_owners(source.window_times(idx), bar_ns)
+    per_batch = (owner_tf * 32 + owner_pos).reshape(len(idx), -1)
+    assert torch.equal(source.owner_index(idx), per_batch)
+    assert (source.owner_index(idx) >= 32).any()  # some daily bars are owned by a weekly bar
+    # The same masks, draw for draw, as the per-timeframe draws over the per-batch owners.
+    first, second = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    looked_up = owner_span_masks(source.owner_index(idx), 32, RATIO, SPAN, bar_ns, generator=first)
+    computed = aligned_span_masks((owner_tf, owner_pos), RATIO, SPAN, bar_ns, generator=second)
+    assert torch.equal(looked_up, computed) and looked_up.any()
+
+
+@pytest.mark.parametrize("bar_ns", [(60,), (60, 300), (86_400, 604_800, 3_600)])
+def test_span_masks_of_all_timeframes_at_once_equal_one_draw_per_timeframe(bar_ns: tuple[int, ...]) -> None:
+    for length, ratio, span, batch in [
+        (8, 0.5, 3, 7),
+        (32, 0.15, 8, 64),
+        (128, 0.15, 8, 32),
+        (128, 0.9, 40, 5),
+    ]:
+        first, second = torch.Generator().manual_seed(length), torch.Generator().manual_seed(length)
+        spans = level_spans(span, bar_ns)
+        one_by_one = torch.stack(
+            [sample_span_masks(batch, length, ratio, s, generator=first) for s in spans], 1
+        )
+        at_once = level_span_masks(batch, length, ratio, span, bar_ns, generator=second, device=CPU)
+        assert torch.equal(one_by_one, at_once)
+        assert torch.equal(first.get_state(), second.get_state())  # the same draws were made

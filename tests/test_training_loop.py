@@ -116,6 +116,23 @@ def test_same_config_and_seed_give_identical_metrics(
     assert _metrics(tmp_path / "out" / "metrics.csv") == _metrics(uninterrupted / "out" / "metrics.csv")
 
 
+def test_owners_computed_per_batch_give_the_same_run(
+    dataset: DerivedDataset,
+    t5_dir: Path,
+    tmp_path: Path,
+    uninterrupted: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Splits too large for precomputed owners compute them per batch: bit for bit the same run."""
+    from workflow_scripts.training import batches
+
+    monkeypatch.setattr(batches, "OWNER_INDEX_MAX_BYTES", 0)
+    trainer = Trainer(variant("freeze", **RESUME_CONFIG), 0, dataset, t5_dir, patch_len=8)
+    assert trainer.train_source.owners is None
+    trainer.fit(tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
+    assert _metrics(tmp_path / "out" / "metrics.csv") == _metrics(uninterrupted / "out" / "metrics.csv")
+
+
 def test_a_resumed_run_equals_an_uninterrupted_one(
     dataset: DerivedDataset,
     t5_dir: Path,

@@ -193,6 +193,16 @@ class ContrastConfig:
 
 
 @dataclass(frozen=True)
+class GpuSlotsConfig:
+    """The local GPU slot pool: how many training jobs may share one device.
+
+    Placement only, never part of what a run computes (not in ``to_params``).
+    """
+
+    jobs_per_gpu: int = 1
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """The whole experiment: one model, one dataset, the enabled variants and the seeds."""
 
@@ -203,6 +213,7 @@ class ExperimentConfig:
     seeds: tuple[int, ...]
     contrasts: tuple[ContrastConfig, ...] = ()
     pretrain: Any = None  # config_pretrain.PretrainConfig (docs/controls.md)
+    gpu_slots: GpuSlotsConfig = field(default_factory=GpuSlotsConfig)
 
     @property
     def variant_names(self) -> list[str]:
@@ -327,6 +338,7 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         seeds=seeds,
         contrasts=contrasts,
         pretrain=pretrain,
+        gpu_slots=GpuSlotsConfig(**_with_defaults(raw.get("gpu_slots"), schema["properties"]["gpu_slots"])),
     )
     check_cross_fields(experiment, variants)
     check_pretrain(experiment)

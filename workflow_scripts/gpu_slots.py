@@ -56,6 +56,8 @@ GPUS_VARIABLE = "STAGE1_GPUS"
 SCHEDULER_VARIABLE = "STAGE1_GPU_SCHEDULER"
 #: Overrides the lock directory (e.g. one shared by several checkouts on one machine).
 LOCK_DIR_VARIABLE = "STAGE1_GPU_LOCK_DIR"
+#: Slots per device (``gpu_slots.jobs_per_gpu``; the workflow exports it to its jobs).
+JOBS_PER_GPU_VARIABLE = "STAGE1_JOBS_PER_GPU"
 DEFAULT_LOCK_DIR = Path(".snakemake") / "gpu-slots"
 
 #: Variables a batch scheduler sets in its jobs; any of them means it chose the GPUs.
@@ -89,12 +91,30 @@ class Pool:
 
 @dataclass
 class Slot:
-    """A held slot: the device and the open, locked file descriptor that holds it."""
+    """A held slot: the device, which of its slots, and the open, locked file descriptor that holds it."""
 
     device: str
     fd: int
     path: Path
     waited_s: float
+    index: int = 0
+
+
+def jobs_per_gpu(environ: Mapping[str, str]) -> int:
+    """``STAGE1_JOBS_PER_GPU`` (default 1): how many slots each device of the pool has."""
+    text = environ.get(JOBS_PER_GPU_VARIABLE, "").strip() or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{JOBS_PER_GPU_VARIABLE}={text!r} must be a whole number >= 1")
+    return int(text)
+
+
+def pool_slots(devices: Sequence[str], per_device: int = 1) -> list[tuple[str, int]]:
+    """Every (device, slot) of the pool, slot 0 of every device first.
+
+    In that order a free device is always taken before a second job joins a busy one,
+    and no device ever gets more than ``per_device`` jobs (one lock file per slot).
+    """
+    return [(device, index) for index in range(per_device) for device in devices]
 
 
 def parse_device_list(text: str) -> tuple[str, ...]:
@@ -198,12 +218,14 @@ def choose_pool(
     return Pool(devices, "nvidia-smi -L", quiet=not devices)
 
 
-def lock_path(lock_dir: Path, device: str) -> Path:
-    return lock_dir / f"gpu{re.sub(r'[^A-Za-z0-9_.-]', '_', device)}.lock"
+def lock_path(lock_dir: Path, device: str, index: int = 0) -> Path:
+    """``gpu<id>.lock`` for a device's first slot, ``gpu<id>.slot<k>.lock`` for its others."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", device)
+    return lock_dir / (f"gpu{name}.lock" if index == 0 else f"gpu{name}.slot{index}.lock")
 
 
-def _open_lock(lock_dir: Path, device: str) -> tuple[Path, int]:
-    path = lock_path(lock_dir, device)
+def _open_lock(lock_dir: Path, slot: tuple[str, int]) -> tuple[Path, int]:
+    path = lock_path(lock_dir, *slot)
     return path, os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
 
 
@@ -214,8 +236,8 @@ def _mark_holder(fd: int, device: str) -> None:
     os.pwrite(fd, f"device {device}: pid {os.getpid()} since {stamp}\n".encode(), 0)
 
 
-def _try_lock(lock_dir: Path, device: str) -> tuple[Path, int] | None:
-    path, fd = _open_lock(lock_dir, device)
+def _try_lock(lock_dir: Path, slot: tuple[str, int]) -> tuple[Path, int] | None:
+    path, fd = _open_lock(lock_dir, slot)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -224,7 +246,7 @@ def _try_lock(lock_dir: Path, device: str) -> tuple[Path, int] | None:
     return path, fd
 
 
-def _wait_for_any(lock_dir: Path, devices: Sequence[str]) -> tuple[str, Path, int]:
+def _wait_for_any(lock_dir: Path, slots: Sequence[tuple[str, int]]) -> tuple[tuple[str, int], Path, int]:
     """Block (one blocking flock per slot, in threads) until any slot is ours.
 
     The first thread to get its lock wins; a thread that gets its lock later releases it
@@ -233,29 +255,30 @@ def _wait_for_any(lock_dir: Path, devices: Sequence[str]) -> tuple[str, Path, in
     """
     guard = threading.Lock()
     won = threading.Event()
-    winner: list[tuple[str, Path, int]] = []
+    winner: list[tuple[tuple[str, int], Path, int]] = []
     errors: list[OSError] = []
 
-    def wait(device: str) -> None:
+    def wait(slot: tuple[str, int]) -> None:
         try:
-            path, fd = _open_lock(lock_dir, device)
+            path, fd = _open_lock(lock_dir, slot)
             fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as error:
             with guard:
                 errors.append(error)
-                if len(errors) == len(devices):
+                if len(errors) == len(slots):
                     won.set()
             return
         with guard:
             if not winner:
-                winner.append((device, path, fd))
+                winner.append((slot, path, fd))
                 won.set()
                 return
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
-    for device in devices:
-        threading.Thread(target=wait, args=(device,), name=f"gpu-slot-{device}", daemon=True).start()
+    for slot in slots:
+        name = f"gpu-slot-{slot[0]}-{slot[1]}"
+        threading.Thread(target=wait, args=(slot,), name=name, daemon=True).start()
     won.wait()
     with guard:
         if not winner:
@@ -263,24 +286,28 @@ def _wait_for_any(lock_dir: Path, devices: Sequence[str]) -> tuple[str, Path, in
         return winner[0]
 
 
-def acquire_slot(devices: Sequence[str], lock_dir: Path) -> Slot:
-    """Take the first free slot of ``devices``; if all are taken, wait for the first to free."""
+def acquire_slot(devices: Sequence[str], lock_dir: Path, per_device: int = 1) -> Slot:
+    """Take the first free slot (``pool_slots`` order); if all are taken, wait for the first to free."""
     if not devices:
         raise ValueError("the GPU pool is empty")
     lock_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    for device in devices:
-        taken = _try_lock(lock_dir, device)
+    slots = pool_slots(devices, per_device)
+    for slot in slots:
+        taken = _try_lock(lock_dir, slot)
         if taken is not None:
             path, fd = taken
-            _mark_holder(fd, device)
-            return Slot(device, fd, path, 0.0)
+            _mark_holder(fd, slot[0])
+            return Slot(slot[0], fd, path, 0.0, slot[1])
     log.info(
-        "GPU slot: all %d GPUs of the pool (%s) are taken; waiting for one", len(devices), ",".join(devices)
+        "GPU slot: all %d slots of the pool (%s, %d per GPU) are taken; waiting for one",
+        len(slots),
+        ",".join(devices),
+        per_device,
     )
-    device, path, fd = _wait_for_any(lock_dir, devices)
+    (device, index), path, fd = _wait_for_any(lock_dir, slots)
     _mark_holder(fd, device)
-    return Slot(device, fd, path, time.monotonic() - start)
+    return Slot(device, fd, path, time.monotonic() - start, index)
 
 
 def release_slot(slot: Slot) -> None:
@@ -303,7 +330,7 @@ def take_slot(environ: MutableMapping[str, str], lock_dir: Path | None = None) -
             shown = "CUDA_VISIBLE_DEVICES unset" if visible is None else f"CUDA_VISIBLE_DEVICES={visible}"
             log.info("GPU slot: none assigned (%s); %s", pool.source, shown)
         return None
-    slot = acquire_slot(pool.devices, lock_dir_from(environ, lock_dir))
+    slot = acquire_slot(pool.devices, lock_dir_from(environ, lock_dir), jobs_per_gpu(environ))
     environ["CUDA_VISIBLE_DEVICES"] = slot.device
     # Device ids mean what nvidia-smi shows (PCI bus order), not CUDA's fastest-first order.
     environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
@@ -342,6 +369,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help=f"one lock file per GPU (default: ${LOCK_DIR_VARIABLE} or {DEFAULT_LOCK_DIR})",
     )
+    parser.add_argument(
+        "--claim",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="1 (default): take a slot; 0: a CPU job, run COMMAND as it is (the rule's gpu resource)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the command to run")
     args = parser.parse_args(argv)
     if args.command[:1] == ["--"]:
@@ -357,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging("workflow_scripts.gpu_slots")
     try:
-        slot = take_slot(os.environ, args.lock_dir)
+        slot = take_slot(os.environ, args.lock_dir) if args.claim else None
     except (ValueError, OSError) as error:
         log.error("GPU slot: %s", error)
         return 1

@@ -9,15 +9,22 @@ copied with ``non_blocking=True``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import torch
 
+from workflow_scripts.training.masking import owner_index
+
 #: Keep a split on the GPU when it takes at most this share of the free device memory.
 DEVICE_RESIDENT_SHARE = 0.25
+
+#: Precompute a training split's mask owners when they take at most this much memory
+#: (4 bytes per window bar); beyond it they are computed per batch instead.
+OWNER_INDEX_MAX_BYTES = 1 << 30
 
 
 class SplitLike(Protocol):
@@ -39,49 +46,85 @@ class DataShapeError(ValueError):
 class WindowSource:
     """One split's bars and sample ends, ready to gather windows ``[B, T, L, F]`` from.
 
-    ``sample_ids`` maps this source's sample numbers to the split's original sample
-    indices (forecasting drops samples without ``horizon`` future bars).
+    Every timeframe's bars sit in one tensor (``values``, timeframe after timeframe) and
+    ``starts[i, j]`` is where sample i's window of timeframe j begins in it, so a batch
+    of windows is one index gather, whatever the number of timeframes. ``sample_ids``
+    maps this source's sample numbers to the split's original sample indices
+    (forecasting drops samples without ``horizon`` future bars).
+
+    ``owners`` (``[n_samples, T * seq_len]``, int32): each window bar's mask owner as a
+    flat index ``timeframe * seq_len + position`` (``masking.owner_index``), computed
+    once when the source is built for masked training: owners depend on the bar times
+    only, never on the step, so a step only looks them up. None: computed per batch
+    (no bar times, not asked for, or over ``OWNER_INDEX_MAX_BYTES``).
     """
 
-    bars: tuple[torch.Tensor, ...]
-    ends: torch.Tensor
+    values: torch.Tensor
+    starts: torch.Tensor
     sample_ids: np.ndarray
     seq_len: int
     horizon: int
     device: torch.device
-    times: tuple[torch.Tensor, ...] | None = None
+    offsets: tuple[int, ...]
+    flat_times: torch.Tensor | None = None
+    owners: torch.Tensor | None = None
+    bar_ns: tuple[int, ...] | None = None
+    _steps: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def n_samples(self) -> int:
-        return int(self.ends.shape[0])
+        return int(self.starts.shape[0])
 
     @property
     def storage(self) -> torch.device:
-        return self.ends.device
+        return self.starts.device
+
+    @property
+    def times(self) -> tuple[torch.Tensor, ...] | None:
+        """Each timeframe's bar open times (views of ``flat_times``); None without times."""
+        if self.flat_times is None:
+            return None
+        bounds = (*self.offsets, int(self.flat_times.shape[0]))
+        return tuple(self.flat_times[a:b] for a, b in itertools.pairwise(bounds))
 
     def windows(self, idx: torch.Tensor) -> torch.Tensor:
         """Input windows of samples ``idx`` (on ``storage``): float32 ``[B, T, seq_len, F]``."""
-        return self._gather(idx, -self.seq_len, self.seq_len)
+        return self._gather(idx, 0, self.seq_len, self.values)
 
     def window_times(self, idx: torch.Tensor) -> torch.Tensor:
         """Bar open times (int64 ns) of the windows of samples ``idx``: ``[B, T, seq_len]``, on ``device``."""
-        if self.times is None:
+        if self.flat_times is None:
             raise DataShapeError("this split has no bar times; leak-free masks need {split}_times_{tf}.npy")
-        return self._gather(idx, -self.seq_len, self.seq_len, self.times)[..., 0]
+        return self._gather(idx, 0, self.seq_len, self.flat_times)
 
     def targets(self, idx: torch.Tensor) -> torch.Tensor:
         """The ``horizon`` bars after each window: float32 ``[B, T, horizon, F]``."""
         if self.horizon < 1:
             raise ValueError("targets() needs a source built with horizon >= 1")
-        return self._gather(idx, 0, self.horizon)
+        return self._gather(idx, self.seq_len, self.horizon, self.values)
 
-    def _gather(
-        self, idx: torch.Tensor, start: int, length: int, arrays: tuple[torch.Tensor, ...] | None = None
-    ) -> torch.Tensor:
-        steps = torch.arange(start, start + length, device=self.storage)
-        ends = self.ends[idx]
-        arrays = self.bars if arrays is None else tuple(a[:, None] for a in arrays)
-        out = torch.stack([values[ends[:, j, None] + steps] for j, values in enumerate(arrays)], dim=1)
+    def owner_index(self, idx: torch.Tensor) -> torch.Tensor:
+        """Mask owners of samples ``idx`` as flat indices, int64 ``[B, T * seq_len]``, on ``device``."""
+        if self.owners is not None:
+            return self._to_device(self.owners.index_select(0, idx)).long()
+        if self.bar_ns is None:
+            raise ValueError("owner_index() needs a source built with bar_ns (masked training)")
+        return owner_index(self.window_times(idx), self.bar_ns)
+
+    def _gather(self, idx: torch.Tensor, start: int, length: int, flat: torch.Tensor) -> torch.Tensor:
+        return self._to_device(self.index(idx, start, length, flat))
+
+    def index(self, idx: torch.Tensor, start: int, length: int, flat: torch.Tensor) -> torch.Tensor:
+        """``flat`` at bars ``start .. start + length`` of each window of samples ``idx``, on ``storage``."""
+        key = (start, length)
+        if key not in self._steps:
+            self._steps[key] = torch.arange(start, start + length, device=self.storage)
+        where = self.starts.index_select(0, idx)[..., None] + self._steps[key]  # [B, T, length]
+        # index_select on the flattened positions: one contiguous gather, much cheaper
+        # per step than advanced indexing with a 3-d index.
+        return flat.index_select(0, where.flatten()).view(*where.shape, *flat.shape[1:])
+
+    def _to_device(self, out: torch.Tensor) -> torch.Tensor:
         if out.device == self.device:
             return out
         if self.device.type == "cuda":
@@ -97,8 +140,13 @@ def make_source(
     horizon: int = 0,
     device: torch.device,
     split_name: str,
+    bar_ns: Sequence[int] | None = None,
 ) -> WindowSource:
-    """Check a split's arrays against the window contract and place them for gathering."""
+    """Check a split's arrays against the window contract and place them for gathering.
+
+    ``bar_ns`` (each timeframe's bar length, for masked training): also compute every
+    sample's mask owners once (``WindowSource.owners``).
+    """
     ends = np.asarray(split.ends)
     if ends.ndim != 2 or ends.shape[1] != len(timeframes):
         raise DataShapeError(
@@ -120,22 +168,42 @@ def make_source(
             f"the {split_name} split has no sample with {seq_len} bars before and {horizon} after its end "
             f"in every timeframe ({ends.shape[0]} samples before filtering)"
         )
-    # A private, writable copy in memory: the reader's arrays are read-only memory maps.
-    arrays = [np.array(split.bars[tf], dtype=np.float32, order="C", copy=True) for tf in timeframes]
+    # One private, writable copy in memory: the reader's arrays are read-only memory maps.
+    arrays = [np.asarray(split.bars[tf], dtype=np.float32) for tf in timeframes]
+    offsets = np.cumsum([0] + [len(a) for a in arrays[:-1]]).astype(np.int64)
     times = [np.asarray(split.times.get(tf, ()), dtype=np.int64) for tf in timeframes]
     has_times = all(len(t) == len(a) for t, a in zip(times, arrays, strict=True))
-    storage = _storage_device(sum(a.nbytes for a in arrays) + sum(t.nbytes for t in times), device)
-    return WindowSource(
-        times=tuple(_to(torch.from_numpy(np.array(t, copy=True)), storage) for t in times)
-        if has_times
-        else None,
-        bars=tuple(_to(torch.from_numpy(a), storage) for a in arrays),
-        ends=_to(torch.from_numpy(np.ascontiguousarray(ends[sample_ids], dtype=np.int64)), storage),
+    n_owner_bytes = len(sample_ids) * len(timeframes) * seq_len * 4
+    with_owners = bar_ns is not None and has_times and n_owner_bytes <= OWNER_INDEX_MAX_BYTES
+    nbytes = sum(a.nbytes for a in arrays) + sum(t.nbytes for t in times)
+    storage = _storage_device(nbytes + (n_owner_bytes if with_owners else 0), device)
+    starts = ends[sample_ids].astype(np.int64) - seq_len + offsets
+    source = WindowSource(
+        values=_to(torch.from_numpy(np.concatenate(arrays)), storage),
+        starts=_to(torch.from_numpy(np.ascontiguousarray(starts)), storage),
+        flat_times=_to(torch.from_numpy(np.concatenate(times)), storage) if has_times else None,
         sample_ids=sample_ids,
         seq_len=seq_len,
         horizon=horizon,
         device=device,
+        offsets=tuple(int(o) for o in offsets),
+        bar_ns=tuple(bar_ns) if bar_ns is not None else None,
     )
+    if with_owners:
+        source.owners = all_owners(source)
+    return source
+
+
+def all_owners(source: WindowSource, chunk: int = 4096) -> torch.Tensor:
+    """Every sample's mask owners, int32 ``[n_samples, T * seq_len]`` on ``storage``, in chunks."""
+    if source.bar_ns is None or source.flat_times is None:
+        raise ValueError("mask owners need bar times and bar_ns")
+    parts = []
+    for first in range(0, source.n_samples, chunk):
+        idx = torch.arange(first, min(first + chunk, source.n_samples), device=source.storage)
+        times = source.index(idx, 0, source.seq_len, source.flat_times)
+        parts.append(owner_index(times, source.bar_ns).to(torch.int32))
+    return torch.cat(parts)
 
 
 def _storage_device(nbytes: int, device: torch.device) -> torch.device:

@@ -49,7 +49,7 @@ from workflow_scripts.training.evaluation import (
     strongest_naive,
 )
 from workflow_scripts.training.freezing import encoder_frozen_at, set_encoder_frozen
-from workflow_scripts.training.masking import aligned_span_masks, mask_owners
+from workflow_scripts.training.masking import owner_span_masks
 from workflow_scripts.training.metrics import MetricResult, masked_mse
 from workflow_scripts.training.model import ModelShape, build_model, choose_encoder
 from workflow_scripts.training.normalisation import Batch, make_batch
@@ -186,6 +186,7 @@ class Trainer:
             horizon=shape.horizon,
             device=self.device,
             split_name="train",
+            bar_ns=self.bar_ns if self.masking is not None else None,
         )
         self.val = self._eval_split("val", cfg.max_eval_batches)
         features = list(self.dataset.feature_names)
@@ -236,13 +237,21 @@ class Trainer:
         return frozen
 
     def train_batch(self, idx: torch.Tensor, mask_generator: torch.Generator) -> Batch:
-        """Training samples ``idx`` with fresh leak-free masks, in window units."""
+        """Training samples ``idx`` with fresh leak-free masks, in window units.
+
+        The step's only random work is here: the mask draws (on the model's device). The
+        bars' owners were computed with the source; the windows are one gather.
+        """
         cfg, source = self.cfg, self.train_source
         mask = None
         if self.masking is not None:
-            owners = mask_owners(source.window_times(idx), self.bar_ns)
-            mask = aligned_span_masks(
-                owners, cfg.mask_ratio, cfg.mask_span, self.bar_ns, generator=mask_generator
+            mask = owner_span_masks(
+                source.owner_index(idx),
+                source.seq_len,
+                cfg.mask_ratio,
+                cfg.mask_span,
+                self.bar_ns,
+                generator=mask_generator,
             )
         future = source.targets(idx) if self.shape.task == "forecast" else None
         return make_batch(source.windows(idx), mask, future, cfg.normalisation)

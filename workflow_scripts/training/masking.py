@@ -31,9 +31,11 @@ exactly the same masked positions, which is what makes their numbers comparable.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 #: Seeds of the evaluation masks: constants, so all runs share them. ``train`` masks the
 #: train split once for the learned reference's fit (``training.reference``), never for training.
@@ -114,6 +116,97 @@ def mask_owners(open_times: torch.Tensor, bar_ns: Sequence[int]) -> tuple[torch.
     return owner_tf, owner_pos
 
 
+def owner_index(open_times: torch.Tensor, bar_ns: Sequence[int]) -> torch.Tensor:
+    """Each bar's owner as one flat index ``timeframe * L + position``: int64 ``[B, T * L]``.
+
+    A function of the bar times alone, so a training split's owners are computed once
+    (``batches.WindowSource.owners``) and a step only looks them up.
+    """
+    owner_tf, owner_pos = mask_owners(open_times, bar_ns)
+    b, t, length = owner_tf.shape
+    return (owner_tf * length + owner_pos).reshape(b, t * length)
+
+
+@functools.lru_cache(maxsize=64)
+def _level_layout(
+    length: int, mask_ratio: float, mask_span: int, bar_ns: tuple[int, ...], device: torch.device
+) -> tuple[list[tuple[int, int]], torch.Tensor, torch.Tensor]:
+    """Per timeframe (count, free) of its spans, and the constant tensors of the draw.
+
+    ``steps[j, i] = i * span_j`` places span i after span i-1; ``spans[j, 0] = span_j``.
+    Cached: a step builds no constant tensor.
+    """
+    counts = [span_count(length, mask_ratio, span) for span in level_spans(mask_span, bar_ns)]
+    widest = max(count for count, _ in counts)
+    steps = torch.tensor([[i * span for i in range(widest)] for _, span in counts], device=device)
+    spans = torch.tensor([[span] for _, span in counts], device=device)
+    return [(count, length - count * span) for count, span in counts], steps, spans
+
+
+def level_span_masks(
+    batch: int,
+    length: int,
+    mask_ratio: float,
+    mask_span: int,
+    bar_ns: Sequence[int],
+    *,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """Bool ``[batch, T, length]``: ``sample_span_masks`` of every timeframe, in one pass.
+
+    The same draws, in the same order, as one ``sample_span_masks`` call per timeframe
+    (so the same masks for the same generator state); only the ops after the draws are
+    batched over timeframes. Each span adds +1 at its start and -1 at its end to a
+    running sum, which is positive exactly inside a span (spans never overlap). A
+    timeframe with fewer spans is padded with offsets at ``length``, whose +1 and -1
+    land in the extra last slot and cancel there.
+    """
+    layout, steps, spans = _level_layout(length, mask_ratio, mask_span, tuple(bar_ns), device)
+    widest = steps.shape[1]
+    offsets = []
+    for count, free in layout:
+        drawn = torch.randint(0, free + 1, (batch, count), generator=generator, device=device)
+        offsets.append(drawn if count == widest else F.pad(drawn, (0, widest - count), value=length))
+    ordered, _ = torch.sort(torch.stack(offsets, dim=1), dim=2)
+    starts = (ordered + steps).clamp_max_(length)  # [B, T, C]
+    edges = torch.cat([starts, (starts + spans).clamp_max_(length)], dim=2)
+    signs = _signs(len(layout), widest, device).expand(batch, -1, -1)
+    delta = torch.zeros(batch, len(layout), length + 1, dtype=torch.int32, device=device)
+    delta.scatter_add_(2, edges, signs)
+    return delta[..., :length].cumsum(dim=2) > 0
+
+
+@functools.lru_cache(maxsize=16)
+def _signs(levels: int, widest: int, device: torch.device) -> torch.Tensor:
+    """int32 ``[1, levels, 2 * widest]``: +1 for each span's start, -1 for its end."""
+    one = torch.ones(1, levels, widest, dtype=torch.int32, device=device)
+    return torch.cat([one, -one], dim=2)
+
+
+def owner_span_masks(
+    owners: torch.Tensor,
+    length: int,
+    mask_ratio: float,
+    mask_span: int,
+    bar_ns: Sequence[int],
+    *,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Bool ``[B, T, L]``, True = masked: span masks per timeframe, applied through the owners.
+
+    ``owners`` are ``owner_index``'s flat indices ``[B, T * L]``.
+    """
+    b, t = owners.shape[0], len(bar_ns)
+    per_level = level_span_masks(
+        b, length, mask_ratio, mask_span, bar_ns, generator=generator, device=owners.device
+    )
+    mask = per_level.reshape(b, t * length).gather(1, owners).reshape(b, t, length)
+    # At least MIN_VISIBLE visible bars in every timeframe, or the sample is left unmasked.
+    enough = (mask.sum(dim=2) <= length - min(MIN_VISIBLE, length)).all(dim=1)
+    return mask & enough[:, None, None]
+
+
 def aligned_span_masks(
     owners: tuple[torch.Tensor, torch.Tensor],
     mask_ratio: float,
@@ -122,21 +215,11 @@ def aligned_span_masks(
     *,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """Bool ``[B, T, L]``, True = masked: span masks per timeframe, applied through the owners."""
+    """Bool ``[B, T, L]``, True = masked: ``owner_span_masks`` for ``mask_owners``'s (timeframe, position)."""
     owner_tf, owner_pos = owners
     b, t, length = owner_tf.shape
-    device = owner_tf.device
-    per_level = torch.stack(
-        [
-            sample_span_masks(b, length, mask_ratio, span, generator=generator, device=device)
-            for span in level_spans(mask_span, bar_ns)
-        ],
-        dim=1,
-    )  # [B, T, L]
     flat = (owner_tf * length + owner_pos).reshape(b, t * length)
-    mask = per_level.reshape(b, t * length).gather(1, flat).reshape(b, t, length)
-    enough = ((~mask).sum(dim=2) >= min(MIN_VISIBLE, length)).all(dim=1)
-    return mask & enough[:, None, None]
+    return owner_span_masks(flat, length, mask_ratio, mask_span, bar_ns, generator=generator)
 
 
 def evaluation_masks(

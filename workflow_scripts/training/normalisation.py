@@ -38,12 +38,20 @@ def window_statistics(
     window with no visible bar gets loc 0 and the floor scale (it is never scored:
     masks keep ``MIN_VISIBLE`` visible bars in every masked window).
     """
-    x = windows.float()
+    loc, _centred, scale = _centred_statistics(windows.float(), visible)
+    return loc, scale
+
+
+def _centred_statistics(
+    x: torch.Tensor, visible: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loc, x - loc, scale): ``window_statistics`` and the centred windows it computes on the way."""
     weight = torch.ones_like(x[..., :1]) if visible is None else visible[..., None].to(x.dtype)
     count = weight.sum(dim=2, keepdim=True).clamp_min(1.0)
     loc = (x * weight).sum(dim=2, keepdim=True) / count
-    var = ((x - loc).square() * weight).sum(dim=2, keepdim=True) / count
-    return loc, (var + VARIANCE_FLOOR).sqrt()
+    centred = x - loc
+    var = (centred.square() * weight).sum(dim=2, keepdim=True) / count
+    return loc, centred, (var + VARIANCE_FLOOR).sqrt()
 
 
 @dataclass(frozen=True)
@@ -80,18 +88,20 @@ def make_batch(
     """Scale ``windows`` (and the forecast target ``future``) into window units.
 
     Masked bars are replaced by the channel's ``loc`` before scaling, so the input holds
-    0 there whatever the hidden value was; the model also zeroes and flags them.
+    0 there whatever the hidden value was; the model also zeroes and flags them. (Per
+    step, so computed with as few tensor ops as possible: ``(loc - loc) / scale`` is
+    exactly 0, so the input is the scaled window with its masked bars set to 0.)
     """
-    visible = None if mask is None else ~mask
+    raw = windows.float()
     if normalisation == "window":
-        loc, scale = window_statistics(windows, visible)
+        loc, centred, scale = _centred_statistics(raw, None if mask is None else ~mask)
     elif normalisation == "global":
         loc = torch.zeros_like(windows[:, :, :1, :], dtype=torch.float32)
         scale = torch.ones_like(loc)
+        centred = raw - loc
     else:
         raise ValueError(f"normalisation {normalisation!r} is not allowed (allowed: window, global)")
-    raw = windows.float()
-    hidden = raw if mask is None else torch.where(mask[..., None], loc, raw)
-    inputs = (hidden - loc) / scale
-    target = (raw - loc) / scale if future is None else (future.float() - loc) / scale
+    scaled = centred / scale
+    inputs = scaled if mask is None else scaled.masked_fill(mask[..., None], 0.0)
+    target = scaled if future is None else (future.float() - loc) / scale
     return Batch(inputs=inputs, target=target, windows=raw, mask=mask, loc=loc, scale=scale)
