@@ -6,7 +6,11 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.config import ConfigError, load_experiment  # noqa: E402
+from workflow_scripts.config import (  # noqa: E402
+    TIMESERIES_INITS,
+    ConfigError,
+    load_experiment,
+)
 from workflow_scripts.deps import local_module_files  # noqa: E402
 from workflow_scripts.io_utils import canonical_json  # noqa: E402
 from workflow_scripts.jobenv import prepare_job_environment  # noqa: E402
@@ -98,6 +102,6 @@ PRETRAIN_DATA_DIR = (
 
 def timeseries_init(wildcards):
     """The verified pretrained encoder, as an input of the variants that start from it."""
-    if EXPERIMENT.variants[wildcards.variant].init == "timeseries":
+    if EXPERIMENT.variants[wildcards.variant].init in TIMESERIES_INITS:
         return [f"{TS_MODEL_DIR}/verification.json"]
     return []

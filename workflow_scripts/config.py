@@ -28,7 +28,10 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
 Task = Literal["reconstruct", "forecast"]
 Precision = Literal["auto", "bf16", "fp32", "fp16"]
-Init = Literal["pretrained", "random", "timeseries"]
+Init = Literal["pretrained", "random", "timeseries", "timeseries_encoder"]
+#: The inits that start from the pretrain rule's output (docs/controls.md): the whole
+#: pretrained Stage-1 model, or its encoder alone behind the seed's fresh new layers.
+TIMESERIES_INITS = ("timeseries", "timeseries_encoder")
 EncoderKind = Literal["checkpoint", "none", "small"]
 
 VARIANT_OWN_KEYS = (
@@ -167,14 +170,17 @@ class VariantConfig:
 class ContrastConfig:
     """A planned paired comparison ``a vs b`` (Δ per seed = metric(a) − metric(b)).
 
-    ``role`` is primary (the headline), secondary, positive_control or negative_control;
+    ``role`` is primary (the headline), secondary, positive_control, encoder_control or
+    negative_control;
     ``label`` is what the report calls it. A contrast naming a variant that is defined
     but not enabled is skipped by the report, which says so.
     """
 
     a: str
     b: str
-    role: Literal["primary", "secondary", "positive_control", "negative_control"] = "secondary"
+    role: Literal["primary", "secondary", "positive_control", "encoder_control", "negative_control"] = (
+        "secondary"
+    )
     label: str = ""
 
     def to_params(self) -> dict[str, Any]:
@@ -200,7 +206,7 @@ class ExperimentConfig:
     @property
     def needs_pretrain(self) -> bool:
         """Whether an enabled variant starts from the time-series-pretrained encoder."""
-        return any(variant.init == "timeseries" for variant in self.variants.values())
+        return any(variant.init in TIMESERIES_INITS for variant in self.variants.values())
 
     def to_params(self) -> dict[str, Any]:
         return {
