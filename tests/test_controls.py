@@ -463,3 +463,50 @@ def test_init_seed_offset_is_refused_where_it_would_be_ignored() -> None:
     raw = {"variants": {"small_aa": {"init": "random", "encoder": "small", "init_seed_offset": 3}}}
     with pytest.raises(ConfigError, match="with encoder checkpoint"):
         load_experiment(raw)
+
+
+# --------------------------------------------------------------------------- which data the pretraining saw
+
+
+def _with_control(experiment: dict[str, Any], pretrain_data: dict[str, Any] | None) -> dict[str, Any]:
+    variants = dict(experiment["variants"])
+    variants["ts_nofreeze"] = {**variants["baseline"], "name": "ts_nofreeze", "init": "timeseries"}
+    return {
+        **experiment,
+        "variants": variants,
+        "pretrain": {
+            "enabled": True,
+            "seed": 99991,
+            "source_fraction": 0.8,
+            "data": pretrain_data,
+            "train": {},
+        },
+    }
+
+
+def test_report_names_the_pretraining_data_and_warns_when_it_is_the_own_train_split(tmp_path: Path) -> None:
+    from report_fixtures import collect_argv, experiment, report_argv, write_smoke_runs
+
+    from workflow_scripts import collect, report
+
+    base = experiment()
+    assert controls.pretraining_data(base) == {"text": "", "warning": ""}  # no control, no line
+    own = controls.pretraining_data(_with_control(base, None))
+    assert own["text"].startswith("Pretraining data: the experiment's own train split (smoke")
+    assert own["warning"] == controls.SAME_DATA_WARNING
+    assert "partly measures extra training on the same data" in own["warning"]
+    # pretrain.data naming the experiment's own input (same splits) is still its own train split.
+    same_input = {**base["data"], "name": "smoke-copy"}
+    assert controls.pretraining_data(_with_control(base, same_input))["warning"] == controls.SAME_DATA_WARNING
+    other = {**base["data"], "name": "usdjpy-daily", "path": "data/raw/usdjpy.parquet"}
+    elsewhere = controls.pretraining_data(_with_control(base, other))
+    assert elsewhere["warning"] == "" and "usdjpy-daily (data/raw/usdjpy.parquet)" in elsewhere["text"]
+
+    write_smoke_runs(tmp_path)
+    assert collect.main(collect_argv(tmp_path)) == 0
+    for data, warned in ((None, True), (other, False)):
+        assert report.main(report_argv(tmp_path, _with_control(base, data))) == 0
+        for name in ("report.md", "report.html"):
+            text = (tmp_path / "results" / name).read_text()
+            assert "Pretraining data:" in text
+            assert ("partly measures extra training on the same data" in text) is warned

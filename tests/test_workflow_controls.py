@@ -116,7 +116,9 @@ def test_changing_pretrain_settings_reruns_only_the_control(controls_run: Path) 
     result = run_snakemake(controls_run, "-n", *configfiles(controls_run, changed), *ARGS)
     jobs = planned_jobs(result.stdout + result.stderr)
     rules = sorted(job.split("[")[0] for job in jobs)
-    assert rules == sorted(["all", "collect", "pretrain", "report", "verify_model", *["train"] * 2 * len(SEEDS)])
+    assert rules == sorted(
+        ["all", "collect", "pretrain", "report", "verify_model", *["train"] * 2 * len(SEEDS)]
+    )
     assert all("variant=ts_" in job for job in jobs if job.startswith("train["))
     # Unchanged settings plan nothing at all.
     same = run_snakemake(controls_run, "-n", *configfiles(controls_run, CONTROLS), *ARGS)

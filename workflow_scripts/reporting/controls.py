@@ -188,6 +188,42 @@ def control_summary(block: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+SAME_DATA_WARNING = (
+    "Warning: the pretraining saw the experiment's own train split, so the control partly measures "
+    "extra training on the same data (point pretrain.data at another instrument: docs/controls.md)."
+)
+
+
+def pretraining_data(experiment: Mapping[str, Any]) -> dict[str, str]:
+    """Which data the controls' pretraining saw, with a warning when it is the experiment's own
+    train split; empty when no enabled variant starts from the pretraining."""
+    inits = {str((spec or {}).get("init")) for spec in (experiment.get("variants") or {}).values()}
+    if not inits & {"timeseries", "timeseries_encoder"}:
+        return {"text": "", "warning": ""}
+    data = experiment.get("data") or {}
+    source = (experiment.get("pretrain") or {}).get("data")
+    fraction = (experiment.get("pretrain") or {}).get("source_fraction")
+    share = f"its first {fraction:.0%} of samples to train on, the rest to choose the checkpoint"
+    if fraction is None:
+        share = "part of it to train on, the rest to choose the checkpoint"
+    same = source is None or (source.get("path"), source.get("kind"), source.get("columns")) == (
+        data.get("path"),
+        data.get("kind"),
+        data.get("columns"),
+    )
+    if same:
+        text = (
+            f"Pretraining data: the experiment's own train split ({data.get('name')}, "
+            f"{data.get('path')}; {share}); never its validation or test split."
+        )
+        return {"text": text, "warning": SAME_DATA_WARNING}
+    text = (
+        f"Pretraining data: {source.get('name')} ({source.get('path')}), another series than the "
+        f"experiment's {data.get('name')}; its train split only ({share})."
+    )
+    return {"text": text, "warning": ""}
+
+
 def with_control_warning(headline: dict[str, str], status: str, alarm: bool = False) -> dict[str, str]:
     """The headline with its warnings: "No"/"Cannot tell" when the whole-model positive control
     was not detected, any answer when a negative control raised a false alarm."""

@@ -119,7 +119,10 @@ def build_context(
         "variants": order,
         "confidence_pct": round(float(summary.get("confidence", 0.95)) * 100),
         "headline": conclusions.report_headline(summary),
-        "controls": controls.control_summary(summary.get("contrasts") or {}),
+        "controls": {
+            **controls.control_summary(summary.get("contrasts") or {}),
+            "pretraining_data": controls.pretraining_data(experiment),
+        },
         "conclusions": [
             {"topic": c.topic, "text": c.text, "items": list(c.items)}
             for c in conclusions.write_conclusions(summary, statuses)
