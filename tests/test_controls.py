@@ -510,3 +510,54 @@ def test_report_names_the_pretraining_data_and_warns_when_it_is_the_own_train_sp
             text = (tmp_path / "results" / name).read_text()
             assert "Pretraining data:" in text
             assert ("partly measures extra training on the same data" in text) is warned
+
+
+# ------------------------------------------------------------------- pretraining resumes after kill -9
+
+
+def test_pretraining_killed_with_kill_9_after_an_epoch_resumes_to_the_same_weights(
+    derived: Path, text_model: Path, tmp_path: Path
+) -> None:
+    """The pretrain entry point, killed with SIGKILL once its first epoch is committed, resumes
+    from that epoch (not from scratch) and exports exactly the uninterrupted run's weights."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import job_environment
+
+    train = {**PRETRAIN_TRAIN, "epochs": 3, "steps_per_epoch": 40}
+    params = load_experiment(
+        {"train": train, "pretrain": {"seed": 3, "source_fraction": 0.7}}
+    ).pretrain.to_params()
+    resume = tmp_path / "resume"
+    command = [
+        sys.executable, "-m", "workflow_scripts.pretrain", "--pretrain-json", json.dumps(params),
+        "--data-dir", str(derived), "--model-dir", str(text_model), "--out-dir", str(tmp_path / "killed"),
+        "--resume-dir", str(resume),
+    ]  # fmt: skip
+    # One thread in every run: the reduction order, and so the last bit, depends on it.
+    env = {**job_environment(), "OMP_NUM_THREADS": "1"}
+    whole = [*command[:-4], "--out-dir", str(tmp_path / "whole")]
+    assert subprocess.run(whole, env=env, capture_output=True, timeout=600).returncode == 0
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (resume / "epoch-0001").is_dir():
+            assert process.poll() is None, "the pretraining ended before its first epoch was committed"
+            assert time.monotonic() < deadline, "no epoch committed in 300 s"
+            time.sleep(0.02)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "manifest.json").exists()
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    manifest = json.loads((tmp_path / "killed" / "manifest.json").read_text())
+    assert manifest["pretrain"]["resumed_from_epoch"] in (1, 2)  # resumed, not started over
+    for name in ("model.safetensors", "stage1_layers.safetensors"):
+        assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert not list(resume.glob("epoch-*"))  # the state is cleared once the export is complete
