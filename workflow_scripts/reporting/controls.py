@@ -203,15 +203,13 @@ def pretraining_data(experiment: Mapping[str, Any]) -> dict[str, str]:
     data = experiment.get("data") or {}
     source = (experiment.get("pretrain") or {}).get("data")
     fraction = (experiment.get("pretrain") or {}).get("source_fraction")
-    share = f"its first {fraction:.0%} of samples to train on, the rest to choose the checkpoint"
-    if fraction is None:
-        share = "part of it to train on, the rest to choose the checkpoint"
-    same = source is None or (source.get("path"), source.get("kind"), source.get("columns")) == (
+    part = "part of it" if fraction is None else f"its first {float(fraction):.0%} of samples"
+    share = f"{part} to train on, the rest to choose the checkpoint"
+    if source is None or (source.get("path"), source.get("kind"), source.get("columns")) == (
         data.get("path"),
         data.get("kind"),
         data.get("columns"),
-    )
-    if same:
+    ):
         text = (
             f"Pretraining data: the experiment's own train split ({data.get('name')}, "
             f"{data.get('path')}; {share}); never its validation or test split."
