@@ -20,6 +20,7 @@ include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/data.smk"
 include: "rules/pretrain.smk"
+include: "rules/tune.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
 

@@ -11,6 +11,7 @@ from workflow_scripts.config import (  # noqa: E402
     ConfigError,
     load_experiment,
 )
+from workflow_scripts.config_tune import tuning_variant  # noqa: E402
 from workflow_scripts.deps import local_module_files  # noqa: E402
 from workflow_scripts.io_utils import canonical_json  # noqa: E402
 from workflow_scripts.jobenv import prepare_job_environment  # noqa: E402
@@ -105,3 +106,32 @@ def timeseries_init(wildcards):
     if EXPERIMENT.variants[wildcards.variant].init in TIMESERIES_INITS:
         return [f"{TS_MODEL_DIR}/verification.json"]
     return []
+
+
+# Learning-rate selection (config_tune, docs/training.md): the arms whose rates are tuned.
+TUNED = EXPERIMENT.tune.tuned(EXPERIMENT)
+
+
+def tuning_params(variant, point):
+    """Canonical JSON of ``variant`` as a tuning run at grid ``point`` trains it."""
+    return canonical_json(
+        tuning_variant(EXPERIMENT.variants[variant], EXPERIMENT.tune, point).to_params()
+    )
+
+
+def tuned_rates(wildcards):
+    """select_lr's choice, as an input of the train jobs of a tuned arm (none otherwise)."""
+    if wildcards.variant in TUNED:
+        return [f"results/tune/{wildcards.variant}/selected.json"]
+    return []
+
+
+def tune_files(variant, name):
+    """One path per (grid point, tuning seed) of a tuned arm."""
+    return expand(
+        "results/tune/{variant}/{point}/seed{seed}/{name}",
+        variant=variant,
+        point=EXPERIMENT.tune.points,
+        seed=EXPERIMENT.tune.seeds,
+        name=name,
+    )

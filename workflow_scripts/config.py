@@ -198,6 +198,7 @@ class ExperimentConfig:
     seeds: tuple[int, ...]
     contrasts: tuple[ContrastConfig, ...] = ()
     pretrain: Any = None  # config_pretrain.PretrainConfig (docs/controls.md)
+    tune: Any = None  # config_tune.TuneConfig (docs/training.md)
 
     @property
     def variant_names(self) -> list[str]:
@@ -217,6 +218,7 @@ class ExperimentConfig:
             "variants": {name: self.variants[name].to_params() for name in self.variant_names},
             "contrasts": [contrast.to_params() for contrast in self.contrasts],
             **({"pretrain": self.pretrain.to_params()} if self.pretrain is not None else {}),
+            **({"tune": self.tune.to_params()} if self.tune is not None and self.tune.enabled else {}),
         }
 
 
@@ -312,8 +314,10 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         for entry in raw.get("contrasts", contrast_schema["default"])
     )
     from workflow_scripts.config_pretrain import build_pretrain, check_pretrain
+    from workflow_scripts.config_tune import build_tune, check_tune
 
     pretrain = build_pretrain(raw.get("pretrain"), schema, train_values, data)
+    tune = build_tune(raw.get("tune"), schema)
     experiment = ExperimentConfig(
         model=model,
         data=data,
@@ -322,9 +326,11 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         seeds=seeds,
         contrasts=contrasts,
         pretrain=pretrain,
+        tune=tune,
     )
     check_cross_fields(experiment, variants)
     check_pretrain(experiment)
+    check_tune(experiment, tune, variants)
     if "contrasts" in raw:
         check_contrasts(contrasts, variants)
     return experiment

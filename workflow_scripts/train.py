@@ -63,7 +63,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="verified time-series-pretrained encoder (init: timeseries or timeseries_encoder)",
     )
+    parser.add_argument(
+        "--rates",
+        type=Path,
+        default=None,
+        help="select_lr's selected.json: train at the rates the arm's tuning chose",
+    )
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="a tuning run: no test pass (the test split is never read), no weights written",
+    )
     return parser.parse_args(argv)
+
+
+def tuned_rates(path: Path, variant_name: str) -> dict[str, float]:
+    """The learning rates select_lr chose for ``variant_name`` (its selected.json)."""
+    from workflow_scripts.config_tune import RATE_KEYS
+
+    try:
+        selected = json.loads(Path(path).read_text(encoding="utf-8"))
+        if selected["variant"] != variant_name:
+            raise InputError(
+                f"--rates {path} is the selection of {selected['variant']!r}, not {variant_name!r}"
+            )
+        return {key: float(selected[key]) for key in RATE_KEYS}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"--rates {path} is not a readable selected.json ({error})") from error
 
 
 def patch_len_of(manifest: Mapping[str, Any], where: Path) -> int:
@@ -113,7 +139,9 @@ def encoder_loader(init_dir: Path | None, init_seed_offset: int = 0) -> Any:
 
 def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
     trainer, identity = prepare(args, log)
-    return trainer.fit(args.out_dir, args.tensorboard_dir, args.resume_dir, identity)
+    return trainer.fit(
+        args.out_dir, args.tensorboard_dir, args.resume_dir, identity, with_test=not args.validation_only
+    )
 
 
 def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Any, Any]:
@@ -135,6 +163,16 @@ def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Any, Any]:
         variant = VariantConfig.from_params(params)
     except (ValueError, TypeError, KeyError) as error:
         raise InputError(f"--variant-json is not a valid VariantConfig: {error}") from error
+    if args.rates is not None:
+        from workflow_scripts.config_tune import with_rates
+
+        variant = with_rates(variant, tuned_rates(args.rates, variant.name))
+        log.info(
+            "rates chosen by tuning (%s): learning_rate %g, encoder_learning_rate %g",
+            args.rates,
+            variant.train.learning_rate,
+            variant.train.encoder_learning_rate,
+        )
     params = variant.to_params()
     if variant.init in TIMESERIES_INITS and init_verification is None:
         raise InputError(f"variant {variant.name} has init: {variant.init} but no --init-dir was given")
