@@ -6,7 +6,12 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.config import ConfigError, load_experiment  # noqa: E402
+from workflow_scripts.config import (  # noqa: E402
+    TIMESERIES_INITS,
+    ConfigError,
+    load_experiment,
+)
+from workflow_scripts.config_tune import tuning_variant  # noqa: E402
 from workflow_scripts.deps import local_module_files  # noqa: E402
 from workflow_scripts.io_utils import canonical_json  # noqa: E402
 from workflow_scripts.jobenv import prepare_job_environment  # noqa: E402
@@ -102,7 +107,7 @@ PRETRAIN_DATA_DIR = (
 
 def timeseries_init(wildcards):
     """The verified pretrained encoder, as an input of the variants that start from it."""
-    if EXPERIMENT.variants[wildcards.variant].init == "timeseries":
+    if EXPERIMENT.variants[wildcards.variant].init in TIMESERIES_INITS:
         return [f"{TS_MODEL_DIR}/verification.json"]
     return []
 
@@ -130,5 +135,36 @@ def train_threads(wildcards):
 
 
 # The learned reference (docs/report.md): defined for masked reconstruction of OHLC bars.
-HAS_REFERENCE = EXPERIMENT.data.kind == "ohlc" and EXPERIMENT.train.task == "reconstruct"
+HAS_REFERENCE = (
+    EXPERIMENT.data.kind == "ohlc" and EXPERIMENT.train.task == "reconstruct"
+)
 REFERENCE = ["results/reference/summary.json"] if HAS_REFERENCE else []
+
+
+# Learning-rate selection (config_tune, docs/training.md): the arms whose rates are tuned.
+TUNED = EXPERIMENT.tune.tuned(EXPERIMENT)
+
+
+def tuning_params(variant, point):
+    """Canonical JSON of ``variant`` as a tuning run at grid ``point`` trains it."""
+    return canonical_json(
+        tuning_variant(EXPERIMENT.variants[variant], EXPERIMENT.tune, point).to_params()
+    )
+
+
+def tuned_rates(wildcards):
+    """select_lr's choice, as an input of the train jobs of a tuned arm (none otherwise)."""
+    if wildcards.variant in TUNED:
+        return [f"results/tune/{wildcards.variant}/selected.json"]
+    return []
+
+
+def tune_files(variant, name):
+    """One path per (grid point, tuning seed) of a tuned arm."""
+    return expand(
+        "results/tune/{variant}/{point}/seed{seed}/{name}",
+        variant=variant,
+        point=EXPERIMENT.tune.points,
+        seed=EXPERIMENT.tune.seeds,
+        name=name,
+    )

@@ -26,8 +26,10 @@ rule pretrain:
         pretrain=canonical_json(EXPERIMENT.pretrain.to_params()),
         model_dir=lambda wildcards, input: os.path.dirname(input.verification),
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
+        # Not an output: Snakemake would delete it with a failed job's outputs (docs/training.md, Resume).
+        resume_dir="results/resume/pretrain",
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --claim {resources.gpu} --"
         " python -m workflow_scripts.pretrain --pretrain-json {params.pretrain:q}"
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --out-dir {params.out_dir:q} --resume-dir {params.resume_dir:q} > {log:q} 2>&1"

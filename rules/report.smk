@@ -44,6 +44,7 @@ rule report:
         data=DATA_DIR,
         code=sources("report"),
         templates=report_templates(),
+        tuning=expand("results/tune/{variant}/selected.json", variant=TUNED),
     output:
         html=report(
             "results/report.html", category="Report", caption="../report/report.rst"
@@ -82,9 +83,13 @@ rule report:
         experiment=canonical_json(EXPERIMENT.to_params()),
         manifest=f"{DATA_DIR}/manifest.json",
         plots_dir=lambda wildcards, output: os.path.dirname(output.curves),
+        # A list so that a study without tuning passes no flag at all.
+        tuning=lambda wildcards, input: (
+            ["--tuning", *input.tuning] if input.tuning else []
+        ),
     shell:
         "python -m workflow_scripts.report --summary {input.summary:q}"
         " --metrics {input.metrics:q} --experiment-json {params.experiment:q}"
         " --verification {input.verification:q} --data-manifest {params.manifest:q}"
         " --out-html {output.html:q} --out-md {output.md:q}"
-        " --plots-dir {params.plots_dir:q} > {log:q} 2>&1"
+        " --plots-dir {params.plots_dir:q} {params.tuning:q} > {log:q} 2>&1"

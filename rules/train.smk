@@ -18,6 +18,7 @@ rule train:
         data=DATA_DIR,
         verification=f"{MODEL_DIR}/verification.json",
         init=timeseries_init,
+        rates=tuned_rates,
         code=sources("train"),
     output:
         metrics="results/runs/{variant}/seed{seed}/metrics.csv",
@@ -45,10 +46,14 @@ rule train:
         init=lambda wildcards, input: (
             ["--init-dir", os.path.dirname(input.init[0])] if input.init else []
         ),
+        # A tuned arm trains at the rates its tuning chose on validation (rules/tune.smk).
+        rates=lambda wildcards, input: (
+            ["--rates", input.rates[0]] if input.rates else []
+        ),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --claim {resources.gpu} --"
         " python -m workflow_scripts.train"
         " --variant-json {params.variant:q} --seed {wildcards.seed}"
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
         " --out-dir {params.out_dir:q} --tensorboard-dir {output.tensorboard:q}"
-        " --resume-dir {params.resume_dir:q} {params.init:q} > {log:q} 2>&1"
+        " --resume-dir {params.resume_dir:q} {params.init:q} {params.rates:q} > {log:q} 2>&1"

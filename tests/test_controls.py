@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
+from safetensors.torch import load_file
 
 from tests.training_support import verified_model, write_synthetic_derived
 from workflow_scripts.config import ConfigError, VariantConfig, load_experiment
@@ -218,16 +220,73 @@ def test_train_entry_point_loads_the_timeseries_encoder_and_offsets_the_seed(
     assert not all(torch.equal(shifted[k], base[k]) for k in base)
 
 
+def _step0(args: list[str]) -> dict[str, torch.Tensor]:
+    """The model state a train run starts from (train.prepare: every weight in place)."""
+    from workflow_scripts.train import parse_args, prepare
+
+    trainer, _identity = prepare(parse_args(args), logging.getLogger("test"))
+    return {name: tensor.detach().clone() for name, tensor in trainer.model.state_dict().items()}
+
+
+def test_ts_encoder_starts_from_the_pretrained_encoder_and_baselines_new_layers(
+    derived: Path, text_model: Path, tmp_path: Path
+) -> None:
+    """ts_encoder's step 0, tensor by tensor: the encoder is the pretraining's (as ts_nofreeze's),
+    the patch embedding and head are the very tensors baseline draws for that seed."""
+    from tests.training_support import variant, variant_json
+    from workflow_scripts import verify_model
+
+    ts_dir = tmp_path / "ts"
+    _pretrain(derived, text_model, ts_dir)
+    assert verify_model.main(["--model-dir", str(ts_dir), "--out", str(ts_dir / "verification.json")]) == 0
+    states = {}
+    for name, init in (
+        ("baseline", "random"),
+        ("ts_nofreeze", "timeseries"),
+        ("ts_encoder", "timeseries_encoder"),
+    ):
+        args = ["--variant-json", variant_json(variant(name, init=init)), "--seed", "5"]
+        args += [
+            "--data-dir",
+            str(derived),
+            "--model-dir",
+            str(text_model),
+            "--out-dir",
+            str(tmp_path / name),
+        ]
+        args += ["--tensorboard-dir", str(tmp_path / "tb"), "--resume-dir", str(tmp_path / "resume" / name)]
+        states[name] = _step0([*args, "--init-dir", str(ts_dir)] if init != "random" else args)
+    base, whole, encoder_only = states["baseline"], states["ts_nofreeze"], states["ts_encoder"]
+    assert set(base) == set(whole) == set(encoder_only)
+    pretrained = load_file(str(ts_dir / "model.safetensors"))
+    encoder_names = [name for name in encoder_only if name.startswith("encoder.")]
+    new_layers = [name for name in encoder_only if not name.startswith("encoder.")]
+    assert encoder_names and new_layers
+    for name in encoder_names:
+        assert torch.equal(encoder_only[name], whole[name]), name
+        key = name.removeprefix("encoder.")
+        if key in pretrained:
+            assert torch.equal(encoder_only[name], pretrained[key]), name
+    assert any(not torch.equal(encoder_only[n], base[n]) for n in encoder_names)  # not a random encoder
+    for name in new_layers:
+        assert torch.equal(encoder_only[name], base[name]), name
+    # ts_nofreeze carries the pretraining's new layers instead (the whole-model control).
+    stage1 = load_file(str(ts_dir / "stage1_layers.safetensors"))
+    assert all(torch.equal(whole[name], stage1[name]) for name in stage1)
+    assert any(not torch.equal(whole[name], base[name]) for name in stage1)
+
+
 # --------------------------------------------------------------------------- the report's wording
 
 
-def _summary(ts_gain: float, aa_gain: float, n: int = 8) -> dict[str, Any]:
+def _summary(ts_gain: float, aa_gain: float, n: int = 8, enc_gain: float | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     base = rng.normal(0.1, 0.02, n)
     arms = {
         "baseline": base,
         "nofreeze": base + 0.5 * ts_gain + rng.normal(0, 0.002, n),
         "ts_nofreeze": base + ts_gain + rng.normal(0, 0.002, n),
+        "ts_encoder": base + (ts_gain if enc_gain is None else enc_gain) * 0.8 + rng.normal(0, 0.002, n),
         "baseline_aa": base + aa_gain + rng.normal(0, 0.01, n),
     }
     variants = {
@@ -240,6 +299,7 @@ def _summary(ts_gain: float, aa_gain: float, n: int = 8) -> dict[str, Any]:
     planned = [
         {"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer"},
         {"a": "ts_nofreeze", "b": "baseline", "role": "positive_control", "label": "positive control"},
+        {"a": "ts_encoder", "b": "baseline", "role": "encoder_control", "label": "encoder-only control"},
         {"a": "baseline_aa", "b": "baseline", "role": "negative_control", "label": "A/A"},
     ]
     return {"variants": variants, "contrasts": contrasts.analyse(variants, planned, metrics=("test_skill",))}
@@ -250,8 +310,12 @@ def test_control_not_detected_says_so_and_warns_the_headline() -> None:
     summary_block = summary["contrasts"]
     result = controls.control_summary(summary_block)
     assert result["status"] == controls.NOT_DETECTED
-    assert result["positive"].startswith("Positive control: **not detected**")
-    assert result["ratio"] == ""  # no transfer ratio without a detected control
+    assert result["positive"].startswith(f"{controls.CONTROL_NAMES['positive_control']}: **not detected**")
+    assert "can the statistics detect a large known effect" in result["positive"]
+    assert result["encoder_status"] == controls.NOT_DETECTED
+    # no transfer ratio as a number without a detected encoder-only control
+    assert result["ratio"].startswith("This study cannot see encoder transfer at this budget")
+    assert "not shown as a number" in result["ratio"] and "=" not in result["ratio"]
     headline = report_headline(summary)
     assert headline["answer"] in (contrasts.NO, contrasts.CANNOT_TELL)
     assert headline["warning"] == controls.WARNING
@@ -262,15 +326,48 @@ def test_control_detected_gives_the_transfer_ratio_and_no_warning() -> None:
     summary = _summary(ts_gain=0.2, aa_gain=0.0)
     result = controls.control_summary(summary["contrasts"])
     assert result["status"] == controls.DETECTED
-    assert result["positive"].startswith("Positive control: detected — ts_nofreeze beats baseline")
-    assert "Text transfer vs in-domain transfer" in result["ratio"] and "= 0.49" in result["ratio"]
+    assert result["positive"].startswith(
+        f"{controls.CONTROL_NAMES['positive_control']}: detected — ts_nofreeze beats baseline"
+    )
+    assert result["encoder"].startswith(
+        f"{controls.CONTROL_NAMES['encoder_control']}: detected — ts_encoder beats baseline"
+    )
+    # The ratio divides by the encoder-only control (its Δ is 0.8 of the whole model's): 0.5/0.8.
+    assert "(nofreeze − baseline) / (ts_encoder − baseline) = 0.62" in result["ratio"]
     assert report_headline(summary)["warning"] == ""
     assert result["negative"] and result["negative"][0].startswith("Negative control: no difference declared")
     ratio = controls.transfer_ratio(
         contrasts.primary_result(summary["contrasts"]) or {},
-        controls.positive_control(summary["contrasts"])["row"],
+        controls.positive_control(summary["contrasts"], "encoder_control")["row"],
     )
     assert ratio is not None and ratio["low"] <= ratio["ratio"] <= ratio["high"]
+    whole = controls.transfer_ratio(
+        contrasts.primary_result(summary["contrasts"]) or {},
+        controls.positive_control(summary["contrasts"])["row"],
+    )
+    assert whole is not None and f"= {ratio['ratio']:.2f}" in result["ratio"]
+    assert f"= {whole['ratio']:.2f}" not in result["ratio"]
+
+
+def test_encoder_control_not_detected_hides_the_ratio_while_the_whole_model_is_detected() -> None:
+    summary = _summary(ts_gain=0.2, aa_gain=0.0, enc_gain=0.0)
+    result = controls.control_summary(summary["contrasts"])
+    assert (result["status"], result["encoder_status"]) == (controls.DETECTED, controls.NOT_DETECTED)
+    assert result["ratio"].startswith("This study cannot see encoder transfer at this budget")
+    assert "ts_encoder" in result["ratio"] and "= " not in result["ratio"]
+    skipped = _summary(ts_gain=0.2, aa_gain=0.0)
+    block = contrasts.analyse(
+        skipped["variants"],
+        [
+            {"a": "nofreeze", "b": "baseline", "role": "primary"},
+            {"a": "ts_nofreeze", "b": "baseline", "role": "positive_control"},
+            {"a": "ts_encoder_off", "b": "baseline", "role": "encoder_control"},
+        ],
+        metrics=("test_skill",),
+    )
+    off = controls.control_summary(block)
+    assert off["encoder"].startswith(f"{controls.CONTROL_NAMES['encoder_control']}: not run")
+    assert off["ratio"].startswith("Transfer ratio not shown")
 
 
 def test_a_declared_negative_control_is_reported_as_a_false_alarm() -> None:
@@ -278,6 +375,29 @@ def test_a_declared_negative_control_is_reported_as_a_false_alarm() -> None:
     assert controls.control_summary(summary["contrasts"])["negative"][0].startswith(
         "Negative control: FALSE ALARM"
     )
+    # The headline itself carries the warning, whatever its answer.
+    assert controls.FALSE_ALARM_WARNING in report_headline(summary)["warning"]
+    assert controls.FALSE_ALARM_WARNING not in report_headline(_summary(ts_gain=0.2, aa_gain=0.0))["warning"]
+
+
+def test_default_config_runs_both_positive_controls_and_the_aa_arm_offline_does_not() -> None:
+    """config.yaml declares ts_encoder and baseline_aa enabled; offline.yaml (budget-sized) keeps them off."""
+    from workflow_scripts.config import load_experiment_file
+
+    repo = Path(__file__).resolve().parents[1]
+    default = load_experiment_file(repo / "config" / "config.yaml")
+    assert default.variants["ts_encoder"].init == "timeseries_encoder"
+    assert default.variants["baseline_aa"].init_seed_offset == 1000
+    roles = {(c.a, c.role) for c in default.contrasts}
+    assert {("ts_nofreeze", "positive_control"), ("ts_encoder", "encoder_control")} <= roles
+    assert ("baseline_aa", "negative_control") in roles
+    from snakemake.utils import update_config
+
+    raw = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    offline_raw = yaml.safe_load((repo / "config" / "offline.yaml").read_text())
+    update_config(raw, offline_raw)  # what `snakemake --configfile config/offline.yaml` does
+    offline = load_experiment(raw)
+    assert not {"ts_encoder", "baseline_aa"} & set(offline.variants)
 
 
 def test_init_timeseries_refuses_altered_or_misfitting_stage1_layers(tmp_path: Path) -> None:
@@ -343,3 +463,101 @@ def test_init_seed_offset_is_refused_where_it_would_be_ignored() -> None:
     raw = {"variants": {"small_aa": {"init": "random", "encoder": "small", "init_seed_offset": 3}}}
     with pytest.raises(ConfigError, match="with encoder checkpoint"):
         load_experiment(raw)
+
+
+# --------------------------------------------------------------------------- which data the pretraining saw
+
+
+def _with_control(experiment: dict[str, Any], pretrain_data: dict[str, Any] | None) -> dict[str, Any]:
+    variants = dict(experiment["variants"])
+    variants["ts_nofreeze"] = {**variants["baseline"], "name": "ts_nofreeze", "init": "timeseries"}
+    return {
+        **experiment,
+        "variants": variants,
+        "pretrain": {
+            "enabled": True,
+            "seed": 99991,
+            "source_fraction": 0.8,
+            "data": pretrain_data,
+            "train": {},
+        },
+    }
+
+
+def test_report_names_the_pretraining_data_and_warns_when_it_is_the_own_train_split(tmp_path: Path) -> None:
+    from report_fixtures import collect_argv, experiment, report_argv, write_smoke_runs
+
+    from workflow_scripts import collect, report
+
+    base = experiment()
+    assert controls.pretraining_data(base) == {"text": "", "warning": ""}  # no control, no line
+    own = controls.pretraining_data(_with_control(base, None))
+    assert own["text"].startswith("Pretraining data: the experiment's own train split (smoke")
+    assert own["warning"] == controls.SAME_DATA_WARNING
+    assert "partly measures extra training on the same data" in own["warning"]
+    # pretrain.data naming the experiment's own input (same splits) is still its own train split.
+    same_input = {**base["data"], "name": "smoke-copy"}
+    assert controls.pretraining_data(_with_control(base, same_input))["warning"] == controls.SAME_DATA_WARNING
+    other = {**base["data"], "name": "usdjpy-daily", "path": "data/raw/usdjpy.parquet"}
+    elsewhere = controls.pretraining_data(_with_control(base, other))
+    assert elsewhere["warning"] == "" and "usdjpy-daily (data/raw/usdjpy.parquet)" in elsewhere["text"]
+
+    write_smoke_runs(tmp_path)
+    assert collect.main(collect_argv(tmp_path)) == 0
+    for data, warned in ((None, True), (other, False)):
+        assert report.main(report_argv(tmp_path, _with_control(base, data))) == 0
+        for name in ("report.md", "report.html"):
+            text = (tmp_path / "results" / name).read_text()
+            assert "Pretraining data:" in text
+            assert ("partly measures extra training on the same data" in text) is warned
+
+
+# ------------------------------------------------------------------- pretraining resumes after kill -9
+
+
+def test_pretraining_killed_with_kill_9_after_an_epoch_resumes_to_the_same_weights(
+    derived: Path, text_model: Path, tmp_path: Path
+) -> None:
+    """The pretrain entry point, killed with SIGKILL once its first epoch is committed, resumes
+    from that epoch (not from scratch) and exports exactly the uninterrupted run's weights."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import job_environment
+
+    train = {**PRETRAIN_TRAIN, "epochs": 3, "steps_per_epoch": 40}
+    params = load_experiment(
+        {"train": train, "pretrain": {"seed": 3, "source_fraction": 0.7}}
+    ).pretrain.to_params()
+    resume = tmp_path / "resume"
+    command = [
+        sys.executable, "-m", "workflow_scripts.pretrain", "--pretrain-json", json.dumps(params),
+        "--data-dir", str(derived), "--model-dir", str(text_model), "--out-dir", str(tmp_path / "killed"),
+        "--resume-dir", str(resume),
+    ]  # fmt: skip
+    # One thread in every run: the reduction order, and so the last bit, depends on it.
+    env = {**job_environment(), "OMP_NUM_THREADS": "1"}
+    whole = [*command[:-4], "--out-dir", str(tmp_path / "whole")]
+    assert subprocess.run(whole, env=env, capture_output=True, timeout=600).returncode == 0
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (resume / "epoch-0001").is_dir():
+            assert process.poll() is None, "the pretraining ended before its first epoch was committed"
+            assert time.monotonic() < deadline, "no epoch committed in 300 s"
+            time.sleep(0.02)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "manifest.json").exists()
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    manifest = json.loads((tmp_path / "killed" / "manifest.json").read_text())
+    assert manifest["pretrain"]["resumed_from_epoch"] in (1, 2)  # resumed, not started over
+    for name in ("model.safetensors", "stage1_layers.safetensors"):
+        assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert not list(resume.glob("epoch-*"))  # the state is cleared once the export is complete

@@ -2,8 +2,9 @@
 
 A smoke-sized study on CPU, deterministic: baseline, nofreeze (the text-pretrained arm),
 ts_nofreeze (the positive control, from the pretrain rule) and baseline_aa (the A/A
-negative control), 8 seeds so that the exact sign-flip test can reach Holm's α/3
-(smallest p = 2/2^8 = 0.0078 <= 0.05/3). The pretraining runs 2,000 steps, the fine-tuning
+negative control), 8 seeds so that the exact sign-flip test can reach Holm's α/4
+(smallest p = 2/2^8 = 0.0078 <= 0.05/4). ts_encoder (the encoder-only positive control)
+runs beside ts_nofreeze. The pretraining runs 2,000 steps, the fine-tuning
 8, and init: timeseries starts from the whole pretrained Stage-1 model (training.transfer),
 so the in-domain advantage is real; the report must detect it, and must not declare the
 A/A contrast.
@@ -18,6 +19,8 @@ import pytest
 import yaml
 from conftest import copy_workflow, planned_jobs, run_snakemake
 
+from workflow_scripts.reporting.controls import CONTROL_NAMES
+
 pytestmark = pytest.mark.slow
 
 SEEDS = list(range(8))
@@ -28,11 +31,13 @@ CONTROLS = {
         "frozen_all": {"enabled": False},
         "frozen_random": {"enabled": False},
         "ts_nofreeze": {"enabled": True, "init": "timeseries", "freeze_epochs": 0},
+        "ts_encoder": {"enabled": True, "init": "timeseries_encoder", "freeze_epochs": 0},
         "baseline_aa": {"enabled": True, "init": "random", "freeze_epochs": 0, "init_seed_offset": 1000},
     },
     "contrasts": [
         {"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer effect"},
         {"a": "ts_nofreeze", "b": "baseline", "role": "positive_control", "label": "positive control"},
+        {"a": "ts_encoder", "b": "baseline", "role": "encoder_control", "label": "encoder-only control"},
         {"a": "baseline_aa", "b": "baseline", "role": "negative_control", "label": "negative control (A/A)"},
     ],
     "pretrain": {
@@ -67,16 +72,18 @@ def controls_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_detects_the_positive_control(controls_run: Path) -> None:
     report = (controls_run / "results" / "report.md").read_text()
-    assert "Positive control: detected — ts_nofreeze beats baseline" in report
+    assert f"{CONTROL_NAMES['positive_control']}: detected — ts_nofreeze beats baseline" in report
     assert "could not detect a known effect" not in report
-    assert "Text transfer vs in-domain transfer" in report
+    # The encoder-only control is reported beside it; the ratio divides by it, or is withheld.
+    assert f"{CONTROL_NAMES['encoder_control']}:" in report
+    assert "(nofreeze − baseline) / (ts_encoder − baseline)" in report
     summary = json.loads((controls_run / "results" / "summary.json").read_text())
     row = next(
         r
         for r in summary["contrasts"]["results"]
         if r["role"] == "positive_control" and r["metric"] == "test_skill"
     )
-    assert row["significant"] and row["favours"] == "a" and row["holm_family_size"] == 3
+    assert row["significant"] and row["favours"] == "a" and row["holm_family_size"] == 4
     ts = json.loads(
         (controls_run / "results" / "runs" / "ts_nofreeze" / "seed0" / "summary.json").read_text()
     )
@@ -109,8 +116,10 @@ def test_changing_pretrain_settings_reruns_only_the_control(controls_run: Path) 
     result = run_snakemake(controls_run, "-n", *configfiles(controls_run, changed), *ARGS)
     jobs = planned_jobs(result.stdout + result.stderr)
     rules = sorted(job.split("[")[0] for job in jobs)
-    assert rules == sorted(["all", "collect", "pretrain", "report", "verify_model", *["train"] * len(SEEDS)])
-    assert all("variant=ts_nofreeze" in job for job in jobs if job.startswith("train["))
+    assert rules == sorted(
+        ["all", "collect", "pretrain", "report", "verify_model", *["train"] * 2 * len(SEEDS)]
+    )
+    assert all("variant=ts_" in job for job in jobs if job.startswith("train["))
     # Unchanged settings plan nothing at all.
     same = run_snakemake(controls_run, "-n", *configfiles(controls_run, CONTROLS), *ARGS)
     assert planned_jobs(same.stdout + same.stderr) == []

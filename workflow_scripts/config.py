@@ -28,7 +28,10 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
 Task = Literal["reconstruct", "forecast"]
 Precision = Literal["auto", "bf16", "fp32", "fp16"]
-Init = Literal["pretrained", "random", "timeseries"]
+Init = Literal["pretrained", "random", "timeseries", "timeseries_encoder"]
+#: The inits that start from the pretrain rule's output (docs/controls.md): the whole
+#: pretrained Stage-1 model, or its encoder alone behind the seed's fresh new layers.
+TIMESERIES_INITS = ("timeseries", "timeseries_encoder")
 EncoderKind = Literal["checkpoint", "none", "small"]
 
 VARIANT_OWN_KEYS = (
@@ -178,14 +181,17 @@ class VariantConfig:
 class ContrastConfig:
     """A planned paired comparison ``a vs b`` (Δ per seed = metric(a) − metric(b)).
 
-    ``role`` is primary (the headline), secondary, positive_control or negative_control;
+    ``role`` is primary (the headline), secondary, positive_control, encoder_control or
+    negative_control;
     ``label`` is what the report calls it. A contrast naming a variant that is defined
     but not enabled is skipped by the report, which says so.
     """
 
     a: str
     b: str
-    role: Literal["primary", "secondary", "positive_control", "negative_control"] = "secondary"
+    role: Literal["primary", "secondary", "positive_control", "encoder_control", "negative_control"] = (
+        "secondary"
+    )
     label: str = ""
 
     def to_params(self) -> dict[str, Any]:
@@ -214,6 +220,7 @@ class ExperimentConfig:
     contrasts: tuple[ContrastConfig, ...] = ()
     pretrain: Any = None  # config_pretrain.PretrainConfig (docs/controls.md)
     gpu_slots: GpuSlotsConfig = field(default_factory=GpuSlotsConfig)
+    tune: Any = None  # config_tune.TuneConfig (docs/training.md)
 
     @property
     def variant_names(self) -> list[str]:
@@ -222,7 +229,7 @@ class ExperimentConfig:
     @property
     def needs_pretrain(self) -> bool:
         """Whether an enabled variant starts from the time-series-pretrained encoder."""
-        return any(variant.init == "timeseries" for variant in self.variants.values())
+        return any(variant.init in TIMESERIES_INITS for variant in self.variants.values())
 
     def to_params(self) -> dict[str, Any]:
         return {
@@ -233,6 +240,7 @@ class ExperimentConfig:
             "variants": {name: self.variants[name].to_params() for name in self.variant_names},
             "contrasts": [contrast.to_params() for contrast in self.contrasts],
             **({"pretrain": self.pretrain.to_params()} if self.pretrain is not None else {}),
+            **({"tune": self.tune.to_params()} if self.tune is not None and self.tune.enabled else {}),
         }
 
 
@@ -328,8 +336,10 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         for entry in raw.get("contrasts", contrast_schema["default"])
     )
     from workflow_scripts.config_pretrain import build_pretrain, check_pretrain
+    from workflow_scripts.config_tune import build_tune, check_tune
 
     pretrain = build_pretrain(raw.get("pretrain"), schema, train_values, data)
+    tune = build_tune(raw.get("tune"), schema)
     experiment = ExperimentConfig(
         model=model,
         data=data,
@@ -339,9 +349,11 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         contrasts=contrasts,
         pretrain=pretrain,
         gpu_slots=GpuSlotsConfig(**_with_defaults(raw.get("gpu_slots"), schema["properties"]["gpu_slots"])),
+        tune=tune,
     )
     check_cross_fields(experiment, variants)
     check_pretrain(experiment)
+    check_tune(experiment, tune, variants)
     if "contrasts" in raw:
         check_contrasts(contrasts, variants)
     return experiment

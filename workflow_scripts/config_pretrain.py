@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflow_scripts.config import ConfigError, DataConfig, ExperimentConfig, TrainConfig, VariantConfig
+from workflow_scripts.config import (
+    TIMESERIES_INITS,
+    ConfigError,
+    DataConfig,
+    ExperimentConfig,
+    TrainConfig,
+    VariantConfig,
+)
 
 #: The name the pretraining run carries (in its logs and its exported manifest).
 PRETRAIN_VARIANT = "pretrain"
@@ -88,14 +95,14 @@ def check_pretrain(experiment: ExperimentConfig) -> None:
     problems = []
     pretrain: PretrainConfig = experiment.pretrain
     for name, variant in sorted(experiment.variants.items()):
-        if variant.init == "timeseries" and not pretrain.enabled:
+        if variant.init in TIMESERIES_INITS and not pretrain.enabled:
             problems.append(
-                f"variants.{name}.init = timeseries needs pretrain.enabled: true (it is false); "
+                f"variants.{name}.init = {variant.init} needs pretrain.enabled: true (it is false); "
                 f"enable the pretraining or disable the variant (variants.{name}.enabled: false)"
             )
-        if variant.init == "timeseries" and variant.encoder != "checkpoint":
+        if variant.init in TIMESERIES_INITS and variant.encoder != "checkpoint":
             problems.append(
-                f"variants.{name}: init timeseries with encoder {variant.encoder} is refused "
+                f"variants.{name}: init {variant.init} with encoder {variant.encoder} is refused "
                 "(allowed: encoder checkpoint, the pretrained architecture)"
             )
         if variant.init_seed_offset and (variant.init != "random" or variant.encoder != "checkpoint"):
@@ -103,7 +110,7 @@ def check_pretrain(experiment: ExperimentConfig) -> None:
                 f"variants.{name}.init_seed_offset = {variant.init_seed_offset} only applies to init random "
                 f"with encoder checkpoint (this variant has init {variant.init}, encoder {variant.encoder})"
             )
-    uses_pretrain = any(variant.init == "timeseries" for variant in experiment.variants.values())
+    uses_pretrain = experiment.needs_pretrain
     if uses_pretrain and pretrain.seed in experiment.seeds:
         problems.append(
             f"pretrain.seed = {pretrain.seed} is also in seeds: that seed's init timeseries run would start "

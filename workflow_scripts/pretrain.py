@@ -2,7 +2,7 @@
 
     python -m workflow_scripts.pretrain --pretrain-json '<canonical PretrainConfig JSON>'
         --data-dir data/derived/{source dataset} --model-dir resources/models/{model}
-        --out-dir resources/models/{model}--timeseries
+        --out-dir resources/models/{model}--timeseries [--resume-dir results/resume/pretrain]
 
 Builds the configured model's architecture (its config.json) randomly initialised,
 trains it on the Stage-1 task with the same Trainer as every variant, over the source
@@ -11,6 +11,9 @@ purged part to choose the checkpoint on), and exports the kept encoder with
 ``save_pretrained`` (safetensors) plus manifest.json: the verify_model manifest keys
 (``source: pretrain``) and the pretraining's provenance (source data hash, steps, seed,
 loss curve). verify_model then checks it like any checkpoint before a variant uses it.
+With --resume-dir, every epoch is committed there like a training run's
+(``training.checkpoint.ResumeStore``): a pretraining killed with ``kill -9`` resumes from
+its last completed epoch and ends with the same weights as an uninterrupted one.
 The text checkpoint's verification.json gives the experiment's embedding scale, so the
 pretraining sees the inputs the fine-tuning will.
 """
@@ -27,6 +30,7 @@ from typing import Any, cast
 
 from workflow_scripts.io_utils import config_hash
 from workflow_scripts.logs import setup_logging
+from workflow_scripts.train import RESUME_FORMAT
 
 #: Files of the exported directory besides manifest.json and stage1_layers.safetensors
 #: (the patch embedding and head, which ``init: timeseries`` runs start from too:
@@ -44,7 +48,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--model-dir", required=True, type=Path, help="verified text checkpoint (architecture)"
     )
     parser.add_argument("--out-dir", required=True, type=Path, help="exported encoder directory")
+    parser.add_argument(
+        "--resume-dir",
+        type=Path,
+        default=None,
+        help="resume state (not a declared output); without it a killed pretraining starts over",
+    )
     return parser.parse_args(argv)
+
+
+def pretrain_resume_key(params: dict[str, Any], hashes: dict[str, str]) -> str:
+    """Key of the resume state: the settings, weights and data, not the test-only failure switch."""
+    settings = json.loads(json.dumps(params))
+    settings["train"].pop("inject_failure_at_epoch", None)
+    return config_hash(
+        {
+            "format": RESUME_FORMAT,
+            "pretrain": settings,
+            "model_hash": hashes["model_hash"],
+            "data": hashes["data_hash"],
+        }
+    )
 
 
 def loss_curve(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,8 +92,10 @@ def pretrain(
     log: logging.Logger,
     *,
     device: Any = None,
+    resume_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Train, export and return the manifest (written last, as download_model does)."""
+    """Train (resuming from ``resume_dir``), export and return the manifest (written last, as
+    download_model does)."""
     from workflow_scripts.config_pretrain import PretrainConfig
     from workflow_scripts.data.derived import load_derived
     from workflow_scripts.data.source_split import SourceDataset
@@ -117,8 +143,8 @@ def pretrain(
         summary = trainer.fit(
             work_dir / "run",
             work_dir / "tensorboard",
-            work_dir / "resume",
-            RunIdentity(**hashes, resume_key=config_hash(hashes)),
+            resume_dir if resume_dir is not None else work_dir / "resume",
+            RunIdentity(**hashes, resume_key=pretrain_resume_key(config.to_params(), hashes)),
         )
         history = _read_history(work_dir / "run" / "metrics.csv")
     encoder = cast(Any, trainer.model.encoder)  # a transformers PreTrainedModel
@@ -160,6 +186,7 @@ def pretrain(
             "config_hash": hashes["config_hash"],
             "loss_curve": loss_curve(history),
             "best_val_loss": summary["best"]["val_loss"],
+            "resumed_from_epoch": summary["resumed_from_epoch"],
             "stage1_layers": stage1_layers,
         },
     }
@@ -196,7 +223,14 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()
     try:
-        pretrain(json.loads(args.pretrain_json), args.data_dir, args.model_dir, args.out_dir, log)
+        pretrain(
+            json.loads(args.pretrain_json),
+            args.data_dir,
+            args.model_dir,
+            args.out_dir,
+            log,
+            resume_dir=args.resume_dir,
+        )
     except Exception:
         log.exception("pretraining failed")
         return 1

@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-html", type=Path, required=True)
     parser.add_argument("--out-md", type=Path, required=True)
     parser.add_argument("--plots-dir", type=Path, required=True)
+    parser.add_argument(
+        "--tuning", type=Path, nargs="*", default=[], help="select_lr's selected.json of each tuned arm"
+    )
     return parser.parse_args(argv)
 
 
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = read_tidy_metrics(args.metrics)
         verification = read_json_object(args.verification, "model verification record")
         manifest = read_json_object(args.data_manifest, "data manifest")
+        tuning = [read_json_object(path, "learning-rate selection") for path in args.tuning]
     except InputError as exc:
         log.error("report: cannot read its inputs. %s", exc)
         return 2
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         prov,
         md_dir=str(args.out_md.parent),
         plots_dir=str(args.plots_dir),
+        tuning=tuning,
     )
     for name, png in rendered.plots.items():
         atomic_write_bytes(args.plots_dir / name, png)

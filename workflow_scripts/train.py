@@ -6,8 +6,10 @@
         --resume-dir results/resume/{variant}/seed{seed}
         [--init-dir resources/models/{model}--timeseries]
 
---init-dir (variants with init: timeseries, the positive control) is the verified
-time-series-pretrained encoder the variant starts from; --model-dir stays the text
+--init-dir (variants with init: timeseries or timeseries_encoder, the positive controls)
+is the verified time-series-pretrained encoder the variant starts from: timeseries takes
+its patch embedding and head too, timeseries_encoder keeps the seed's fresh ones (the
+very tensors baseline starts from); --model-dir stays the text
 checkpoint, whose verification.json gives every arm the experiment's embedding scale.
 A variant's init_seed_offset moves its random encoder's seed to seed + offset.
 
@@ -59,9 +61,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--init-dir",
         type=Path,
         default=None,
-        help="verified time-series-pretrained encoder (init: timeseries)",
+        help="verified time-series-pretrained encoder (init: timeseries or timeseries_encoder)",
+    )
+    parser.add_argument(
+        "--rates",
+        type=Path,
+        default=None,
+        help="select_lr's selected.json: train at the rates the arm's tuning chose",
+    )
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="a tuning run: no test pass (the test split is never read), no weights written",
     )
     return parser.parse_args(argv)
+
+
+def tuned_rates(path: Path, variant_name: str) -> dict[str, float]:
+    """The learning rates select_lr chose for ``variant_name`` (its selected.json)."""
+    from workflow_scripts.config_tune import RATE_KEYS
+
+    try:
+        selected = json.loads(Path(path).read_text(encoding="utf-8"))
+        if selected["variant"] != variant_name:
+            raise InputError(
+                f"--rates {path} is the selection of {selected['variant']!r}, not {variant_name!r}"
+            )
+        return {key: float(selected[key]) for key in RATE_KEYS}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"--rates {path} is not a readable selected.json ({error})") from error
 
 
 def patch_len_of(manifest: Mapping[str, Any], where: Path) -> int:
@@ -90,15 +118,17 @@ def resume_key(params: Mapping[str, Any], seed: int, model: str, data: str) -> s
 def encoder_loader(init_dir: Path | None, init_seed_offset: int = 0) -> Any:
     """``load_encoder`` with the control arms' two extensions (docs/controls.md).
 
-    ``init="timeseries"`` loads ``init_dir``'s pretrained encoder; ``init="random"`` draws
-    the encoder with ``seed + init_seed_offset``. Everything else is ``load_encoder``.
+    ``init="timeseries"`` and ``"timeseries_encoder"`` load ``init_dir``'s pretrained
+    encoder; ``init="random"`` draws the encoder with ``seed + init_seed_offset``.
+    Everything else is ``load_encoder``.
     """
+    from workflow_scripts.config import TIMESERIES_INITS
     from workflow_scripts.models.loading import load_encoder
 
     def load(model_dir: Path, init: str, *, seed: int = 0) -> Any:
-        if init == "timeseries":
+        if init in TIMESERIES_INITS:
             if init_dir is None:
-                raise InputError("init: timeseries needs --init-dir (the verified pretrain output)")
+                raise InputError(f"init: {init} needs --init-dir (the verified pretrain output)")
             return load_encoder(init_dir, "pretrained", seed=seed)
         if init == "random":
             return load_encoder(model_dir, "random", seed=seed + init_seed_offset)
@@ -108,7 +138,15 @@ def encoder_loader(init_dir: Path | None, init_seed_offset: int = 0) -> Any:
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
-    from workflow_scripts.config import VariantConfig
+    trainer, identity = prepare(args, log)
+    return trainer.fit(
+        args.out_dir, args.tensorboard_dir, args.resume_dir, identity, with_test=not args.validation_only
+    )
+
+
+def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Any, Any]:
+    """The run's Trainer at step 0 (every weight in place) and its identity hashes."""
+    from workflow_scripts.config import TIMESERIES_INITS, VariantConfig
     from workflow_scripts.data.derived import load_derived
     from workflow_scripts.models.loading import require_verified
     from workflow_scripts.training.device import limit_threads
@@ -125,14 +163,26 @@ def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
         variant = VariantConfig.from_params(params)
     except (ValueError, TypeError, KeyError) as error:
         raise InputError(f"--variant-json is not a valid VariantConfig: {error}") from error
+    if args.rates is not None:
+        from workflow_scripts.config_tune import with_rates
+
+        variant = with_rates(variant, tuned_rates(args.rates, variant.name))
+        log.info(
+            "rates chosen by tuning (%s): learning_rate %g, encoder_learning_rate %g",
+            args.rates,
+            variant.train.learning_rate,
+            variant.train.encoder_learning_rate,
+        )
     params = variant.to_params()
-    if variant.init == "timeseries" and init_verification is None:
-        raise InputError(f"variant {variant.name} has init: timeseries but no --init-dir was given")
+    if variant.init in TIMESERIES_INITS and init_verification is None:
+        raise InputError(f"variant {variant.name} has init: {variant.init} but no --init-dir was given")
     dataset = load_derived(args.data_dir)
     weights_hash = model_hash(verification)
     layers_record = None
-    if variant.init == "timeseries" and init_verification is not None:
-        layers_record = pretrain_layers_record(args.init_dir)
+    if variant.init in TIMESERIES_INITS and init_verification is not None:
+        # timeseries_encoder reads no stage1 layers, so their hash is not part of its identity.
+        if variant.init == "timeseries":
+            layers_record = pretrain_layers_record(args.init_dir)
         weights_hash = config_hash(
             {
                 "text": weights_hash,
@@ -171,7 +221,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
 
         names = load_new_layers(trainer.model, args.init_dir, layers_record)
         log.info("init timeseries: %d new-layer tensors from the pretraining (%s)", len(names), args.init_dir)
-    return trainer.fit(args.out_dir, args.tensorboard_dir, args.resume_dir, identity)
+    return trainer, identity
 
 
 def pretrain_layers_record(init_dir: Path) -> dict[str, Any] | None:

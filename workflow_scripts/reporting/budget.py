@@ -26,8 +26,8 @@ from workflow_scripts.reporting.contrasts import compare_pair
 #: (the same constant as the runs' own flag; repeated here because reporting runs without torch).
 CONVERGED_GAIN = 0.02
 
-#: The contrasts drawn along the budget: the question and the control that calibrates it.
-CURVE_ROLES = ("primary", "positive_control")
+#: The contrasts drawn along the budget: the question and the controls that calibrate it.
+CURVE_ROLES = ("primary", "positive_control", "encoder_control")
 
 
 def run_points(runs: Sequence[Mapping[str, Any]]) -> dict[int, dict[int, float]]:

@@ -206,7 +206,11 @@ def write_conclusions(summary: Mapping[str, Any], runs: Sequence[RunStatus] = ()
 
 def report_headline(summary: Mapping[str, Any]) -> dict[str, str]:
     """The answer the report opens with (see :func:`contrasts.headline`), with the positive
-    control's warning when it was not detected (:mod:`workflow_scripts.reporting.controls`)."""
+    control's warning when it was not detected and the false-alarm warning when the A/A
+    control was declared (:mod:`workflow_scripts.reporting.controls`)."""
     block = summary.get("contrasts") or {}
-    answer = with_control_warning(headline(block, any_beats_naive(summary)), control_summary(block)["status"])
+    controls = control_summary(block)
+    answer = with_control_warning(
+        headline(block, any_beats_naive(summary)), controls["status"], controls["false_alarm"]
+    )
     return qualify(answer, block, summary.get("budget") or {})

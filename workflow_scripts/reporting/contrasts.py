@@ -24,7 +24,7 @@ import numpy as np
 from workflow_scripts.reporting import paired, power
 from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
 
-ROLES = ("primary", "secondary", "positive_control", "negative_control")
+ROLES = ("primary", "secondary", "positive_control", "encoder_control", "negative_control")
 YES, NO, CANNOT_TELL = "Yes", "No", "Cannot tell at this number of seeds"
 
 

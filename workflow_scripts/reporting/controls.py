@@ -1,17 +1,24 @@
 """The controls' lines under the report's headline (docs/controls.md).
 
-* Positive control (role ``positive_control``, by default ``ts_nofreeze vs baseline``: an
-  encoder pretrained on bars of the same domain, whose advantage is known to exist):
-  **detected** when its planned contrast on the primary metric is significant after Holm
-  and favours the pretrained arm, else **not detected**. Not detected, a headline of
-  "No" or "Cannot tell" carries the warning that this experiment could not detect a
-  known effect, so it says nothing about text pretraining either.
+* Positive control, whole model (role ``positive_control``, by default ``ts_nofreeze vs
+  baseline``: the whole Stage-1 model pretrained on bars of the same domain, whose
+  advantage is known to exist): **detected** when its planned contrast on the primary
+  metric is significant after Holm and favours the pretrained arm, else **not
+  detected**. It shows whether the statistics can detect a large known effect; not
+  detected, a headline of "No" or "Cannot tell" carries the warning that this experiment
+  could not detect a known effect, so it says nothing about text pretraining either.
+* Positive control, encoder only (role ``encoder_control``, by default ``ts_encoder vs
+  baseline``: the bar-pretrained encoder alone behind the seed's fresh patch embedding
+  and head, exactly the interface the text arms get): detected or not as above. It shows
+  what encoder transfer can do through this interface, so the transfer ratio divides by
+  it; not detected, the study cannot see encoder transfer at this budget and the ratio
+  is not shown as a number.
 * Negative control (role ``negative_control``, e.g. ``baseline_aa vs baseline``, two
   random initialisations of one arm): the statistics must not declare it; if they do,
-  the report says so.
-* Transfer ratio, shown only when the positive control is detected: how far text
-  transfer is from in-domain transfer, ``mean Δ(primary) / mean Δ(control)`` on the seeds
-  both contrasts share (their reference arm is the same baseline), with a 95% paired
+  the report says so and the headline carries the false-alarm warning.
+* Transfer ratio, shown only when the encoder-only control is detected: how far text
+  transfer is from in-domain encoder transfer, ``mean Δ(primary) / mean Δ(encoder
+  control)`` on the seeds both contrasts share (their reference arm is the same baseline), with a 95% paired
   bootstrap interval: seeds resampled with replacement (``BOOTSTRAP_RESAMPLES`` draws,
   ``numpy.random.default_rng(BOOTSTRAP_SEED)``, percentile interval); resamples whose
   control Δ has mean 0 are dropped. All functions are pure.
@@ -31,6 +38,17 @@ from workflow_scripts.reporting.metrics import PRIMARY_METRIC
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 DETECTED, NOT_DETECTED, NOT_RUN = "detected", "not detected", "not run"
+#: How each positive control is named in the report: what it shows.
+CONTROL_NAMES = {
+    "positive_control": "Positive control, whole model (can the statistics detect a large known effect?)",
+    "encoder_control": (
+        "Positive control, encoder only (what encoder transfer can do through the text arms' interface)"
+    ),
+}
+FALSE_ALARM_WARNING = (
+    "Warning: the A/A negative control was declared significant (a false alarm): two draws of the same "
+    "arm were called different, so treat every significant contrast of this study with suspicion."
+)
 WARNING = (
     "Warning: the positive control was not detected, so this experiment could not detect a known "
     "effect (an encoder pretrained on bars of this domain); its answer on text pretraining is "
@@ -46,26 +64,35 @@ def _row(block: Mapping[str, Any], role: str) -> dict[str, Any] | None:
     return None
 
 
-def positive_control(block: Mapping[str, Any]) -> dict[str, Any]:
-    """{status: detected | not detected | not run, text}: the line under the headline."""
-    row = _row(block, "positive_control")
+def positive_control(block: Mapping[str, Any], role: str = "positive_control") -> dict[str, Any]:
+    """{status: detected | not detected | not run, text}: the line under the headline for the
+    control of ``role`` (positive_control: whole model; encoder_control: encoder only)."""
+    name = CONTROL_NAMES[role]
+    row = _row(block, role)
     if row is None:
-        skipped = [s for s in block.get("skipped", []) if s["role"] == "positive_control"]
-        why = skipped[0]["reason"] if skipped else "no contrast has role positive_control"
-        return {"status": NOT_RUN, "text": f"Positive control: not run ({why}).", "row": None}
+        skipped = [s for s in block.get("skipped", []) if s["role"] == role]
+        why = skipped[0]["reason"] if skipped else f"no contrast has role {role}"
+        return {"status": NOT_RUN, "text": f"{name}: not run ({why}).", "row": None}
     detected = bool(row["significant"]) and row["favours"] == "a"
     if detected:
-        text = (
-            f"Positive control: detected — {row['a']} beats {row['b']}; {numbers_text(row, detailed=False)}."
-        )
+        text = f"{name}: detected — {row['a']} beats {row['b']}; {numbers_text(row, detailed=False)}."
     else:
         reason = (
             f"with {row['n']} seeds no result could be significant after Holm"
             if not row["can_reach_after_holm"]
             else f"{row['a']} vs {row['b']} is not significantly better after Holm"
         )
-        text = f"Positive control: **not detected** — {reason}; {numbers_text(row, detailed=False)}."
+        text = f"{name}: **not detected** — {reason}; {numbers_text(row, detailed=False)}."
     return {"status": DETECTED if detected else NOT_DETECTED, "text": text, "row": row}
+
+
+def false_alarm(block: Mapping[str, Any]) -> bool:
+    """Whether a negative control is declared significant on the primary metric."""
+    metric = block.get("primary_metric", PRIMARY_METRIC)
+    return any(
+        row["role"] == "negative_control" and row["metric"] == metric and row["significant"]
+        for row in block.get("results", [])
+    )
 
 
 def negative_controls(block: Mapping[str, Any]) -> list[str]:
@@ -113,36 +140,93 @@ def transfer_ratio(primary: Mapping[str, Any], control: Mapping[str, Any]) -> di
     return {"ratio": float(x.mean() / y.mean()), "low": float(low), "high": float(high), "n": len(seeds)}
 
 
+def ratio_sentence(primary: Mapping[str, Any] | None, encoder: Mapping[str, Any]) -> str:
+    """The transfer ratio over the encoder-only control, or why it is not shown as a number."""
+    if primary is None:
+        return ""
+    if encoder["status"] == NOT_RUN:
+        return (
+            "Transfer ratio not shown: the encoder-only positive control (role encoder_control) was not "
+            "run, so there is no in-domain encoder transfer to compare text transfer with."
+        )
+    control = encoder["row"]
+    quotient = f"({primary['a']} − {primary['b']}) / ({control['a']} − {control['b']})"
+    if encoder["status"] == NOT_DETECTED:
+        return (
+            "This study cannot see encoder transfer at this budget: the encoder-only positive control was "
+            f"not detected, so the transfer ratio {quotient} is not shown as a number."
+        )
+    ratio = transfer_ratio(primary, control)
+    if ratio is None:
+        return f"Transfer ratio {quotient} not shown: fewer than 2 shared seeds or a control Δ of 0."
+    if math.isinf(ratio["low"]):
+        return (
+            f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio['ratio']:.2f}, but its "
+            "interval is unbounded: the control's Δ changes sign in more than 2.5% of the bootstrap "
+            "resamples."
+        )
+    return (
+        f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio['ratio']:.2f} "
+        f"(95% paired bootstrap interval {ratio['low']:.2f} to {ratio['high']:.2f}, "
+        f"{BOOTSTRAP_RESAMPLES} resamples of {ratio['n']} seeds, seed {BOOTSTRAP_SEED}); 1 = the text "
+        "encoder helps as much as an encoder pretrained on bars behind the same interface, 0 = not at all."
+    )
+
+
 def control_summary(block: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the templates show under the headline (see the module docstring)."""
     positive = positive_control(block)
-    ratio_text = ""
-    primary = primary_result(block)
-    if positive["status"] == DETECTED and primary is not None:
-        ratio = transfer_ratio(primary, positive["row"])
-        if ratio is not None and math.isinf(ratio["low"]):
-            ratio_text = (
-                f"Text transfer vs in-domain transfer: ({primary['a']} − {primary['b']}) / "
-                f"({positive['row']['a']} − {positive['row']['b']}) = {ratio['ratio']:.2f}, but its interval "
-                "is unbounded: the control's Δ changes sign in more than 2.5% of the bootstrap resamples."
-            )
-        elif ratio is not None:
-            ratio_text = (
-                f"Text transfer vs in-domain transfer: ({primary['a']} − {primary['b']}) / "
-                f"({positive['row']['a']} − {positive['row']['b']}) = {ratio['ratio']:.2f} "
-                f"(95% paired bootstrap interval {ratio['low']:.2f} to {ratio['high']:.2f}, "
-                f"{BOOTSTRAP_RESAMPLES} resamples of {ratio['n']} seeds, seed {BOOTSTRAP_SEED}); 1 = text "
-                "pretraining helps as much as pretraining on bars, 0 = not at all."
-            )
+    encoder = positive_control(block, "encoder_control")
     return {
         "positive": positive["text"],
         "status": positive["status"],
+        "encoder": encoder["text"],
+        "encoder_status": encoder["status"],
         "negative": negative_controls(block),
-        "ratio": ratio_text,
+        "false_alarm": false_alarm(block),
+        "ratio": ratio_sentence(primary_result(block), encoder),
     }
 
 
-def with_control_warning(headline: dict[str, str], status: str) -> dict[str, str]:
-    """The headline, its "No"/"Cannot tell" warned when the positive control was not detected."""
+SAME_DATA_WARNING = (
+    "Warning: the pretraining saw the experiment's own train split, so the control partly measures "
+    "extra training on the same data (point pretrain.data at another instrument: docs/controls.md)."
+)
+
+
+def pretraining_data(experiment: Mapping[str, Any]) -> dict[str, str]:
+    """Which data the controls' pretraining saw, with a warning when it is the experiment's own
+    train split; empty when no enabled variant starts from the pretraining."""
+    inits = {str((spec or {}).get("init")) for spec in (experiment.get("variants") or {}).values()}
+    if not inits & {"timeseries", "timeseries_encoder"}:
+        return {"text": "", "warning": ""}
+    data = experiment.get("data") or {}
+    source = (experiment.get("pretrain") or {}).get("data")
+    fraction = (experiment.get("pretrain") or {}).get("source_fraction")
+    part = "part of it" if fraction is None else f"its first {float(fraction):.0%} of samples"
+    share = f"{part} to train on, the rest to choose the checkpoint"
+    if source is None or (source.get("path"), source.get("kind"), source.get("columns")) == (
+        data.get("path"),
+        data.get("kind"),
+        data.get("columns"),
+    ):
+        text = (
+            f"Pretraining data: the experiment's own train split ({data.get('name')}, "
+            f"{data.get('path')}; {share}); never its validation or test split."
+        )
+        return {"text": text, "warning": SAME_DATA_WARNING}
+    text = (
+        f"Pretraining data: {source.get('name')} ({source.get('path')}), another series than the "
+        f"experiment's {data.get('name')}; its train split only ({share})."
+    )
+    return {"text": text, "warning": ""}
+
+
+def with_control_warning(headline: dict[str, str], status: str, alarm: bool = False) -> dict[str, str]:
+    """The headline with its warnings: "No"/"Cannot tell" when the whole-model positive control
+    was not detected, any answer when a negative control raised a false alarm."""
     warned = status == NOT_DETECTED and headline["answer"] in (NO, CANNOT_TELL)
-    return {**headline, "warning": WARNING if warned else ""}
+    warnings = [WARNING] if warned else []
+    if alarm:
+        warnings.append(FALSE_ALARM_WARNING)
+    return {**headline, "warning": " ".join(warnings)}

@@ -7,7 +7,7 @@ once all of them exist, so a failure in any part leaves no half-updated report b
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC
 from workflow_scripts.reporting.planned import ok_run_keys, planned_seeds, with_planned_runs
 from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
+from workflow_scripts.reporting.tuning import tuning_table
 
 TITLE = "Does a pretrained encoder help? Results across variants and seeds"
 TENSORBOARD_COMMAND = "tensorboard --logdir logs/tensorboard"
@@ -95,6 +96,7 @@ def build_context(
     provenance: Mapping[str, Any],
     pngs: Mapping[str, bytes],
     plots_href: str,
+    tuning: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The template context shared by the HTML and the Markdown report.
 
@@ -128,7 +130,10 @@ def build_context(
         "variants": order,
         "confidence_pct": round(float(summary.get("confidence", 0.95)) * 100),
         "headline": conclusions.report_headline(summary),
-        "controls": controls.control_summary(summary.get("contrasts") or {}),
+        "controls": {
+            **controls.control_summary(summary.get("contrasts") or {}),
+            "pretraining_data": controls.pretraining_data(experiment),
+        },
         "conclusions": [
             {"topic": c.topic, "text": c.text, "items": list(c.items)}
             for c in conclusions.write_conclusions(summary, statuses)
@@ -147,6 +152,7 @@ def build_context(
         "reference": reference_context(summary),
         "compute": tables.compute_rows(summary, finished_metrics, experiment),
         "settings": tables.settings_table(experiment),
+        "tuning": tuning_table(tuning),
         "model_rows": tables.section_rows(experiment.get("model")),
         "data_rows": tables.section_rows(experiment.get("data")),
         "provenance": provenance,
@@ -189,6 +195,7 @@ def build_report(
     *,
     md_dir: str,
     plots_dir: str,
+    tuning: Sequence[Mapping[str, Any]] = (),
 ) -> RenderedReport:
     """Render both documents and the figures; ``md_dir``/``plots_dir`` only set the
     Markdown's relative image links."""
@@ -198,5 +205,5 @@ def build_report(
     clip = (experiment.get("train") or {}).get("grad_clip")
     pngs = make_plots(planned, finished, order, float(clip) if clip else None)
     href = os.path.relpath(plots_dir, md_dir).replace(os.sep, "/")
-    context = build_context(planned, finished, experiment, provenance, pngs, href)
+    context = build_context(planned, finished, experiment, provenance, pngs, href, tuning)
     return RenderedReport(render_html(context), render_markdown(context), pngs)

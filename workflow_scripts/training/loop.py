@@ -396,9 +396,18 @@ class Trainer:
         }, naive
 
     def fit(
-        self, out_dir: Path, tensorboard_dir: Path, resume_dir: Path, identity: RunIdentity
+        self,
+        out_dir: Path,
+        tensorboard_dir: Path,
+        resume_dir: Path,
+        identity: RunIdentity,
+        *,
+        with_test: bool = True,
     ) -> dict[str, Any]:
-        """Train every epoch (resuming committed ones), score the kept checkpoint on test, write outputs."""
+        """Train every epoch (resuming committed ones), score the kept checkpoint on test (unless
+        ``with_test`` is False: a tuning run), write outputs."""
         from workflow_scripts.training.run import fit
 
-        return fit(self, Path(out_dir), Path(tensorboard_dir), Path(resume_dir), identity)
+        return fit(
+            self, Path(out_dir), Path(tensorboard_dir), Path(resume_dir), identity, with_test=with_test
+        )

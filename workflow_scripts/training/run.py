@@ -45,9 +45,19 @@ def restore_run(trainer: Trainer, restored: ResumeState) -> None:
 
 
 def fit(
-    trainer: Trainer, out_dir: Path, tensorboard_dir: Path, resume_dir: Path, identity: RunIdentity
+    trainer: Trainer,
+    out_dir: Path,
+    tensorboard_dir: Path,
+    resume_dir: Path,
+    identity: RunIdentity,
+    *,
+    with_test: bool = True,
 ) -> dict[str, Any]:
-    """Train every epoch (resuming committed ones), score the kept checkpoint on test, write outputs."""
+    """Train every epoch (resuming committed ones), score the kept checkpoint on test, write outputs.
+
+    ``with_test=False`` (a learning-rate tuning run, ``config_tune``): the test split is never
+    built nor scored, summary.json's ``test`` is null and no weights are written.
+    """
     started = time.perf_counter()
     cfg = trainer.cfg
     out_dir = Path(out_dir)
@@ -145,6 +155,9 @@ def fit(
     if best_tensors is None or not history:
         raise RuntimeError("no epoch was trained")
     best_epoch = state["best_epoch"]
+    if not with_test:
+        run = (history, best_epoch, resumed_from, float(state["runtime_s"]))
+        return _validation_only(trainer, out_dir, tensorboard, store, identity, run)
     test, naive_test = trainer.test_pass(best_tensors)
     history[best_epoch - 1].update(test_loss=test["loss"], test_skill=test["skill"])
     LOG.info(
@@ -191,6 +204,37 @@ def fit(
     return summary
 
 
+def _validation_only(
+    trainer: Trainer,
+    out_dir: Path,
+    tensorboard: TensorBoardLog,
+    store: ResumeStore,
+    identity: RunIdentity,
+    run: tuple[list[dict[str, Any]], int, int | None, float],
+) -> dict[str, Any]:
+    """Outputs of a run that must not see the test split: metrics.csv and summary.json only.
+
+    ``run``: the history, the kept epoch, the epoch resumed from and the runtime.
+    """
+    history, best_epoch, resumed_from, runtime_s = run
+    summary = run_summary(
+        trainer,
+        history,
+        best_epoch,
+        None,
+        naive_report(trainer.naive_val, None, trainer.groups),
+        identity,
+        resumed_from=resumed_from,
+        runtime_s=runtime_s,
+    )
+    write_metrics_csv(out_dir / "metrics.csv", history)
+    atomic_write_json(out_dir / "summary.json", summary)
+    tensorboard.close()
+    store.clear()
+    LOG.info("done (validation only, no test pass): final val_loss %.4g", history[-1]["val_loss"])
+    return summary
+
+
 #: The per-epoch keys summary.json copies for the kept (best) and the last epoch.
 EPOCH_KEYS = ("val_loss", "val_skill", "val_correlation", "val_mae")
 
@@ -199,7 +243,7 @@ def run_summary(
     trainer: Trainer,
     history: list[dict[str, Any]],
     best_epoch: int,
-    test: dict[str, Any],
+    test: dict[str, Any] | None,
     naive: dict[str, dict[str, float]],
     identity: RunIdentity,
     *,
