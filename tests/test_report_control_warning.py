@@ -23,12 +23,14 @@ from report_fixtures import collect_argv, experiment, report_argv, write_smoke_r
 from workflow_scripts import collect, report
 from workflow_scripts.reporting import document
 from workflow_scripts.reporting.contrasts import CANNOT_TELL, NO, YES
+from workflow_scripts.reporting.controls import CONTROL_NAMES
 
 SEEDS = tuple(range(8))
 BASE = (0.10, 0.12, 0.08, 0.11, 0.09, 0.13, 0.10, 0.12)
 NOISE = (0.02, -0.03, 0.01, -0.01, 0.03, -0.02, 0.004, -0.003)  # mean ≈ 0: nothing to find
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WARNING = "Warning: the positive control was not detected"
+WHOLE_MODEL = CONTROL_NAMES["positive_control"]
 PRIMARY = {"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer effect"}
 CONTROL = {"a": "ts_nofreeze", "b": "baseline", "role": "positive_control", "label": "positive control"}
 
@@ -97,9 +99,9 @@ def test_warning_shown_when_the_control_is_not_detected(
     html, markdown = reports[case]
     assert _answer(markdown) == answer
     head = _headline_md(markdown)
-    assert "Positive control: **not detected** — ts_nofreeze vs baseline is not significantly better" in head
+    assert f"{WHOLE_MODEL}: **not detected** — ts_nofreeze vs baseline is not significantly better" in head
     assert f"**{WARNING}, so this experiment could not detect a known effect" in head
-    assert _control_html(html).startswith("Positive control: not detected")
+    assert _control_html(html).startswith(f"{WHOLE_MODEL}: not detected")
     assert f"<p><strong>{WARNING}, so this experiment could not detect a known effect" in html
     assert html.count(WARNING) == markdown.count(WARNING) == 1
 
@@ -107,10 +109,11 @@ def test_warning_shown_when_the_control_is_not_detected(
 def test_no_warning_when_the_control_is_detected(reports: dict[str, tuple[str, str]]) -> None:
     html, markdown = reports["detected"]
     assert _answer(markdown) == CANNOT_TELL  # an answer that would be warned, were the control missed
-    assert "Positive control: detected — ts_nofreeze beats baseline" in _headline_md(markdown)
-    assert _control_html(html).startswith("Positive control: detected — ts_nofreeze beats baseline")
+    assert f"{WHOLE_MODEL}: detected — ts_nofreeze beats baseline" in _headline_md(markdown)
+    assert _control_html(html).startswith(f"{WHOLE_MODEL}: detected — ts_nofreeze beats baseline")
     assert WARNING not in html and WARNING not in markdown
-    assert "Text transfer vs in-domain transfer" in html and "Text transfer vs in-domain transfer" in markdown
+    # no encoder-only control declared here: the ratio (over that control, issue 19) is withheld
+    assert "Transfer ratio not shown" in html and "Transfer ratio not shown" in markdown
 
 
 @pytest.mark.parametrize(
@@ -125,8 +128,8 @@ def test_control_not_run_says_so_without_a_false_warning(
 ) -> None:
     html, markdown = reports[case]
     assert _answer(markdown) == CANNOT_TELL
-    assert f"Positive control: not run ({why})." in _headline_md(markdown)
-    assert _control_html(html) == f"Positive control: not run ({why})."
+    assert f"{WHOLE_MODEL}: not run ({why})." in _headline_md(markdown)
+    assert _control_html(html) == f"{WHOLE_MODEL}: not run ({why})."
     assert WARNING not in html and WARNING not in markdown
 
 
@@ -135,6 +138,6 @@ def test_a_yes_is_not_warned_but_the_undetected_control_is_shown(reports: dict[s
     detected effect; the warning concerns answers that found nothing or the opposite."""
     html, markdown = reports["yes_undetected"]
     assert _answer(markdown) == YES
-    assert "Positive control: **not detected**" in _headline_md(markdown)
-    assert _control_html(html).startswith("Positive control: not detected")
+    assert f"{WHOLE_MODEL}: **not detected**" in _headline_md(markdown)
+    assert _control_html(html).startswith(f"{WHOLE_MODEL}: not detected")
     assert WARNING not in html and WARNING not in markdown
