@@ -103,7 +103,7 @@ def fit(
             if epoch == trainer.freeze_epochs + 1 and trainer.freeze_epochs > 0:
                 state["stale"] = 0  # patience restarts when the encoder is unfrozen
             row, _result = trainer.train_epoch(epoch)
-            if row["step"] in trainer.budget_steps:
+            if with_test and row["step"] in trainer.budget_steps:
                 row.update(trainer.budget_scores())
             history.append(row)
             best = state["best_epoch"]
