@@ -82,7 +82,7 @@ def test_shipped_configs_are_valid(name: str) -> None:
 def test_default_config_is_the_t5_small_experiment() -> None:
     experiment = load_experiment_file(REPO / "config" / "config.yaml")
     assert experiment.model.name_or_path == "google-t5/t5-small"
-    assert experiment.train.epochs == 20
+    assert experiment.train.epochs * experiment.train.steps_per_epoch == 10_000
     assert experiment.data.seq_len == 128 and experiment.data.patch_len == 16
     assert experiment.seeds == tuple(range(10))
     assert experiment.variants["freeze"].freeze_epochs == 2
