@@ -213,8 +213,8 @@ class Scorer:
         return self.score_indexed(split, predict)
 
 
-class ScoredDataset(Protocol):
-    """What ``make_scorer`` reads of a derived dataset."""
+class DatasetLike(Protocol):
+    """What training and scoring use of workflow_scripts.data.derived.DerivedDataset."""
 
     @property
     def timeframes(self) -> tuple[str, ...]: ...
@@ -226,7 +226,7 @@ class ScoredDataset(Protocol):
 
 
 def make_scorer(
-    dataset: ScoredDataset,
+    dataset: DatasetLike,
     *,
     task: str,
     horizon: int,

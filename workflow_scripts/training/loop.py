@@ -26,19 +26,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from workflow_scripts.data.timeframes import parse_timeframe
-from workflow_scripts.training.batches import SplitLike, epoch_order, make_source
+from workflow_scripts.training.batches import epoch_order, make_source
 from workflow_scripts.training.checkpoint import (
     restore_model,
 )
 from workflow_scripts.training.device import configure_backends, resolve_device, synchronize
 from workflow_scripts.training.evaluation import (
+    DatasetLike,
     EvalSplit,
     build_eval_split,
     channel_skill,
@@ -64,18 +65,6 @@ __all__ = ["InjectedFailure", "NonFiniteError", "RunIdentity", "Trainer", "deriv
 
 class InjectedFailure(RuntimeError):
     """Raised by ``train.inject_failure_at_epoch`` (test-only) to simulate a crash."""
-
-
-class DatasetLike(Protocol):
-    """What the loop uses of workflow_scripts.data.derived.DerivedDataset."""
-
-    @property
-    def timeframes(self) -> tuple[str, ...]: ...
-    @property
-    def feature_names(self) -> tuple[str, ...]: ...
-    @property
-    def seq_len(self) -> int: ...
-    def split(self, name: str) -> SplitLike: ...
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from workflow_scripts.config import TrainConfig
 from workflow_scripts.data.timeframes import parse_timeframe
 from workflow_scripts.training import ridge
 from workflow_scripts.training.evaluation import (
+    DatasetLike,
     EvalSplit,
-    ScoredDataset,
     Scorer,
     build_eval_split,
     channel_skill,
@@ -58,7 +58,7 @@ def collect_cells(scorer: Scorer, split: EvalSplit) -> ridge.Cells:
     return ridge.concat(parts)
 
 
-def fit_reference(dataset: ScoredDataset, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
+def fit_reference(dataset: DatasetLike, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
     """The reference's summary: validation and test skill (overall, per group, per channel), λ."""
     if cfg.task != "reconstruct":
         raise ValueError(f"the ridge reference is defined for task reconstruct, not {cfg.task!r}")
