@@ -26,9 +26,9 @@ rule tune_train:
         point=r"x[0-9.e+-]+",
     conda:
         "../envs/torch.yaml"
-    threads: 4
+    threads: train_threads
     resources:
-        gpu=1,
+        gpu=train_gpu,
     params:
         # The arm at this point's rates and the tuning budget: a grid edit reruns only its points.
         variant=lambda wildcards: canonical_json(
@@ -45,7 +45,7 @@ rule tune_train:
             ["--init-dir", os.path.dirname(input.init[0])] if input.init else []
         ),
     shell:
-        "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --"
+        "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --claim {resources.gpu} --"
         " python -m workflow_scripts.train --validation-only"
         " --variant-json {params.variant:q} --seed {wildcards.seed}"
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
