@@ -39,6 +39,7 @@ def test_budget_curve_keeps_only_the_scheduled_rows() -> None:
 def test_test_budgets_must_be_epoch_ends_within_the_run() -> None:
     with open("config/offline.yaml", encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
+    raw["train"]["test_budgets"] = "every_epoch"
     every = load_experiment(raw).variants["baseline"].train
     assert every.budget_steps() == tuple(range(25, 201, 25))
     raw["train"]["test_budgets"] = [50, 200]

@@ -73,7 +73,9 @@ def test_dataclass_defaults_match_schema_defaults(section: str, cls: type) -> No
 @pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "offline.yaml"])
 def test_shipped_configs_are_valid(name: str) -> None:
     experiment = load_experiment_file(REPO / "config" / name)
-    assert {"freeze", "nofreeze", "frozen_all", "baseline"} <= set(experiment.variants)
+    # offline.yaml leaves freeze out to fit its 30 minutes (its header says why)
+    expected = {"nofreeze", "frozen_all", "baseline"} | (set() if name == "offline.yaml" else {"freeze"})
+    assert expected <= set(experiment.variants)
     assert experiment.variants["baseline"].init == "random"
     assert experiment.variants["frozen_all"].always_frozen
     assert experiment.variants["nofreeze"].freeze_epochs == 0

@@ -59,7 +59,7 @@ pytestmark = pytest.mark.slurm
 
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
 PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
-NON_LOCAL_RULES = ("download_model", "verify_model", "preprocess", "train", "collect", "report")
+NON_LOCAL_RULES = ("download_model", "verify_model", "preprocess", "reference", "train", "collect", "report")
 # Flags the test cluster needs whatever the profile says (see the module docstring).
 CLUSTER_FLAGS = {
     "slurm-status-command": "squeue",
