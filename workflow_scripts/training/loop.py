@@ -193,6 +193,9 @@ class Trainer:
         self.naive_choice = strongest_naive(self.naive_val, self.groups)
         self.budget_steps = frozenset(cfg.budget_steps())
         self._test: tuple[EvalSplit, dict[str, MetricResult]] | None = None
+        #: the budget curve's test results by step, so the final pass of a kept checkpoint that
+        #: is a budget's model reuses its score instead of running the same pass again
+        self._budget_results: dict[int, MetricResult] = {}
 
     def test_split(self) -> tuple[EvalSplit, dict[str, MetricResult]]:
         """The test split's fixed batches and masks with the naive baselines on them, built once:
@@ -353,13 +356,13 @@ class Trainer:
         """Skill of ``result`` against the strongest naive predictor chosen on validation."""
         return skill_scores(result, naive, self.naive_choice, self.groups)
 
-    def budget_scores(self) -> dict[str, float]:
-        """The current model on the test split: one point of the budget curve.
+    def budget_scores(self, step: int) -> dict[str, float]:
+        """The current model (that of ``step``) on the test split: one point of the budget curve.
 
         Reported along the run, never read by it: the kept checkpoint is chosen on validation.
         """
         test, naive = self.test_split()
-        result = self.evaluate(test)
+        result = self._budget_results[step] = self.evaluate(test)
         skill = self.skill(result, naive)["skill"]
         return {
             "budget_test_loss": result.loss,
@@ -367,12 +370,17 @@ class Trainer:
         }
 
     def test_pass(
-        self, best_tensors: dict[str, torch.Tensor]
+        self, best_tensors: dict[str, torch.Tensor], step: int | None = None
     ) -> tuple[dict[str, Any], dict[str, MetricResult]]:
-        """Load the kept checkpoint and score it once on the test split (with the naive baselines)."""
+        """Load the kept checkpoint and score it once on the test split (with the naive baselines).
+
+        ``step``: the kept checkpoint's step; when this run scored that step for the budget
+        curve (same model, same masks), that result is the test pass.
+        """
         restore_model(self.model, best_tensors)
         test, naive = self.test_split()
-        result = self.evaluate(test)
+        cached = self._budget_results.get(step) if step is not None else None
+        result = cached if cached is not None else self.evaluate(test)
         scores = self.skill(result, naive)
         return {
             "loss": result.loss,

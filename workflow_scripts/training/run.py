@@ -104,7 +104,7 @@ def fit(
                 state["stale"] = 0  # patience restarts when the encoder is unfrozen
             row, _result = trainer.train_epoch(epoch)
             if with_test and row["step"] in trainer.budget_steps:
-                row.update(trainer.budget_scores())
+                row.update(trainer.budget_scores(row["step"]))
             history.append(row)
             best = state["best_epoch"]
             improved = best == 0 or row["val_loss"] < history[best - 1]["val_loss"]
@@ -158,7 +158,7 @@ def fit(
     if not with_test:
         run = (history, best_epoch, resumed_from, float(state["runtime_s"]))
         return _validation_only(trainer, out_dir, tensorboard, store, identity, run)
-    test, naive_test = trainer.test_pass(best_tensors)
+    test, naive_test = trainer.test_pass(best_tensors, step=history[best_epoch - 1]["step"])
     history[best_epoch - 1].update(test_loss=test["loss"], test_skill=test["skill"])
     LOG.info(
         "test split (%d windows, checkpoint of epoch %d): skill %.4f (price %s, other %s), loss %.4g vs "
