@@ -153,10 +153,9 @@ def tuning_params(variant, point):
 
 
 def tuned_rates(wildcards):
-    """select_lr's choice, as an input of the train jobs of a tuned arm (none otherwise)."""
-    if wildcards.variant in TUNED:
-        return [f"results/tune/{wildcards.variant}/selected.json"]
-    return []
+    """select_lr's choice, as an input of a tuned arm's train jobs (an A/A arm reads its twin's)."""
+    source = EXPERIMENT.tune.rate_source(EXPERIMENT, wildcards.variant)
+    return [f"results/tune/{source}/selected.json"] if source else []
 
 
 def tune_files(variant, name):

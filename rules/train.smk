@@ -48,7 +48,14 @@ rule train:
         ),
         # A tuned arm trains at the rates its tuning chose on validation (rules/tune.smk).
         rates=lambda wildcards, input: (
-            ["--rates", input.rates[0]] if input.rates else []
+            [
+                "--rates",
+                input.rates[0],
+                "--rates-of",
+                EXPERIMENT.tune.rate_source(EXPERIMENT, wildcards.variant),
+            ]
+            if input.rates
+            else []
         ),
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --claim {resources.gpu} --"

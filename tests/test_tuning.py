@@ -63,6 +63,30 @@ def test_grid_scales_both_rates_and_the_tuning_budget_applies() -> None:
     assert "tune" not in load_experiment({}).to_params()  # off: the report's params are unchanged
 
 
+def test_the_aa_arm_trains_at_its_twins_choice_and_is_never_tuned_on_its_own() -> None:
+    # Two tunings of the same arm can pick different grid points by noise alone; the A/A
+    # pair would then differ in its rates and stop being an A/A control.
+    raw: dict[str, Any] = {
+        "variants": {
+            "baseline": {"init": "random"},
+            "baseline_aa": {"init": "random", "init_seed_offset": 1000},
+            "nofreeze": {},
+        },
+        "contrasts": [
+            {"a": "nofreeze", "b": "baseline", "role": "primary"},
+            {"a": "baseline_aa", "b": "baseline", "role": "negative_control"},
+        ],
+        "tune": {"enabled": True},
+    }
+    experiment = load_experiment(raw)
+    tune = experiment.tune
+    assert tune.tuned(experiment) == ["baseline", "nofreeze"]
+    assert tune.rate_source(experiment, "baseline_aa") == "baseline"
+    assert tune.rate_source(experiment, "nofreeze") == "nofreeze"
+    untuned = load_experiment({**raw, "tune": {"enabled": True, "variants": ["nofreeze"]}})
+    assert untuned.tune.rate_source(untuned, "baseline_aa") is None  # its twin untuned: neither is
+
+
 def test_tuning_seeds_may_not_be_experiment_seeds_and_arms_must_exist() -> None:
     with pytest.raises(ConfigError, match=r"tune.seeds \[1\] are also in seeds"):
         load_experiment({"seeds": [0, 1], "tune": {"enabled": True, "seeds": [1, 7]}})
@@ -210,3 +234,18 @@ def test_a_grid_change_reruns_only_the_tuning_and_runs_it_touches(tuned_run: Pat
     assert [job for job in jobs if job.startswith("train[")] == ["train[variant=baseline, seed=0]"]
     same = run_snakemake(tuned_run, "-n", *_configfiles(tuned_run, TUNE), *ARGS)
     assert planned_jobs(same.stdout + same.stderr) == []
+
+
+def test_the_aa_arms_train_jobs_read_the_twins_selection(tmp_path: Path) -> None:
+    """A dry run: no tuning job of baseline_aa; its train job reads baseline's selected.json."""
+    from conftest import copy_workflow, planned_jobs, run_snakemake
+
+    workdir = copy_workflow(tmp_path / "workflow")
+    aa = json.loads(json.dumps(TUNE))
+    aa["variants"]["baseline_aa"] = {"enabled": True}
+    result = run_snakemake(workdir, "-n", "-p", *_configfiles(workdir, aa), *ARGS)
+    output = result.stdout + result.stderr
+    jobs = planned_jobs(output)
+    assert "train[variant=baseline_aa, seed=0]" in jobs
+    assert not [job for job in jobs if job.startswith("tune_train[variant=baseline_aa")]
+    assert "--rates results/tune/baseline/selected.json --rates-of baseline" in output

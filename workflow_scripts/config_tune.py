@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workflow_scripts.config import ConfigError, ExperimentConfig, TrainConfig, VariantConfig
+from workflow_scripts.config import (
+    ConfigError,
+    ContrastConfig,
+    ExperimentConfig,
+    TrainConfig,
+    VariantConfig,
+)
 
 #: What a tuned arm's rates are multiplied by: the two train keys the grid scales.
 RATE_KEYS = ("learning_rate", "encoder_learning_rate")
@@ -45,11 +51,26 @@ class TuneConfig:
     train: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def tuned(self, experiment: ExperimentConfig) -> list[str]:
-        """The enabled arms whose rates are tuned (none when tuning is off)."""
+        """The enabled arms tuned on their own (none when tuning is off).
+
+        An A/A arm (the ``a`` of a negative_control contrast) is never tuned on its own: it
+        trains at its twin's choice (:meth:`rate_source`), or the A/A pair would differ in its
+        rates whenever the two tunings' noise picked different grid points.
+        """
         if not self.enabled:
             return []
         wanted = experiment.variant_names if self.variants is None else self.variants
-        return [name for name in experiment.variant_names if name in wanted]
+        tuned = [name for name in experiment.variant_names if name in wanted]
+        copies = {contrast.a for contrast in _aa_contrasts(experiment) if contrast.b in tuned}
+        return [name for name in tuned if name not in copies]
+
+    def rate_source(self, experiment: ExperimentConfig, name: str) -> str | None:
+        """The arm whose selected rates ``name`` trains at: itself, its A/A twin, or None."""
+        tuned = self.tuned(experiment)
+        for contrast in _aa_contrasts(experiment):
+            if contrast.a == name and contrast.b in tuned:
+                return contrast.b
+        return name if name in tuned else None
 
     @property
     def points(self) -> list[str]:
@@ -63,6 +84,17 @@ class TuneConfig:
             "variants": None if self.variants is None else list(self.variants),
             "train": {key: self.train[key] for key in sorted(self.train)},
         }
+
+
+def _aa_contrasts(experiment: ExperimentConfig) -> list[ContrastConfig]:
+    """The negative_control contrasts between two enabled arms (``a`` is the A/A copy of ``b``)."""
+    return [
+        contrast
+        for contrast in experiment.contrasts
+        if contrast.role == "negative_control"
+        and contrast.a in experiment.variants
+        and contrast.b in experiment.variants
+    ]
 
 
 def build_tune(raw: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> TuneConfig:

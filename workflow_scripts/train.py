@@ -70,6 +70,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="select_lr's selected.json: train at the rates the arm's tuning chose",
     )
     parser.add_argument(
+        "--rates-of",
+        default=None,
+        help="the arm --rates was selected for, when not this one (an A/A arm: its twin)",
+    )
+    parser.add_argument(
         "--validation-only",
         action="store_true",
         help="a tuning run: no test pass (the test split is never read), no weights written",
@@ -166,7 +171,7 @@ def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Any, Any]:
     if args.rates is not None:
         from workflow_scripts.config_tune import with_rates
 
-        variant = with_rates(variant, tuned_rates(args.rates, variant.name))
+        variant = with_rates(variant, tuned_rates(args.rates, args.rates_of or variant.name))
         log.info(
             "rates chosen by tuning (%s): learning_rate %g, encoder_learning_rate %g",
             args.rates,
