@@ -11,7 +11,7 @@ from workflow_scripts.config import (  # noqa: E402
     ConfigError,
     load_experiment,
 )
-from workflow_scripts.config_tune import tuning_variant  # noqa: E402
+from workflow_scripts.config.tune import tuning_variant  # noqa: E402
 from workflow_scripts.deps import local_module_files  # noqa: E402
 from workflow_scripts.io_utils import canonical_json  # noqa: E402
 from workflow_scripts.jobenv import prepare_job_environment  # noqa: E402
@@ -142,7 +142,7 @@ REFERENCE = ["results/reference/summary.json"] if HAS_REFERENCE else []
 
 
 # Learning-rate selection (config_tune, docs/training.md): the arms whose rates are tuned.
-TUNED = EXPERIMENT.tune.tuned(EXPERIMENT)
+TUNED = EXPERIMENT.tuned_arms()
 
 
 def tuning_params(variant, point):
@@ -154,7 +154,7 @@ def tuning_params(variant, point):
 
 def tuned_rates(wildcards):
     """select_lr's choice, as an input of a tuned arm's train jobs (an A/A arm reads its twin's)."""
-    source = EXPERIMENT.tune.rate_source(EXPERIMENT, wildcards.variant)
+    source = EXPERIMENT.rate_source(wildcards.variant)
     return [f"results/tune/{source}/selected.json"] if source else []
 
 

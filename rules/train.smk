@@ -52,7 +52,7 @@ rule train:
                 "--rates",
                 input.rates[0],
                 "--rates-of",
-                EXPERIMENT.tune.rate_source(EXPERIMENT, wildcards.variant),
+                EXPERIMENT.rate_source(wildcards.variant),
             ]
             if input.rates
             else []

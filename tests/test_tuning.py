@@ -18,7 +18,7 @@ import yaml
 from tests.training_support import variant, write_synthetic_derived
 from workflow_scripts import select_lr
 from workflow_scripts.config import ConfigError, load_experiment
-from workflow_scripts.config_tune import point_name, tuning_variant, with_rates
+from workflow_scripts.config.tune import point_name, tuning_variant, with_rates
 
 
 def _summary(seed: int, val_loss: float, test: Any = None) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def test_grid_scales_both_rates_and_the_tuning_budget_applies() -> None:
         }
     )
     tune = experiment.tune
-    assert tune.points == ["x0.3", "x1", "x3"] and tune.tuned(experiment) == ["baseline"]
+    assert tune.points == ["x0.3", "x1", "x3"] and experiment.tuned_arms() == ["baseline"]
     arm = tuning_variant(experiment.variants["baseline"], tune, point_name(3.0))
     assert arm.train.learning_rate == pytest.approx(0.003)
     assert arm.train.encoder_learning_rate == pytest.approx(0.0009)
@@ -79,12 +79,11 @@ def test_the_aa_arm_trains_at_its_twins_choice_and_is_never_tuned_on_its_own() -
         "tune": {"enabled": True},
     }
     experiment = load_experiment(raw)
-    tune = experiment.tune
-    assert tune.tuned(experiment) == ["baseline", "nofreeze"]
-    assert tune.rate_source(experiment, "baseline_aa") == "baseline"
-    assert tune.rate_source(experiment, "nofreeze") == "nofreeze"
+    assert experiment.tuned_arms() == ["baseline", "nofreeze"]
+    assert experiment.rate_source("baseline_aa") == "baseline"
+    assert experiment.rate_source("nofreeze") == "nofreeze"
     untuned = load_experiment({**raw, "tune": {"enabled": True, "variants": ["nofreeze"]}})
-    assert untuned.tune.rate_source(untuned, "baseline_aa") is None  # its twin untuned: neither is
+    assert untuned.rate_source("baseline_aa") is None  # its twin untuned: neither is
 
 
 def test_tuning_seeds_may_not_be_experiment_seeds_and_arms_must_exist() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.config_tune import RATE_KEYS, point_multiplier
+from workflow_scripts.config.tune import RATE_KEYS, point_multiplier
 from workflow_scripts.io_utils import atomic_write_json
 from workflow_scripts.logs import setup_logging
 

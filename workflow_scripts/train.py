@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def tuned_rates(path: Path, variant_name: str) -> dict[str, float]:
     """The learning rates select_lr chose for ``variant_name`` (its selected.json)."""
-    from workflow_scripts.config_tune import RATE_KEYS
+    from workflow_scripts.config.tune import RATE_KEYS
 
     try:
         selected = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -169,7 +169,7 @@ def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Any, Any]:
     except (ValueError, TypeError, KeyError) as error:
         raise InputError(f"--variant-json is not a valid VariantConfig: {error}") from error
     if args.rates is not None:
-        from workflow_scripts.config_tune import with_rates
+        from workflow_scripts.config.tune import with_rates
 
         variant = with_rates(variant, tuned_rates(args.rates, args.rates_of or variant.name))
         log.info(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from workflow_scripts.config.base import DataConfig
 from workflow_scripts.data.validation import DataValidationError
 
 KINDS = ("ohlc", "derived_dir", "generic")
@@ -48,8 +49,6 @@ class DataSpec(Protocol):
 
 def data_config_from_params(params: Mapping[str, Any]) -> DataSpec:
     """Build the ``DataConfig`` from the canonical JSON dict the preprocess rule passes."""
-    from workflow_scripts.config import DataConfig
-
     return DataConfig.from_params(dict(params))
 
 

@@ -1,14 +1,9 @@
-"""Typed experiment configuration: schema validation, defaults, cross-field checks.
+"""The typed configuration's building blocks: one frozen dataclass per section.
 
-The YAML files under ``config/`` are validated against ``config/schema.yaml`` (JSON
-Schema draft 2020-12) and then turned into frozen dataclasses. Bad configuration is
-refused here, when Snakemake parses the workflow, with the key path and the allowed
-values in the message, instead of hours later inside a training job.
-
-Each variant is the global ``train:`` section with the variant's overrides merged in,
-plus the variant's own keys. ``VariantConfig.to_params()`` is the canonical (sorted)
-form the ``train`` rule receives, so changing one variant's value reruns only that
-variant, and reordering YAML keys reruns nothing.
+The bottom layer of the config package: no I/O, no schema, no checks, so every other
+module (the data layer included) can import it. ``to_params()`` is each section's
+canonical (sorted) form: the rules pass it as a param, so changing one variant's value
+reruns only that variant, and reordering YAML keys reruns nothing.
 """
 
 from __future__ import annotations
@@ -21,10 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-import yaml
-
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
 Task = Literal["reconstruct", "forecast"]
 Precision = Literal["auto", "bf16", "fp32", "fp16"]
@@ -208,42 +199,6 @@ class GpuSlotsConfig:
     jobs_per_gpu: int = 1
 
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """The whole experiment: one model, one dataset, the enabled variants and the seeds."""
-
-    model: ModelConfig
-    data: DataConfig
-    train: TrainConfig
-    variants: Mapping[str, VariantConfig]
-    seeds: tuple[int, ...]
-    contrasts: tuple[ContrastConfig, ...] = ()
-    pretrain: Any = None  # config_pretrain.PretrainConfig (docs/controls.md)
-    gpu_slots: GpuSlotsConfig = field(default_factory=GpuSlotsConfig)
-    tune: Any = None  # config_tune.TuneConfig (docs/training.md)
-
-    @property
-    def variant_names(self) -> list[str]:
-        return sorted(self.variants)
-
-    @property
-    def needs_pretrain(self) -> bool:
-        """Whether an enabled variant starts from the time-series-pretrained encoder."""
-        return any(variant.init in TIMESERIES_INITS for variant in self.variants.values())
-
-    def to_params(self) -> dict[str, Any]:
-        return {
-            "data": self.data.to_params(),
-            "model": self.model.to_params(),
-            "seeds": list(self.seeds),
-            "train": self.train.to_params(),
-            "variants": {name: self.variants[name].to_params() for name in self.variant_names},
-            "contrasts": [contrast.to_params() for contrast in self.contrasts],
-            **({"pretrain": self.pretrain.to_params()} if self.pretrain is not None else {}),
-            **({"tune": self.tune.to_params()} if self.tune is not None and self.tune.enabled else {}),
-        }
-
-
 def _sorted_params(instance: Any) -> dict[str, Any]:
     """``asdict`` with tuples as lists and keys sorted, so ``repr`` and JSON are canonical."""
 
@@ -284,106 +239,3 @@ def model_slug(name_or_path: str, revision: str | None = None) -> str:
     if revision:
         slug += "--" + revision[:12]
     return _SLUG_UNSAFE.sub("_", slug)
-
-
-# --------------------------------------------------------------------------- loading
-
-
-# libyaml's loader where PyYAML was built with it: the schema is read on every
-# Snakemake start, and the pure-Python loader alone costs a third of a second.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_schema(schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    with open(schema_path, encoding="utf-8") as handle:
-        schema: dict[str, Any] = yaml.load(handle, Loader=_YAML_LOADER)
-    return schema
-
-
-def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> ExperimentConfig:
-    """Validate a raw config mapping and build the typed experiment config.
-
-    Raises ConfigError listing every problem, each with its key path.
-    """
-    from workflow_scripts.config_checks import check_contrasts, check_cross_fields, validate
-
-    schema = load_schema(schema_path)
-    validate(raw, schema)
-    model = ModelConfig(**_with_defaults(raw.get("model"), schema["properties"]["model"]))
-    data = DataConfig.from_params(_with_defaults(raw.get("data"), schema["properties"]["data"]))
-    train_defaults = schema["$defs"]["train_keys"]
-    train_values = _with_defaults(raw.get("train"), train_defaults)
-    train = TrainConfig.from_params(train_values)
-    variant_raw = raw.get("variants", schema["properties"]["variants"]["default"])
-    variants = {
-        name: _build_variant(name, values, train_values, schema["$defs"]["variant"])
-        for name, values in variant_raw.items()
-    }
-    enabled = {name: variant for name, variant in variants.items() if variant.enabled}
-    seeds = tuple(raw.get("seeds", schema["properties"]["seeds"]["default"]))
-    contrast_schema = schema["properties"]["contrasts"]
-    contrasts = tuple(
-        ContrastConfig(
-            **{
-                **{
-                    k: v["default"]
-                    for k, v in contrast_schema["items"]["properties"].items()
-                    if "default" in v
-                },
-                **entry,
-            }
-        )
-        for entry in raw.get("contrasts", contrast_schema["default"])
-    )
-    from workflow_scripts.config_pretrain import build_pretrain, check_pretrain
-    from workflow_scripts.config_tune import build_tune, check_tune
-
-    pretrain = build_pretrain(raw.get("pretrain"), schema, train_values, data)
-    tune = build_tune(raw.get("tune"), schema)
-    experiment = ExperimentConfig(
-        model=model,
-        data=data,
-        train=train,
-        variants=enabled,
-        seeds=seeds,
-        contrasts=contrasts,
-        pretrain=pretrain,
-        gpu_slots=GpuSlotsConfig(**_with_defaults(raw.get("gpu_slots"), schema["properties"]["gpu_slots"])),
-        tune=tune,
-    )
-    check_cross_fields(experiment, variants)
-    check_pretrain(experiment)
-    check_tune(experiment, tune, variants)
-    if "contrasts" in raw:
-        check_contrasts(contrasts, variants)
-    return experiment
-
-
-def load_experiment_file(path: str | Path, schema_path: Path = SCHEMA_PATH) -> ExperimentConfig:
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.load(handle, Loader=_YAML_LOADER) or {}
-    try:
-        return load_experiment(raw, schema_path)
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
-
-
-def _with_defaults(section: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> dict[str, Any]:
-    values = dict(section or {})
-    for key, subschema in schema["properties"].items():
-        values.setdefault(key, subschema["default"])
-    return values
-
-
-def _build_variant(
-    name: str,
-    values: Mapping[str, Any] | None,
-    train_values: Mapping[str, Any],
-    variant_schema: Mapping[str, Any],
-) -> VariantConfig:
-    values = dict(values or {})
-    own = {key: values.pop(key, variant_schema["properties"][key]["default"]) for key in VARIANT_OWN_KEYS}
-    train = TrainConfig.from_params({**train_values, **values})
-    if own["freeze_epochs"] == "all":
-        own["freeze_epochs"] = train.epochs
-    return VariantConfig(name=name, train=train, **own)

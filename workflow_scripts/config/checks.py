@@ -1,9 +1,10 @@
 """Checks of a configuration beyond its types: the schema, then the fields that depend on each other.
 
 ``validate`` turns every JSON-Schema error into one line with the key path and the allowed
-values (with a "did you mean" for a mistyped key); ``check_cross_fields`` and
-``check_contrasts`` refuse combinations no schema can express. Each raises ``ConfigError``
-listing every problem at once, so a user fixes a config in one pass.
+values (with a "did you mean" for a mistyped key); ``check_cross_fields``,
+``check_contrasts``, ``check_pretrain`` and ``check_tune`` refuse combinations no schema
+can express. Each raises ``ConfigError`` listing every problem at once, so a user fixes a
+config in one pass.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from workflow_scripts.config import ConfigError, ContrastConfig, ExperimentConfig, VariantConfig
+from workflow_scripts.config.base import (
+    TIMESERIES_INITS,
+    ConfigError,
+    ContrastConfig,
+    VariantConfig,
+)
+from workflow_scripts.config.experiment import ExperimentConfig
+from workflow_scripts.config.tune import RATE_KEYS, TuneConfig
 
 
 def check_contrasts(contrasts: tuple[ContrastConfig, ...], all_variants: Mapping[str, VariantConfig]) -> None:
@@ -147,3 +155,96 @@ def _allowed_keys(subschema: Mapping[str, Any], root: Mapping[str, Any]) -> set[
             target = target[part]
         keys |= _allowed_keys(target, root)
     return keys
+
+
+def check_pretrain(experiment: ExperimentConfig) -> None:
+    """Refuse what cannot run: a timeseries variant without pretraining, an unfit source dataset."""
+    problems = []
+    pretrain = experiment.pretrain
+    for name, variant in sorted(experiment.variants.items()):
+        if variant.init in TIMESERIES_INITS and not pretrain.enabled:
+            problems.append(
+                f"variants.{name}.init = {variant.init} needs pretrain.enabled: true (it is false); "
+                f"enable the pretraining or disable the variant (variants.{name}.enabled: false)"
+            )
+        if variant.init in TIMESERIES_INITS and variant.encoder != "checkpoint":
+            problems.append(
+                f"variants.{name}: init {variant.init} with encoder {variant.encoder} is refused "
+                "(allowed: encoder checkpoint, the pretrained architecture)"
+            )
+        if variant.init_seed_offset and (variant.init != "random" or variant.encoder != "checkpoint"):
+            problems.append(
+                f"variants.{name}.init_seed_offset = {variant.init_seed_offset} only applies to init random "
+                f"with encoder checkpoint (this variant has init {variant.init}, encoder {variant.encoder})"
+            )
+    uses_pretrain = experiment.needs_pretrain
+    if uses_pretrain and pretrain.seed in experiment.seeds:
+        problems.append(
+            f"pretrain.seed = {pretrain.seed} is also in seeds: that seed's init timeseries run would start "
+            "its batches, masks and dropout exactly as the pretraining did (allowed: a seed not in seeds)"
+        )
+    source, data = pretrain.data, experiment.data
+    if source is not None:
+        same_shape = (source.timeframes, source.seq_len, source.patch_len, source.features) == (
+            data.timeframes,
+            data.seq_len,
+            data.patch_len,
+            data.features,
+        )
+        if not same_shape:
+            problems.append(
+                "pretrain.data: timeframes, seq_len, patch_len and features must equal data:'s "
+                "(the pretrained encoder is fine-tuned on windows of that shape)"
+            )
+        if source.path == data.path and (
+            source.train_fraction,
+            source.val_fraction,
+            source.sample_stride,
+        ) != (
+            data.train_fraction,
+            data.val_fraction,
+            data.sample_stride,
+        ):
+            problems.append(
+                "pretrain.data: the experiment's own input with other train_fraction, val_fraction or "
+                "sample_stride would put the experiment's validation or test bars in the pretraining's "
+                "train split (allowed: leave pretrain.data null to pretrain on the experiment's train split)"
+            )
+        if source.name == data.name and source != data:
+            problems.append(
+                f"pretrain.data.name = {source.name!r} is the experiment's dataset name with other "
+                "settings (allowed: another name, so both derived directories can exist)"
+            )
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def check_tune(experiment: ExperimentConfig, tune: TuneConfig, defined: Mapping[str, Any]) -> None:
+    """Refuse tuning seeds that are experiment (or pretraining) seeds and arms that do not exist."""
+    if not tune.enabled:
+        return
+    problems = []
+    shared = sorted(set(tune.seeds) & set(experiment.seeds))
+    if shared:
+        problems.append(
+            f"tune.seeds {shared} are also in seeds: the rates would be chosen on runs the study then "
+            "reports (allowed: seeds not in seeds)"
+        )
+    if experiment.needs_pretrain and experiment.pretrain.seed in tune.seeds:
+        problems.append(
+            f"tune.seeds holds pretrain.seed = {experiment.pretrain.seed} (allowed: another seed)"
+        )
+    for key in RATE_KEYS:
+        if key in tune.train:
+            problems.append(
+                f"tune.train.{key}: the rates are what the grid scales (allowed: set them under train: or "
+                "the variant, and the grid under tune.multipliers)"
+            )
+    for name in tune.variants or ():
+        if name not in defined:
+            problems.append(
+                f"tune.variants: '{name}' is not a variant defined under variants "
+                f"(defined: {', '.join(sorted(defined))})"
+            )
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
