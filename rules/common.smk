@@ -12,10 +12,10 @@ from workflow_scripts.config import (  # noqa: E402
     load_experiment,
 )
 from workflow_scripts.config.tune import tuning_variant  # noqa: E402
-from workflow_scripts.deps import local_module_files  # noqa: E402
-from workflow_scripts.io_utils import canonical_json  # noqa: E402
-from workflow_scripts.jobenv import prepare_job_environment  # noqa: E402
-from workflow_scripts.placement import job_threads, trains_on_gpu  # noqa: E402
+from workflow_scripts.jobs.deps import local_module_files  # noqa: E402
+from workflow_scripts.jobs.io_utils import canonical_json  # noqa: E402
+from workflow_scripts.jobs.environment import prepare_job_environment  # noqa: E402
+from workflow_scripts.jobs.placement import job_threads, trains_on_gpu  # noqa: E402
 
 try:
     EXPERIMENT = load_experiment(config)
@@ -113,7 +113,7 @@ def timeseries_init(wildcards):
 
 
 def on_gpu(device):
-    """Whether a job with train.device = device claims a GPU (workflow_scripts/placement.py).
+    """Whether a job with train.device = device claims a GPU (workflow_scripts/jobs/placement.py).
 
     Called when the DAG is built, so a cluster executor (jobs on its nodes) counts as GPU.
     """

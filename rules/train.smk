@@ -1,13 +1,13 @@
 """Train one variant with one seed: a job each, so a failed run reruns alone.
 
-A GPU job (train.device; workflow_scripts/placement.py) claims gpu=1 and starts through
+A GPU job (train.device; workflow_scripts/jobs/placement.py) claims gpu=1 and starts through
 `python -m workflow_scripts.gpu_slots --claim 1 -- <command>`: on a local machine it
 takes a slot of the pool (gpu_slots.jobs_per_gpu per GPU); in a job that a cluster or
 cloud executor started, the scheduler's choice stands. A CPU job claims no gpu and runs
 with one thread (--claim 0: no slot), so --cores N runs N of them at once.
 """
 
-from workflow_scripts.gpu_slots import leave_gpus_to_scheduler  # noqa: E402
+from workflow_scripts.jobs.gpu_pool import leave_gpus_to_scheduler  # noqa: E402
 
 if workflow.remote_exec:
     leave_gpus_to_scheduler("a Snakemake remote executor")

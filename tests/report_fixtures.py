@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from workflow_scripts.io_utils import canonical_json  # noqa: E402
+from workflow_scripts.jobs.io_utils import canonical_json  # noqa: E402
 
 VARIANTS = ("freeze", "nofreeze", "frozen_all", "baseline")
 BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

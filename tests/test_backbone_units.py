@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from workflow_scripts import io_utils
-from workflow_scripts.deps import local_module_files
-from workflow_scripts.jobenv import prepare_job_environment, prepend_path
+from workflow_scripts.jobs import io_utils
+from workflow_scripts.jobs.deps import local_module_files
+from workflow_scripts.jobs.environment import prepare_job_environment, prepend_path
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path: Path) -> None:

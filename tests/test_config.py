@@ -21,7 +21,7 @@ from workflow_scripts.config import (
     load_schema,
     model_slug,
 )
-from workflow_scripts.io_utils import canonical_json
+from workflow_scripts.jobs.io_utils import canonical_json
 
 REPO = Path(__file__).resolve().parent.parent
 

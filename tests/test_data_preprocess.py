@@ -16,7 +16,7 @@ from workflow_scripts.data.benchmark import benchmark_preprocess
 from workflow_scripts.data.derived import DerivedFormatError, load_derived
 from workflow_scripts.data.pipeline import preprocess
 from workflow_scripts.data.synthetic import synthetic_ohlc
-from workflow_scripts.io_utils import sha256_file
+from workflow_scripts.jobs.io_utils import sha256_file
 from workflow_scripts.preprocess import main
 
 OHLC = {"open": "first", "high": "max", "low": "min", "close": "last"}

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, copy_workflow, job_environment
 
-from workflow_scripts import gpu_slots
-from workflow_scripts.gpu_slots import Pool, choose_pool, parse_device_list, parse_nvidia_smi
+from workflow_scripts.jobs import gpu_locks, gpu_pool
+from workflow_scripts.jobs.gpu_pool import Pool, choose_pool, parse_device_list, parse_nvidia_smi
 
 # A job: records what it saw and when, then sleeps. argv: record file, seconds.
 JOB = """
@@ -43,13 +43,13 @@ def base_environment(**extra: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in gpu_slots.SCHEDULER_JOB_VARIABLES
+        if key not in gpu_pool.SCHEDULER_JOB_VARIABLES
         and key
         not in (
             "CUDA_VISIBLE_DEVICES",
             "CUDA_DEVICE_ORDER",
-            gpu_slots.GPUS_VARIABLE,
-            gpu_slots.SCHEDULER_VARIABLE,
+            gpu_pool.GPUS_VARIABLE,
+            gpu_pool.SCHEDULER_VARIABLE,
         )
     }
     env["PYTHONPATH"] = str(REPO)
@@ -106,7 +106,7 @@ def no_devices() -> tuple[str, ...]:
         ({"CUDA_VISIBLE_DEVICES": "0", "KUBERNETES_SERVICE_HOST": "10.0.0.1"}, ()),
         ({"CUDA_VISIBLE_DEVICES": "0", "LSB_JOBID": "5"}, ()),
         # A job a Snakemake remote executor started: the scheduler wins over everything.
-        ({gpu_slots.SCHEDULER_VARIABLE: "slurm", "STAGE1_GPUS": "0,1"}, ()),
+        ({gpu_pool.SCHEDULER_VARIABLE: "slurm", "STAGE1_GPUS": "0,1"}, ()),
         # The setting: a list, visible (inside one allocation), none.
         ({"STAGE1_GPUS": "0,2", "CUDA_VISIBLE_DEVICES": "5"}, ("0", "2")),
         ({"STAGE1_GPUS": "0,2", "SLURM_JOB_ID": "12"}, ("0", "2")),
@@ -150,7 +150,7 @@ def test_parse_nvidia_smi_counts_gpus_and_mig_instances() -> None:
 
 def test_the_decision_imports_no_torch() -> None:
     code = (
-        "import sys, workflow_scripts.gpu_slots as g\n"
+        "import sys, workflow_scripts.jobs.gpu_pool as g\n"
         "g.choose_pool({})\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
@@ -253,17 +253,17 @@ def test_two_jobs_per_gpu_spread_two_per_device_never_three(tmp_path: Path) -> N
 
 
 def test_the_first_jobs_take_a_free_gpu_before_sharing_one() -> None:
-    assert gpu_slots.pool_slots(("0", "1"), 2) == [("0", 0), ("1", 0), ("0", 1), ("1", 1)]
-    assert gpu_slots.pool_slots(("0",), 1) == [("0", 0)]
-    assert gpu_slots.jobs_per_gpu({}) == 1 and gpu_slots.jobs_per_gpu({"STAGE1_JOBS_PER_GPU": "4"}) == 4
+    assert gpu_pool.pool_slots(("0", "1"), 2) == [("0", 0), ("1", 0), ("0", 1), ("1", 1)]
+    assert gpu_pool.pool_slots(("0",), 1) == [("0", 0)]
+    assert gpu_pool.jobs_per_gpu({}) == 1 and gpu_pool.jobs_per_gpu({"STAGE1_JOBS_PER_GPU": "4"}) == 4
     for bad in ("0", "-1", "two"):
         with pytest.raises(ValueError, match="STAGE1_JOBS_PER_GPU"):
-            gpu_slots.jobs_per_gpu({"STAGE1_JOBS_PER_GPU": bad})
+            gpu_pool.jobs_per_gpu({"STAGE1_JOBS_PER_GPU": bad})
 
 
 def test_a_cpu_job_takes_no_slot(tmp_path: Path) -> None:
     """--claim 0 (the rule's gpu=0): the job runs at once, even with every slot held."""
-    with gpu_slots.gpu_slot({"STAGE1_GPUS": "0"}, lock_dir=tmp_path / "slots"):
+    with gpu_locks.gpu_slot({"STAGE1_GPUS": "0"}, lock_dir=tmp_path / "slots"):
         script = tmp_path / "job.py"
         script.write_text(JOB)
         record = tmp_path / "cpu.json"
@@ -275,7 +275,7 @@ def test_a_cpu_job_takes_no_slot(tmp_path: Path) -> None:
 
 def test_in_process_slot_blocks_a_wrapped_job_until_released(tmp_path: Path) -> None:
     environ: dict[str, str] = {"STAGE1_GPUS": "7"}
-    with gpu_slots.gpu_slot(environ, lock_dir=tmp_path / "slots") as slot:
+    with gpu_locks.gpu_slot(environ, lock_dir=tmp_path / "slots") as slot:
         assert slot is not None and environ["CUDA_VISIBLE_DEVICES"] == "7"
         job, record, log = start_job(tmp_path, "job", base_environment(STAGE1_GPUS="7"), seconds=0)
         wait_for(log, "are taken; waiting")
@@ -287,7 +287,7 @@ def test_in_process_slot_blocks_a_wrapped_job_until_released(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "scheduler",
-    [{"SLURM_JOB_ID": "42"}, {gpu_slots.SCHEDULER_VARIABLE: "a Snakemake remote executor"}],
+    [{"SLURM_JOB_ID": "42"}, {gpu_pool.SCHEDULER_VARIABLE: "a Snakemake remote executor"}],
 )
 def test_a_job_whose_gpu_a_scheduler_chose_keeps_it(tmp_path: Path, scheduler: dict[str, str]) -> None:
     job, record, log = start_job(tmp_path, "job", base_environment(CUDA_VISIBLE_DEVICES="3", **scheduler), 0)
@@ -344,7 +344,7 @@ def test_smoke_dag_on_a_simulated_two_gpu_pool(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "workflow")
     env = job_environment()
     env.update(STAGE1_GPUS="0,1")
-    for name in (*gpu_slots.SCHEDULER_JOB_VARIABLES, gpu_slots.SCHEDULER_VARIABLE):
+    for name in (*gpu_pool.SCHEDULER_JOB_VARIABLES, gpu_pool.SCHEDULER_VARIABLE):
         env.pop(name, None)
     command = [sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml"]
     command += ["--cores", "4", "--resources", "gpu=2", "--set-threads", "train=2"]

@@ -1,4 +1,4 @@
-"""CPU training jobs run side by side; GPU jobs claim a slot (issue 20, workflow_scripts/placement.py)."""
+"""CPU training jobs run side by side; GPU jobs claim a slot (issue 20; jobs/placement.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import yaml
 from conftest import run_snakemake
 
-from workflow_scripts import placement
-from workflow_scripts.placement import job_threads, trains_on_gpu
+from workflow_scripts.jobs import placement
+from workflow_scripts.jobs.placement import job_threads, trains_on_gpu
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from report_fixtures import collect_argv, experiment, report_argv, summary, write_run, write_smoke_runs
 
 from workflow_scripts import collect, report
-from workflow_scripts.io_utils import config_hash
+from workflow_scripts.jobs.io_utils import config_hash
 
 PLOTS = ("learning_curves.png", "final_comparison.png", "compute.png")
 SECTIONS = (

@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_point(Point(**json.loads(args.point)), args.iters or 5)))
         return 0
     from workflow_scripts.data.benchmark import benchmark_preprocess
-    from workflow_scripts.logs import setup_logging
+    from workflow_scripts.jobs.logs import setup_logging
 
     log = setup_logging("workflow_scripts.bench")
     iters = args.iters or (5 if args.quick else 20)
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         result["scaling"] = measure_scaling(dataclasses.replace(point, model="tiny"), iters)
     line = json.dumps(result)
     if args.out:
-        from workflow_scripts.io_utils import atomic_write_json
+        from workflow_scripts.jobs.io_utils import atomic_write_json
 
         atomic_write_json(args.out, result)
     print(line)

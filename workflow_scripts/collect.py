@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.config import load_schema
-from workflow_scripts.io_utils import atomic_write_json, atomic_write_text
-from workflow_scripts.logs import setup_logging
+from workflow_scripts.jobs.io_utils import atomic_write_json, atomic_write_text
+from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.reporting.aggregate import summarise, summary_table
 from workflow_scripts.reporting.runs import InputError, load_runs, tidy_metrics
 

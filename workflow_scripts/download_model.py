@@ -19,8 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.io_utils import atomic_directory
-from workflow_scripts.logs import setup_logging
+from workflow_scripts.jobs.io_utils import atomic_directory
+from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.models.files import NoLoadableWeightsError, check_index_shards, local_model_files
 from workflow_scripts.models.manifest import build_manifest, file_records, write_manifest
 from workflow_scripts.models.sources import ModelSource, ModelSourceError, parse_name_or_path

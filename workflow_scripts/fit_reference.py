@@ -17,8 +17,8 @@ import torch
 
 from workflow_scripts.config import TrainConfig
 from workflow_scripts.data.derived import load_derived
-from workflow_scripts.io_utils import atomic_write_json
-from workflow_scripts.logs import setup_logging
+from workflow_scripts.jobs.io_utils import atomic_write_json
+from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.training.device import limit_threads
 from workflow_scripts.training.reference import fit_reference
 

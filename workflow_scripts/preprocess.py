@@ -17,7 +17,7 @@ from pathlib import Path
 from workflow_scripts.data.pipeline import preprocess
 from workflow_scripts.data.spec import data_config_from_params
 from workflow_scripts.data.validation import DataValidationError
-from workflow_scripts.logs import setup_logging
+from workflow_scripts.jobs.logs import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:

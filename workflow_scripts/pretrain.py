@@ -28,8 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, cast
 
-from workflow_scripts.io_utils import config_hash
-from workflow_scripts.logs import setup_logging
+from workflow_scripts.jobs.io_utils import config_hash
+from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.train import RESUME_FORMAT
 
 #: Files of the exported directory besides manifest.json and stage1_layers.safetensors

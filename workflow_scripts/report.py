@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.io_utils import atomic_write_bytes, atomic_write_text
-from workflow_scripts.logs import setup_logging
+from workflow_scripts.jobs.io_utils import atomic_write_bytes, atomic_write_text
+from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.document import build_report
 from workflow_scripts.reporting.planned import planned_variants

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.config.tune import RATE_KEYS, point_multiplier
-from workflow_scripts.io_utils import atomic_write_json
-from workflow_scripts.logs import setup_logging
+from workflow_scripts.jobs.io_utils import atomic_write_json
+from workflow_scripts.jobs.logs import setup_logging
 
 CRITERION = "lowest mean validation loss at the end of the tuning budget"
 

@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.io_utils import config_hash
-from workflow_scripts.logs import setup_logging
+from workflow_scripts.jobs.io_utils import config_hash
+from workflow_scripts.jobs.logs import setup_logging
 
 #: Bumped when the resume state's layout changes, so old state is never misread.
 RESUME_FORMAT = 1

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from workflow_scripts.io_utils import atomic_write_json
-from workflow_scripts.logs import setup_logging
+from workflow_scripts.jobs.io_utils import atomic_write_json
+from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.models.tokens import redact
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from workflow_scripts.data.windows import SPLITS
-from workflow_scripts.io_utils import atomic_write_json
+from workflow_scripts.jobs.io_utils import atomic_write_json
 
 FORMAT_VERSION = 1
 STATS_FILE = "stats.json"

@@ -51,7 +51,7 @@ from workflow_scripts.data.windows import (
     build_samples,
     plan_splits,
 )
-from workflow_scripts.io_utils import atomic_directory, config_hash, sha256_file
+from workflow_scripts.jobs.io_utils import atomic_directory, config_hash, sha256_file
 
 LOG = logging.getLogger(__name__)
 

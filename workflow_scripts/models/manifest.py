@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.io_utils import atomic_write_json, sha256_file
+from workflow_scripts.jobs.io_utils import atomic_write_json, sha256_file
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_KEYS = ("name_or_path", "requested_revision", "resolved_revision", "source", "files")

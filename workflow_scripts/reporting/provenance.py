@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.io_utils import canonical_json, config_hash
+from workflow_scripts.jobs.io_utils import canonical_json, config_hash
 
 PACKAGES = (
     "torch",

@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from workflow_scripts.io_utils import atomic_path, sha256_file
+from workflow_scripts.jobs.io_utils import atomic_path, sha256_file
 
 LOG = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.io_utils import atomic_write_text
+from workflow_scripts.jobs.io_utils import atomic_write_text
 from workflow_scripts.run_contract import METRIC_COLUMNS
 
 #: Columns that depend on the machine's speed; every other column is deterministic on CPU.

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import torch
 
-from workflow_scripts.io_utils import atomic_write_json
+from workflow_scripts.jobs.io_utils import atomic_write_json
 from workflow_scripts.training.checkpoint import (
     ResumeState,
     ResumeStore,

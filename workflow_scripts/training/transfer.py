@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from workflow_scripts.io_utils import sha256_file
+from workflow_scripts.jobs.io_utils import sha256_file
 
 STAGE1_LAYERS_FILE = "stage1_layers.safetensors"
 

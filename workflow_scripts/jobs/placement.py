@@ -27,7 +27,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from workflow_scripts.gpu_slots import GPUS_VARIABLE, has_nvidia_gpu, parse_device_list
+from workflow_scripts.jobs.gpu_pool import GPUS_VARIABLE, has_nvidia_gpu, parse_device_list
 
 #: Threads of a CPU job: one, so that ``--cores N`` runs N jobs at once (two one-thread
 #: runs at once beat the same two in turn with two threads each by 1.4x on 2 cores).

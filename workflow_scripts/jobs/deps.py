@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = "workflow_scripts"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _module_file(module: str, root: Path) -> Path | None:
