@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from tests.training_support import verified_model, write_synthetic_derived
 from workflow_scripts.config import ConfigError, VariantConfig, load_experiment
-from workflow_scripts.config.pretrain import PretrainConfig
+from workflow_scripts.config.pretraining import PretrainConfig
 from workflow_scripts.data.derived import load_derived
 from workflow_scripts.data.source_split import SourceDataset, source_cut
 from workflow_scripts.reporting import contrasts, controls

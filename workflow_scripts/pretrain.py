@@ -96,7 +96,7 @@ def pretrain(
 ) -> dict[str, Any]:
     """Train (resuming from ``resume_dir``), export and return the manifest (written last, as
     download_model does)."""
-    from workflow_scripts.config.pretrain import PretrainConfig
+    from workflow_scripts.config.pretraining import PretrainConfig
     from workflow_scripts.data.derived import load_derived
     from workflow_scripts.data.source_split import SourceDataset
     from workflow_scripts.models.loading import load_config, require_verified

@@ -1,7 +1,7 @@
 """Typed experiment configuration, in layers (docs/DESIGN.md).
 
 * ``base``       - one frozen dataclass per section (model, data, train, variant, contrast)
-* ``pretrain``   - the ``pretrain:`` section's dataclass
+* ``pretraining`` - the ``pretrain:`` section's dataclass
 * ``tune``       - the ``tune:`` section's dataclass and its grid arithmetic
 * ``experiment`` - ``ExperimentConfig``: the sections together
 * ``checks``     - the schema and the cross-field checks, each naming the key
@@ -30,7 +30,7 @@ from workflow_scripts.config.loader import (
     load_experiment_file,
     load_schema,
 )
-from workflow_scripts.config.pretrain import PRETRAIN_VARIANT, PretrainConfig
+from workflow_scripts.config.pretraining import PRETRAIN_VARIANT, PretrainConfig
 from workflow_scripts.config.tune import (
     RATE_KEYS,
     TuneConfig,

@@ -15,7 +15,7 @@ from workflow_scripts.config.base import (
     TrainConfig,
     VariantConfig,
 )
-from workflow_scripts.config.pretrain import PretrainConfig
+from workflow_scripts.config.pretraining import PretrainConfig
 from workflow_scripts.config.tune import TuneConfig
 
 

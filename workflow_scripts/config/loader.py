@@ -36,7 +36,7 @@ from workflow_scripts.config.checks import (
     validate,
 )
 from workflow_scripts.config.experiment import ExperimentConfig
-from workflow_scripts.config.pretrain import PretrainConfig
+from workflow_scripts.config.pretraining import PretrainConfig
 from workflow_scripts.config.tune import TuneConfig
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
