@@ -1,0 +1,111 @@
+"""Do two commits compute the same study? The smoke DAG at each, compared file by file.
+
+    python tests/compare_smoke.py BEFORE [AFTER]     (AFTER defaults to HEAD)
+
+For a behaviour-preserving change (issue 21's redesign): each commit is checked out in a
+temporary worktree, runs the smoke DAG on the CPU (fixed seeds), and every output under
+``results/`` and ``data/derived/`` is fingerprinted. What must be the same is the same
+to the bit: every loss, skill, statistic and sentence, and every stored tensor. Only
+what measures the machine is left out (wall time, samples per second, paths of the
+temporary directories), by key or column name in VOLATILE. It also compares the jobs
+``snakemake -n`` plans for the default and the smoke config. Exit 0 when all agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import REPO, SMOKE_ARGS, planned_jobs, run_snakemake  # noqa: E402
+
+#: Keys and CSV columns that measure the machine or the moment, never the science.
+VOLATILE = re.compile(r"(runtime_s|samples_per_s|epoch_time_s|_seconds$|^wall|elapsed|timestamp|generated)")
+#: Report lines that carry a wall time or a temporary path.
+VOLATILE_LINE = re.compile(r"(runtime|wall time|samples/s|seconds|/tmp/|generated)", re.IGNORECASE)
+OUTPUT_DIRS = ("results", "data/derived")
+
+
+def normalised(path: Path) -> bytes:
+    """The file's content with the volatile parts removed (JSON keys, CSV columns, report lines)."""
+    if path.suffix == ".json":
+        return json.dumps(_drop_volatile(json.loads(path.read_text())), sort_keys=True).encode()
+    if path.suffix == ".csv":
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        kept = [column for column in (rows[0] if rows else {}) if not VOLATILE.search(column)]
+        return json.dumps([[row[column] for column in kept] for row in rows]).encode()
+    if path.suffix in (".md", ".html", ".log"):
+        lines = path.read_text().splitlines()
+        return "\n".join(line for line in lines if not VOLATILE_LINE.search(line)).encode()
+    return path.read_bytes()
+
+
+def _drop_volatile(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _drop_volatile(item) for key, item in value.items() if not VOLATILE.search(key)}
+    if isinstance(value, list):
+        return [_drop_volatile(item) for item in value]
+    return value
+
+
+def fingerprint(workdir: Path) -> dict[str, str]:
+    """sha256 of every normalised output file, by path relative to the workdir."""
+    found = {}
+    for top in OUTPUT_DIRS:
+        for path in sorted((workdir / top).rglob("*")):
+            if path.is_file() and "resume" not in path.parts and path.suffix != ".png":
+                found[str(path.relative_to(workdir))] = hashlib.sha256(normalised(path)).hexdigest()
+    return found
+
+
+def run_at(ref: str, root: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Check ``ref`` out under ``root``, run the smoke DAG, return its fingerprint and dry-run plans."""
+    workdir = root / ref.replace("/", "_")
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(workdir), ref], check=True)
+    try:
+        plans = {}
+        for name, configfile in (("default", []), ("smoke", ["--configfile", "config/smoke.yaml"])):
+            dry = run_snakemake(workdir, "-n", "--cores", "4", *configfile)
+            plans[name] = planned_jobs(dry.stdout + dry.stderr)
+        run_snakemake(workdir, *SMOKE_ARGS, timeout=1800)
+        return fingerprint(workdir), plans
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(workdir)], check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before")
+    parser.add_argument("after", nargs="?", default="HEAD")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="compare-smoke-") as tmp:
+        before, before_plans = run_at(args.before, Path(tmp))
+        after, after_plans = run_at(args.after, Path(tmp))
+    differ = sorted(path for path in before.keys() & after.keys() if before[path] != after[path])
+    only = sorted(before.keys() ^ after.keys())
+    plans_differ = [name for name in before_plans if before_plans[name] != after_plans[name]]
+    print(
+        f"{len(before.keys() & after.keys())} output files compared, {len(differ)} differ, {len(only)} in one only"
+    )
+    for path in differ:
+        print(f"  differs: {path}")
+    for path in only:
+        print(f"  only in {'before' if path in before else 'after'}: {path}")
+    for name, jobs in before_plans.items():
+        print(
+            f"snakemake -n ({name} config): {len(jobs)} jobs, {'same' if name not in plans_differ else 'DIFFERENT'}"
+        )
+    return 1 if differ or only or plans_differ else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
