@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import REPO, SMOKE_ARGS, planned_jobs, run_snakemake  # noqa: E402
+from conftest import REPO, SMOKE_ARGS, planned_jobs, run_snakemake
 
 #: Keys and CSV columns that measure the machine or the moment, never the science.
 VOLATILE = re.compile(r"(runtime_s|samples_per_s|epoch_time_s|_seconds$|^wall|elapsed|timestamp|generated)")
@@ -93,17 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     differ = sorted(path for path in before.keys() & after.keys() if before[path] != after[path])
     only = sorted(before.keys() ^ after.keys())
     plans_differ = [name for name in before_plans if before_plans[name] != after_plans[name]]
-    print(
-        f"{len(before.keys() & after.keys())} output files compared, {len(differ)} differ, {len(only)} in one only"
-    )
+    compared = len(before.keys() & after.keys())
+    print(f"{compared} output files compared, {len(differ)} differ, {len(only)} in one only")
     for path in differ:
         print(f"  differs: {path}")
     for path in only:
         print(f"  only in {'before' if path in before else 'after'}: {path}")
     for name, jobs in before_plans.items():
-        print(
-            f"snakemake -n ({name} config): {len(jobs)} jobs, {'same' if name not in plans_differ else 'DIFFERENT'}"
-        )
+        verdict = "DIFFERENT" if name in plans_differ else "same"
+        print(f"snakemake -n ({name} config): {len(jobs)} jobs, {verdict}")
     return 1 if differ or only or plans_differ else 0
 
 

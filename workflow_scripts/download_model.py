@@ -19,8 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from workflow_scripts.jobs.cli import run_entry_point
 from workflow_scripts.jobs.io_utils import atomic_directory
-from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.models.files import NoLoadableWeightsError, check_index_shards, local_model_files
 from workflow_scripts.models.manifest import build_manifest, file_records, write_manifest
 from workflow_scripts.models.sources import ModelSource, ModelSourceError, parse_name_or_path
@@ -106,23 +106,28 @@ def fetch(source: ModelSource, revision: str | None, out_dir: Path, log: logging
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    log = setup_logging("download_model")
-    revision = args.revision or None
-    try:
-        source = parse_name_or_path(args.name_or_path)
-        log.info("model source: %s (%s)", args.name_or_path, source.kind)
-        manifest = fetch(source, revision, args.out_dir, log)
-    except (ModelSourceError, NoLoadableWeightsError, DownloadError, OSError, RuntimeError) as error:
-        log.error("download_model failed for %r: %s", args.name_or_path, redact(str(error)))
-        return 1
-    except Exception as error:  # an unexpected answer from the Hub: still one redacted message
-        log.error(
-            "download_model failed for %r with an unexpected %s: %s (is HF_ENDPOINT a Hugging Face Hub?)",
-            args.name_or_path,
-            type(error).__name__,
-            redact(str(error)),
-        )
-        return 1
+    known = (ModelSourceError, NoLoadableWeightsError, DownloadError, OSError, RuntimeError)
+    return run_entry_point(
+        "download_model",
+        lambda log: _download(args, log),
+        [
+            (known, lambda error: f"download_model failed for {args.name_or_path!r}: {redact(str(error))}"),
+            # An unexpected answer from the Hub: still one redacted message.
+            (
+                Exception,
+                lambda error: (
+                    f"download_model failed for {args.name_or_path!r} with an unexpected "
+                    f"{type(error).__name__}: {redact(str(error))} (is HF_ENDPOINT a Hugging Face Hub?)"
+                ),
+            ),
+        ],
+    )
+
+
+def _download(args: argparse.Namespace, log: logging.Logger) -> int:
+    source = parse_name_or_path(args.name_or_path)
+    log.info("model source: %s (%s)", args.name_or_path, source.kind)
+    manifest = fetch(source, args.revision or None, args.out_dir, log)
     total = sum(record["size"] for record in manifest["files"])
     log.info(
         "wrote %s: %d files, %d bytes, resolved revision %s",

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from workflow_scripts.config.tune import RATE_KEYS, point_multiplier
+from workflow_scripts.jobs.cli import run_entry_point
 from workflow_scripts.jobs.io_utils import atomic_write_json
-from workflow_scripts.jobs.logs import setup_logging
 
 CRITERION = "lowest mean validation loss at the end of the tuning budget"
 
@@ -101,20 +102,23 @@ def select(variant: Mapping[str, Any], runs: list[tuple[str, int, float]]) -> di
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    log = setup_logging("workflow_scripts.select_lr")
-    try:
-        variant = json.loads(args.variant_json)
-        runs = []
-        for path in args.summaries:
-            try:
-                summary = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as error:
-                raise SelectionError(f"{path}: not a readable summary.json ({error})") from error
-            runs.append((path.parent.parent.name, int(summary["seed"]), final_val_loss(summary, path)))
-        selected = select(variant, runs)
-    except (SelectionError, KeyError, ValueError) as error:
-        log.error("select_lr failed: %s", error)
-        return 1
+    return run_entry_point(
+        "workflow_scripts.select_lr",
+        lambda log: _select(args, log),
+        [((SelectionError, KeyError, ValueError), lambda error: f"select_lr failed: {error}")],
+    )
+
+
+def _select(args: argparse.Namespace, log: logging.Logger) -> int:
+    variant = json.loads(args.variant_json)
+    runs = []
+    for path in args.summaries:
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise SelectionError(f"{path}: not a readable summary.json ({error})") from error
+        runs.append((path.parent.parent.name, int(summary["seed"]), final_val_loss(summary, path)))
+    selected = select(variant, runs)
     atomic_write_json(args.out, selected)
     log.info(
         "%s: %s (mean val_loss %s)",

@@ -13,11 +13,15 @@ downstream can mistake the directory for verified.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
+from transformers.utils import logging as hf_logging
+
+from workflow_scripts.jobs.cli import run_entry_point
 from workflow_scripts.jobs.io_utils import atomic_write_json
-from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.models.tokens import redact
+from workflow_scripts.models.verification import VerificationError, verify_model_dir
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,19 +36,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    log = setup_logging("verify_model")
-    # Imported after logging is set up: torch/transformers take seconds to import.
-    from transformers.utils import logging as hf_logging
-
-    from workflow_scripts.models.verification import VerificationError, verify_model_dir
-
     hf_logging.disable_progress_bar()
-    try:
-        record = verify_model_dir(args.model_dir)
-    except VerificationError as error:
-        args.out.unlink(missing_ok=True)
-        log.error("verification FAILED at check '%s': %s", error.check, redact(str(error)))
-        return 1
+
+    def refused(error: Exception) -> str:
+        args.out.unlink(missing_ok=True)  # never a stale verification.json beside a failed check
+        check = getattr(error, "check", "?")
+        return f"verification FAILED at check '{check}': {redact(str(error))}"
+
+    return run_entry_point("verify_model", lambda log: _verify(args, log), [(VerificationError, refused)])
+
+
+def _verify(args: argparse.Namespace, log: logging.Logger) -> int:
+    record = verify_model_dir(args.model_dir)
     atomic_write_json(args.out, record)
     log.info(
         "verification passed: %s (%s, %s), %s parameters (encoder %s), revision %s -> %s",
