@@ -141,7 +141,7 @@ HAS_REFERENCE = (
 REFERENCE = ["results/reference/summary.json"] if HAS_REFERENCE else []
 
 
-# Learning-rate selection (config_tune, docs/training.md): the arms whose rates are tuned.
+# Learning-rate selection (workflow_scripts/config/tune.py, docs/training.md): the arms whose rates are tuned.
 TUNED = EXPERIMENT.tuned_arms()
 
 

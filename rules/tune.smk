@@ -1,4 +1,4 @@
-"""Learning-rate selection per arm, on validation only (workflow_scripts/config_tune.py).
+"""Learning-rate selection per arm, on validation only (workflow_scripts/config/tune.py).
 
 tune_train: one job per tuned arm x grid point x tuning seed, with no test pass; select_lr:
 each arm's rates by the lowest mean validation loss at the end of the tuning budget. The
