@@ -21,6 +21,7 @@ from typing import Any
 
 from workflow_scripts.reporting import paired
 from workflow_scripts.reporting.contrasts import compare_pair
+from workflow_scripts.reporting.stats import t_interval
 
 #: Share of the last quarter's relative validation-loss gain below which a run converged
 #: (the same constant as the runs' own flag; repeated here because reporting runs without torch).
@@ -45,7 +46,7 @@ def arm_curve(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     curve = []
     for step, by_seed in sorted(run_points(runs).items()):
         values = list(by_seed.values())
-        low, high = paired.t_interval(values)
+        low, high = t_interval(values)
         curve.append(
             {
                 "step": step,

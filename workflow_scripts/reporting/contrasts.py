@@ -23,6 +23,7 @@ import numpy as np
 
 from workflow_scripts.reporting import paired, power
 from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
+from workflow_scripts.reporting.stats import t_interval
 
 ROLES = ("primary", "secondary", "positive_control", "encoder_control", "negative_control")
 YES, NO, CANNOT_TELL = "Yes", "No", "Cannot tell at this number of seeds"
@@ -72,14 +73,13 @@ def compare_pair(
         for x, y in zip(xa, xb, strict=True)
     ]
     mean = None if raw is None or n == 0 else float(raw.mean())
-    low, high = (None, None) if raw is None else paired.t_interval(raw, confidence)
+    low, high = (None, None) if raw is None else t_interval(raw, confidence)
     sd = None if raw is None or n < 2 else float(raw.std(ddof=1))
     # The side a contrast favours comes from the very numbers the test used: the mean
     # paired difference, or for a censored metric the mean rank difference (whatever the
     # majority of seeds says, the test is driven by the mean).
     basis = float(tested.mean()) if spec.censored and n else mean
     oriented = None if basis is None else (basis if spec.higher_is_better else -basis)
-    sign = np.sign(tested if spec.higher_is_better else -tested)
     return {
         "metric": metric,
         "direction": spec.direction,
@@ -100,7 +100,7 @@ def compare_pair(
         "prob_improvement": paired.probability_of_improvement(
             list(a_values.values()), list(b_values.values()), spec.higher_is_better
         ),
-        "paired_share": None if n == 0 else float((sign > 0).mean() + 0.5 * (sign == 0).mean()),
+        "paired_share": paired.paired_share(tested, spec.higher_is_better),
         "improvement": oriented,
         # Pairs with Δ = 0 cannot change sign, so only the others count.
         "min_attainable_p": paired.min_attainable_p(int(np.count_nonzero(tested))) if n else 1.0,

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-
+from workflow_scripts.reporting import paired
 from workflow_scripts.reporting.contrasts import CANNOT_TELL, NO, numbers_text, primary_result
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC
+from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0
 DETECTED, NOT_DETECTED, NOT_RUN = "detected", "not detected", "not run"
 #: How each positive control is named in the report: what it shows.
 CONTROL_NAMES = {
@@ -117,27 +116,13 @@ def negative_controls(block: Mapping[str, Any]) -> list[str]:
 
 
 def transfer_ratio(primary: Mapping[str, Any], control: Mapping[str, Any]) -> dict[str, float | int] | None:
-    """(primary Δ) / (control Δ) with its paired-bootstrap interval, on their shared seeds."""
+    """(primary Δ) / (control Δ) with its paired-bootstrap interval (:func:`paired.transfer_ratio`),
+    on the seeds where both contrasts have a Δ."""
     a = {s: d for s, d in zip(primary["seeds"], primary["deltas"], strict=True) if d is not None}
     b = {s: d for s, d in zip(control["seeds"], control["deltas"], strict=True) if d is not None}
     seeds = sorted(set(a) & set(b))
-    if len(seeds) < 2:
-        return None
-    x = np.array([a[s] for s in seeds], dtype=np.float64)
-    y = np.array([b[s] for s in seeds], dtype=np.float64)
-    if y.mean() == 0:
-        return None
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    idx = rng.integers(0, len(seeds), size=(BOOTSTRAP_RESAMPLES, len(seeds)))
-    den = y[idx].mean(axis=1)
-    # A denominator that changes sign (or vanishes) in more than 2.5% of resamples makes
-    # the ratio unbounded: the interval is then (-inf, inf), not a percentile of a
-    # distribution with a pole in it.
-    if np.mean(np.sign(den) != np.sign(y.mean())) > 0.025:
-        return {"ratio": float(x.mean() / y.mean()), "low": -math.inf, "high": math.inf, "n": len(seeds)}
-    ratios = x[idx].mean(axis=1) / den
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return {"ratio": float(x.mean() / y.mean()), "low": float(low), "high": float(high), "n": len(seeds)}
+    ratio = paired.transfer_ratio([a[s] for s in seeds], [b[s] for s in seeds])
+    return None if ratio is None else asdict(ratio)
 
 
 def ratio_sentence(primary: Mapping[str, Any] | None, encoder: Mapping[str, Any]) -> str:
