@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workflow_scripts.reporting import paired
-from workflow_scripts.reporting.contrasts import compare_pair
+from workflow_scripts.reporting.contrasts import compare_pair, primary_result
 from workflow_scripts.reporting.sentences import budget_note, curve_phrase
 from workflow_scripts.reporting.stats import t_interval
 
@@ -133,10 +133,7 @@ def qualify(headline: dict[str, str], block: Mapping[str, Any], budget: Mapping[
     leaves the headline as it is.
     """
     primary = next((c for c in budget.get("contrasts", []) if c["role"] == "primary"), None)
-    row = next(
-        (r for r in block.get("results", []) if r["role"] == "primary" and r["metric"] == "test_skill"),
-        None,
-    )
+    row = primary_result(block)
     if row is None or not budget.get("convergence"):
         return {**headline, "budget": ""}
     convergence = budget.get("convergence", {})
