@@ -95,14 +95,14 @@ MUTATIONS = (
     Mutation(
         "one_sided_t_power",
         "t_test_power one-sided (critical value at 1 - α)",
-        PAIRED,
+        POWER,
         (("    crit = _st.t.ppf(1 - alpha / 2, df)\n", "    crit = _st.t.ppf(1 - alpha, df)\n"),),
         ("tests/test_power.py",),
     ),
     Mutation(
         "normal_approx_t_power",
         "t_test_power by the normal approximation",
-        PAIRED,
+        POWER,
         (
             ("    crit = _st.t.ppf(1 - alpha / 2, df)\n", "    crit = _st.norm.ppf(1 - alpha / 2)\n"),
             (

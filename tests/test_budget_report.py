@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow_scripts.reporting.budget import arm_convergence, budget_block, curve_phrase, qualify
+from workflow_scripts.reporting.budget import arm_convergence, budget_block, qualify
 from workflow_scripts.reporting.conclusions import report_headline
-from workflow_scripts.reporting.contrasts import NO, analyse
+from workflow_scripts.reporting.contrasts import analyse
+from workflow_scripts.reporting.sentences import NO, curve_phrase
 
 SEEDS = range(8)
 CONTRASTS = [{"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer"}]

@@ -22,7 +22,7 @@ from workflow_scripts.config import ConfigError, VariantConfig, load_experiment
 from workflow_scripts.config.pretraining import PretrainConfig
 from workflow_scripts.data.derived import load_derived
 from workflow_scripts.data.source_split import SourceDataset, source_cut
-from workflow_scripts.reporting import contrasts, controls
+from workflow_scripts.reporting import contrasts, controls, sentences
 from workflow_scripts.reporting.conclusions import report_headline
 
 PRETRAIN_TRAIN = {
@@ -317,7 +317,7 @@ def test_control_not_detected_says_so_and_warns_the_headline() -> None:
     assert result["ratio"].startswith("This study cannot see encoder transfer at this budget")
     assert "not shown as a number" in result["ratio"] and "=" not in result["ratio"]
     headline = report_headline(summary)
-    assert headline["answer"] in (contrasts.NO, contrasts.CANNOT_TELL)
+    assert headline["answer"] in (sentences.NO, sentences.CANNOT_TELL)
     assert headline["warning"] == controls.WARNING
     assert "could not detect a known effect" in headline["warning"]
 

@@ -52,7 +52,7 @@ def test_the_noncentral_t_mde_overstated_the_exact_tests_power() -> None:
     assert power.sign_flip_power(t_mde, 25, ALPHA) == pytest.approx(0.8, abs=1e-6)
     from scipy import optimize
 
-    at_t = optimize.brentq(lambda d: paired.t_test_power(d, 6) - 0.8, 0.1, 10)
+    at_t = optimize.brentq(lambda d: power.t_test_power(d, 6) - 0.8, 0.1, 10)
     assert power.sign_flip_power(at_t, 6) < 0.7
     assert power.mde_sd_units(6) > at_t
 
@@ -90,7 +90,7 @@ def test_seeds_needed_is_the_smallest_n_with_eighty_percent_power() -> None:
     # a small effect needs more than 20 seeds: the t-test (what runs there) decides
     small = power.seeds_needed(0.4, 1.0)
     assert small is not None and small > 20
-    assert paired.t_test_power(0.4, small) >= 0.8 > paired.t_test_power(0.4, small - 1)
+    assert power.t_test_power(0.4, small) >= 0.8 > power.t_test_power(0.4, small - 1)
     assert power.seeds_needed(0.0, 1.0) is None and power.seeds_needed(1.0, 0.0) is None
 
 
@@ -100,5 +100,5 @@ def test_t_test_power_matches_a_simulated_two_sided_t_test(effect: float, n: int
     rng = np.random.default_rng([3, n])
     data = rng.normal(effect, 1.0, size=(STUDIES, n))
     rate = float((scipy_stats.ttest_1samp(data, 0.0, axis=1).pvalue <= ALPHA).mean())
-    expected = paired.t_test_power(effect, n)
+    expected = power.t_test_power(effect, n)
     assert abs(rate - expected) <= 3 * math.sqrt(expected * (1 - expected) / STUDIES)

@@ -10,13 +10,14 @@ import report_fixtures  # noqa: F401  (puts the repository on sys.path)
 from workflow_scripts.reporting.aggregate import beats_naive
 from workflow_scripts.reporting.conclusions import (
     NOTHING_BEYOND_NAIVE,
-    RunStatus,
     naive_check,
     report_headline,
     run_health,
     write_conclusions,
 )
-from workflow_scripts.reporting.contrasts import CANNOT_TELL, NO, YES, analyse
+from workflow_scripts.reporting.contrasts import analyse
+from workflow_scripts.reporting.runs import RunRecord as RunStatus
+from workflow_scripts.reporting.sentences import CANNOT_TELL, NO, YES
 from workflow_scripts.reporting.stats import describe
 
 PRIMARY = [{"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer effect"}]

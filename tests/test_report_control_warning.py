@@ -22,8 +22,8 @@ from report_fixtures import collect_argv, experiment, report_argv, write_smoke_r
 
 from workflow_scripts import collect, report
 from workflow_scripts.reporting import document
-from workflow_scripts.reporting.contrasts import CANNOT_TELL, NO, YES
 from workflow_scripts.reporting.controls import CONTROL_NAMES
+from workflow_scripts.reporting.sentences import CANNOT_TELL, NO, YES
 
 SEEDS = tuple(range(8))
 BASE = (0.10, 0.12, 0.08, 0.11, 0.09, 0.13, 0.10, 0.12)

@@ -11,17 +11,23 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.reporting import paired
 from workflow_scripts.reporting.budget import arm_convergence, budget_block
 from workflow_scripts.reporting.contrasts import analyse
 from workflow_scripts.reporting.metrics import METRICS, NEVER, PRIMARY_METRIC
 from workflow_scripts.reporting.runs import RunRecord, finite_or_none
-from workflow_scripts.reporting.stats import CONFIDENCE, SummaryStats, describe
+from workflow_scripts.reporting.stats import (
+    BOOTSTRAP_RESAMPLES,
+    CONFIDENCE,
+    SummaryStats,
+    describe,
+    iqm,
+    iqm_interval,
+)
 
 COMPUTE_FIELDS = ("runtime_s", "samples_per_s")
 NAIVE_METRICS = ("val_loss", "test_loss", "val_correlation", "val_mae")
 IQM_INTERVAL = (
-    f"percentile bootstrap over seeds ({paired.BOOTSTRAP_RESAMPLES} resamples, fixed RNG); "
+    f"percentile bootstrap over seeds ({BOOTSTRAP_RESAMPLES} resamples, fixed RNG); "
     "rliable's stratified bootstrap with one task"
 )
 
@@ -153,8 +159,8 @@ def beats_naive(skill: SummaryStats) -> tuple[bool | None, bool | None]:
 def iqm_block(values: Sequence[Any], confidence: float = CONFIDENCE) -> dict[str, Any]:
     """Interquartile mean over the finite values with its bootstrap percentile interval."""
     kept = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    low, high = paired.iqm_interval(kept, confidence)
-    return {"iqm": paired.iqm(kept), "ci_low": low, "ci_high": high, "n": len(kept), "interval": IQM_INTERVAL}
+    low, high = iqm_interval(kept, confidence)
+    return {"iqm": iqm(kept), "ci_low": low, "ci_high": high, "n": len(kept), "interval": IQM_INTERVAL}
 
 
 def _unique_int(values: Iterable[float | None]) -> int | None:

@@ -20,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workflow_scripts.reporting import paired
-from workflow_scripts.reporting.contrasts import compare_pair
+from workflow_scripts.reporting.contrasts import compare_pair, primary_result
+from workflow_scripts.reporting.sentences import budget_note, curve_phrase
+from workflow_scripts.reporting.stats import t_interval
 
 #: Share of the last quarter's relative validation-loss gain below which a run converged
 #: (the same constant as the runs' own flag; repeated here because reporting runs without torch).
@@ -45,7 +47,7 @@ def arm_curve(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     curve = []
     for step, by_seed in sorted(run_points(runs).items()):
         values = list(by_seed.values())
-        low, high = paired.t_interval(values)
+        low, high = t_interval(values)
         curve.append(
             {
                 "step": step,
@@ -98,13 +100,6 @@ def contrast_curve(
     return curve
 
 
-def sign_of(point: Mapping[str, Any]) -> int:
-    """+1 / −1 where the budget's Δ is significant (unadjusted) that way, 0 where it is level."""
-    if not point["significant"] or point["mean_delta"] is None:
-        return 0
-    return 1 if point["mean_delta"] > 0 else -1
-
-
 def budget_block(variants: Mapping[str, Any], contrasts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """summary.json's ``budget``: the curve of each primary / control contrast and each arm's
     convergence."""
@@ -128,24 +123,6 @@ def budget_block(variants: Mapping[str, Any], contrasts: Sequence[Mapping[str, A
     }
 
 
-def curve_phrase(points: Sequence[Mapping[str, Any]]) -> str:
-    """The contrast along the budget in words: where the sign is significant and where it changes,
-    e.g. "behind at 25–100 steps, level at 125–200 steps"."""
-    words = {1: "ahead", -1: "behind", 0: "level"}
-    runs: list[tuple[int, list[int]]] = []
-    for point in points:
-        sign = sign_of(point)
-        if runs and runs[-1][0] == sign:
-            runs[-1][1].append(point["step"])
-        else:
-            runs.append((sign, [point["step"]]))
-    parts = []
-    for sign, steps in runs:
-        where = f"{steps[0]:,} steps" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,} steps"
-        parts.append(f"{words[sign]} at {where}")
-    return ", ".join(parts)
-
-
 def qualify(headline: dict[str, str], block: Mapping[str, Any], budget: Mapping[str, Any]) -> dict[str, str]:
     """The headline with the budget it holds at, when a primary arm has not converged.
 
@@ -156,10 +133,7 @@ def qualify(headline: dict[str, str], block: Mapping[str, Any], budget: Mapping[
     leaves the headline as it is.
     """
     primary = next((c for c in budget.get("contrasts", []) if c["role"] == "primary"), None)
-    row = next(
-        (r for r in block.get("results", []) if r["role"] == "primary" and r["metric"] == "test_skill"),
-        None,
-    )
+    row = primary_result(block)
     if row is None or not budget.get("convergence"):
         return {**headline, "budget": ""}
     convergence = budget.get("convergence", {})
@@ -167,14 +141,8 @@ def qualify(headline: dict[str, str], block: Mapping[str, Any], budget: Mapping[
     open_arms = [arm for arm in arms if not (convergence.get(arm) or {}).get("converged")]
     steps = primary["points"][-1]["step"] if primary else None
     along = f" Along the run, {row['a']} vs {row['b']}: {curve_phrase(primary['points'])}." if primary else ""
-    if not open_arms:
-        note = f"Both {row['a']} and {row['b']} converged (every seed's last-quarter gain < 2%).{along}"
-        return {**headline, "budget": note}
     at = f"at {steps:,} steps" if steps else "at this budget"
-    unconverged = " and ".join(open_arms)
-    note = (
-        f"This answer holds {at}: {unconverged} {'has' if len(open_arms) == 1 else 'have'} not converged "
-        f"(validation loss still fell ≥ 2% over the last quarter on some seed), so it is about early "
-        f"learning, not about what either arm can learn.{along}"
-    )
+    note = budget_note(arms, open_arms, at, along)
+    if not open_arms:
+        return {**headline, "budget": note}
     return {**headline, "answer": f"{headline['answer']}, {at}", "budget": note}

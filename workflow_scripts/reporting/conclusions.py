@@ -15,11 +15,13 @@ from typing import Any
 
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.budget import qualify
-from workflow_scripts.reporting.contrasts import headline
+from workflow_scripts.reporting.contrasts import primary_result
 from workflow_scripts.reporting.controls import control_summary, with_control_warning
-from workflow_scripts.reporting.formatting import fmt_stats_sentence, fmt_value
-from workflow_scripts.reporting.metrics import METRICS, PRIMARY_METRIC, SPEED_METRICS
+from workflow_scripts.reporting.formatting import fmt_value
+from workflow_scripts.reporting.metrics import PRIMARY_METRIC, SPEED_METRICS
 from workflow_scripts.reporting.power import power_method
+from workflow_scripts.reporting.runs import RunRecord
+from workflow_scripts.reporting.sentences import contrast_sentence, headline, stats_text
 from workflow_scripts.reporting.stats import SummaryStats
 
 NOTHING_BEYOND_NAIVE = "learned nothing beyond naive"
@@ -33,49 +35,6 @@ class Conclusion:
     text: str
     #: the same sentences one by one, when the topic lists several (shown as a list)
     items: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """A run that is listed in the conclusions when it did not finish."""
-
-    variant: str
-    seed: int
-    status: str
-    reason: str = ""
-
-
-def contrast_sentence(row: Mapping[str, Any]) -> str:
-    """One planned contrast in words: who is ahead (only if significant after Holm), Δ with
-    its interval, the adjusted p and the test, d_z and the probability of improvement."""
-    spec = METRICS[row["metric"]]
-    a, b = row["a"], row["b"]
-    if row["mean_delta"] is None:
-        delta = "mean Δ not defined (a run never reached it; tested on ranks)"
-    elif row["ci_low"] is None:
-        delta = f"mean Δ {fmt_value(row['mean_delta'])} (n={row['n']}, no interval)"
-    else:
-        delta = (
-            f"mean Δ {fmt_value(row['mean_delta'])} (95% CI {fmt_value(row['ci_low'])} to "
-            f"{fmt_value(row['ci_high'])}, n={row['n']})"
-        )
-    p = "—" if row["p"] is None else f"{row['p']:.3g}"
-    p_adj = "—" if row["p_adjusted"] is None else f"{row['p_adjusted']:.3g}"
-    poi = fmt_value(row["prob_improvement"], 2)
-    stats = (
-        f"p = {p}, Holm-adjusted {p_adj} ({row['test']}); d_z {fmt_value(row['d_z'], 2)}; P({a} better) {poi}"
-    )
-    if row["significant"]:
-        winner, loser = (a, b) if row["favours"] == "a" else (b, a)
-        verdict = f"{winner} is better than {loser} on {spec.title}"
-    elif not row["can_reach_after_holm"]:
-        verdict = (
-            f"{a} vs {b} on {spec.title} cannot be significant with {row['n']} seeds "
-            f"(smallest attainable p {row['min_attainable_p']:.3g})"
-        )
-    else:
-        verdict = f"no difference between {a} and {b} on {spec.title} can be shown with {row['n']} seeds"
-    return f"{row['label']}: {verdict}; {delta}, {spec.direction} is better; {stats}."
 
 
 def _rows(block: Mapping[str, Any], metrics: Sequence[str]) -> list[Mapping[str, Any]]:
@@ -98,6 +57,10 @@ def learning_speed(block: Mapping[str, Any]) -> Conclusion:
     others = [r for r in _rows(block, SPEED_METRICS) if r["role"] != "primary" and r["significant"]]
     sentences += [contrast_sentence(r) for r in others]
     return _listed("Learning speed", sentences, "No learning-speed contrast could be computed.")
+
+
+def _skipped(block: Mapping[str, Any], role: str) -> list[Mapping[str, Any]]:
+    return [s for s in block.get("skipped", []) if s["role"] == role]
 
 
 def _listed(topic: str, sentences: Sequence[str], empty: str) -> Conclusion:
@@ -158,13 +121,13 @@ def naive_check(summary: Mapping[str, Any]) -> Conclusion:
             continue
         if stats.mean <= 0:
             sentences.append(
-                f"{name} {NOTHING_BEYOND_NAIVE}: its test skill {fmt_stats_sentence(stats)} is not above 0 "
+                f"{name} {NOTHING_BEYOND_NAIVE}: its test skill {stats_text(stats)} is not above 0 "
                 "(0 = the strongest naive predictor)."
             )
         elif stats.ci_low is None or stats.ci_low <= 0:
             sentences.append(
                 f"{name} beats the strongest naive predictor on the mean only: test skill "
-                f"{fmt_stats_sentence(stats)} does not rule out 0."
+                f"{stats_text(stats)} does not rule out 0."
             )
         else:
             clear.append(name)
@@ -174,7 +137,7 @@ def naive_check(summary: Mapping[str, Any]) -> Conclusion:
     return _listed(topic, sentences, "No variant has a test skill to compare with naive.")
 
 
-def run_health(runs: Sequence[RunStatus]) -> Conclusion:
+def run_health(runs: Sequence[RunRecord]) -> Conclusion:
     """Say which runs are missing from the statistics, so a reader knows what N means."""
     topic = "Runs"
     bad = [r for r in runs if r.status not in ("completed", "early_stopped")]
@@ -192,7 +155,7 @@ def run_health(runs: Sequence[RunStatus]) -> Conclusion:
     )
 
 
-def write_conclusions(summary: Mapping[str, Any], runs: Sequence[RunStatus] = ()) -> list[Conclusion]:
+def write_conclusions(summary: Mapping[str, Any], runs: Sequence[RunRecord] = ()) -> list[Conclusion]:
     """All conclusion topics, in the order the study asks its questions."""
     block = summary.get("contrasts") or {}
     return [
@@ -205,12 +168,14 @@ def write_conclusions(summary: Mapping[str, Any], runs: Sequence[RunStatus] = ()
 
 
 def report_headline(summary: Mapping[str, Any]) -> dict[str, str]:
-    """The answer the report opens with (see :func:`contrasts.headline`), with the positive
+    """The answer the report opens with (see :func:`sentences.headline`), with the positive
     control's warning when it was not detected and the false-alarm warning when the A/A
     control was declared (:mod:`workflow_scripts.reporting.controls`)."""
     block = summary.get("contrasts") or {}
     controls = control_summary(block)
     answer = with_control_warning(
-        headline(block, any_beats_naive(summary)), controls["status"], controls["false_alarm"]
+        headline(primary_result(block), _skipped(block, "primary"), any_beats_naive(summary)),
+        controls["status"],
+        controls["false_alarm"],
     )
     return qualify(answer, block, summary.get("budget") or {})

@@ -1,4 +1,4 @@
-"""Planned paired contrasts between variants, Holm-adjusted, and the report's one headline.
+"""Planned paired contrasts between variants, Holm-adjusted, with their power.
 
 A contrast ``a vs b`` pairs the two variants' runs by seed: ``Δ_s = metric(a, s) −
 metric(b, s)``. Each planned contrast (declared under ``contrasts:`` in the config, with a
@@ -23,9 +23,9 @@ import numpy as np
 
 from workflow_scripts.reporting import paired, power
 from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
+from workflow_scripts.reporting.stats import t_interval
 
 ROLES = ("primary", "secondary", "positive_control", "encoder_control", "negative_control")
-YES, NO, CANNOT_TELL = "Yes", "No", "Cannot tell at this number of seeds"
 
 
 def seed_values(block: Mapping[str, Any] | None, metric: str) -> dict[int, float]:
@@ -72,14 +72,13 @@ def compare_pair(
         for x, y in zip(xa, xb, strict=True)
     ]
     mean = None if raw is None or n == 0 else float(raw.mean())
-    low, high = (None, None) if raw is None else paired.t_interval(raw, confidence)
+    low, high = (None, None) if raw is None else t_interval(raw, confidence)
     sd = None if raw is None or n < 2 else float(raw.std(ddof=1))
     # The side a contrast favours comes from the very numbers the test used: the mean
     # paired difference, or for a censored metric the mean rank difference (whatever the
     # majority of seeds says, the test is driven by the mean).
     basis = float(tested.mean()) if spec.censored and n else mean
     oriented = None if basis is None else (basis if spec.higher_is_better else -basis)
-    sign = np.sign(tested if spec.higher_is_better else -tested)
     return {
         "metric": metric,
         "direction": spec.direction,
@@ -100,7 +99,7 @@ def compare_pair(
         "prob_improvement": paired.probability_of_improvement(
             list(a_values.values()), list(b_values.values()), spec.higher_is_better
         ),
-        "paired_share": None if n == 0 else float((sign > 0).mean() + 0.5 * (sign == 0).mean()),
+        "paired_share": paired.paired_share(tested, spec.higher_is_better),
         "improvement": oriented,
         # Pairs with Δ = 0 cannot change sign, so only the others count.
         "min_attainable_p": paired.min_attainable_p(int(np.count_nonzero(tested))) if n else 1.0,
@@ -209,68 +208,15 @@ def _power(row: dict[str, Any], family_size: int, alpha: float) -> None:
     row["favours"] = None if not improvement else ("a" if improvement > 0 else "b")
 
 
-def primary_result(block: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The primary contrast on the primary metric, if it was computed."""
+def role_result(block: Mapping[str, Any], role: str) -> dict[str, Any] | None:
+    """The first contrast of ``role`` on the primary metric, if it was computed."""
+    metric = block.get("primary_metric", PRIMARY_METRIC)
     for row in block.get("results", []):
-        if row["role"] == "primary" and row["metric"] == block.get("primary_metric", PRIMARY_METRIC):
+        if row["role"] == role and row["metric"] == metric:
             return dict(row)
     return None
 
 
-def headline(block: Mapping[str, Any], any_beats_naive: bool | None) -> dict[str, str]:
-    """The report's opening answer to "Does the pretrained encoder help?".
-
-    Yes only when the primary contrast is significant after Holm and favours ``a`` (the
-    pretrained arm); No when significant the other way; Cannot tell otherwise, saying when
-    the number of seeds cannot reach significance at all.
-    """
-    row = primary_result(block)
-    caveat = ""
-    if any_beats_naive is False:
-        caveat = (
-            "Caveat: no variant beats the strongest naive predictor on the held-out test split "
-            "(mean test skill ≤ 0), so neither arm learned anything useful beyond naive."
-        )
-    if row is None:
-        skipped = [s for s in block.get("skipped", []) if s["role"] == "primary"]
-        why = f" ({skipped[0]['reason']})" if skipped else " (no primary contrast is declared)"
-        return {
-            "answer": CANNOT_TELL,
-            "text": f"The primary contrast was not computed{why}.",
-            "caveat": caveat,
-        }
-    numbers = numbers_text(row)
-    if row["significant"] and row["favours"] == "a":
-        answer, lead = YES, f"{row['a']} beats {row['b']}"
-    elif row["significant"] and row["favours"] == "b":
-        answer, lead = NO, f"{row['a']} does worse than {row['b']}"
-    else:
-        answer = CANNOT_TELL
-        if not row["can_reach_after_holm"]:
-            lead = (
-                f"with {row['n']} seeds the smallest attainable p is {row['min_attainable_p']:.3g}, above "
-                f"α/m = {row['alpha']:g}/{row['holm_family_size']}, so no result could be significant"
-            )
-        else:
-            lead = f"the difference between {row['a']} and {row['b']} is not significant after Holm"
-    text = f"{row['label']}: {lead}; {numbers}."
-    return {"answer": answer, "text": text, "caveat": caveat}
-
-
-def numbers_text(row: Mapping[str, Any], *, detailed: bool = True) -> str:
-    """One contrast's Δ, interval and adjusted p for a sentence; ``detailed`` adds the
-    metric's direction and the test's name (the headline has room for them, control lines not)."""
-    spec = METRICS[row["metric"]]
-    direction = f", {spec.direction} is better" if detailed else ""
-    if row["mean_delta"] is None:
-        delta = "mean Δ not defined"
-    elif row["ci_low"] is None:
-        delta = f"Δ {spec.title} = {row['mean_delta']:+.3g} (n={row['n']}, no interval)"
-    else:
-        delta = (
-            f"Δ {spec.title} = {row['mean_delta']:+.3g} (95% CI {row['ci_low']:+.3g} to "
-            f"{row['ci_high']:+.3g}, n={row['n']}{direction})"
-        )
-    p_adj = "—" if row["p_adjusted"] is None else f"{row['p_adjusted']:.3g}"
-    test = f" ({row['test']})" if detailed else ""
-    return f"{delta}, Holm-adjusted p = {p_adj}{test}"
+def primary_result(block: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The primary contrast on the primary metric, if it was computed."""
+    return role_result(block, "primary")

@@ -19,24 +19,29 @@
 * Transfer ratio, shown only when the encoder-only control is detected: how far text
   transfer is from in-domain encoder transfer, ``mean Δ(primary) / mean Δ(encoder
   control)`` on the seeds both contrasts share (their reference arm is the same baseline), with a 95% paired
-  bootstrap interval: seeds resampled with replacement (``BOOTSTRAP_RESAMPLES`` draws,
-  ``numpy.random.default_rng(BOOTSTRAP_SEED)``, percentile interval); resamples whose
+  bootstrap interval: seeds resampled with replacement (``stats.BOOTSTRAP_RESAMPLES`` draws,
+  ``numpy.random.default_rng(stats.BOOTSTRAP_SEED)``, percentile interval); resamples whose
   control Δ has mean 0 are dropped. All functions are pure.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-
-from workflow_scripts.reporting.contrasts import CANNOT_TELL, NO, numbers_text, primary_result
+from workflow_scripts.reporting import paired
+from workflow_scripts.reporting.contrasts import primary_result, role_result
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC
+from workflow_scripts.reporting.sentences import (
+    CANNOT_TELL,
+    NO,
+    negative_control_line,
+    positive_control_line,
+    ratio_not_shown,
+    ratio_text,
+)
 
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0
 DETECTED, NOT_DETECTED, NOT_RUN = "detected", "not detected", "not run"
 #: How each positive control is named in the report: what it shows.
 CONTROL_NAMES = {
@@ -56,33 +61,17 @@ WARNING = (
 )
 
 
-def _row(block: Mapping[str, Any], role: str) -> dict[str, Any] | None:
-    metric = block.get("primary_metric", PRIMARY_METRIC)
-    for row in block.get("results", []):
-        if row["role"] == role and row["metric"] == metric:
-            return dict(row)
-    return None
-
-
 def positive_control(block: Mapping[str, Any], role: str = "positive_control") -> dict[str, Any]:
     """{status: detected | not detected | not run, text}: the line under the headline for the
     control of ``role`` (positive_control: whole model; encoder_control: encoder only)."""
     name = CONTROL_NAMES[role]
-    row = _row(block, role)
+    row = role_result(block, role)
     if row is None:
         skipped = [s for s in block.get("skipped", []) if s["role"] == role]
         why = skipped[0]["reason"] if skipped else f"no contrast has role {role}"
         return {"status": NOT_RUN, "text": f"{name}: not run ({why}).", "row": None}
     detected = bool(row["significant"]) and row["favours"] == "a"
-    if detected:
-        text = f"{name}: detected — {row['a']} beats {row['b']}; {numbers_text(row, detailed=False)}."
-    else:
-        reason = (
-            f"with {row['n']} seeds no result could be significant after Holm"
-            if not row["can_reach_after_holm"]
-            else f"{row['a']} vs {row['b']} is not significantly better after Holm"
-        )
-        text = f"{name}: **not detected** — {reason}; {numbers_text(row, detailed=False)}."
+    text = positive_control_line(name, row, detected)
     return {"status": DETECTED if detected else NOT_DETECTED, "text": text, "row": row}
 
 
@@ -98,79 +87,30 @@ def false_alarm(block: Mapping[str, Any]) -> bool:
 def negative_controls(block: Mapping[str, Any]) -> list[str]:
     """One sentence per negative control on the primary metric: declared (a false alarm) or not."""
     metric = block.get("primary_metric", PRIMARY_METRIC)
-    lines = []
-    for row in block.get("results", []):
-        if row["role"] != "negative_control" or row["metric"] != metric:
-            continue
-        if row["significant"]:
-            lines.append(
-                f"Negative control: FALSE ALARM — the statistics declare {row['a']} vs {row['b']} "
-                f"(two draws of the same arm) different; {numbers_text(row, detailed=False)}. Treat every "
-                "significant contrast of this study with suspicion."
-            )
-        else:
-            lines.append(
-                f"Negative control: no difference declared between {row['a']} and {row['b']} "
-                f"(two draws of the same arm), as expected; {numbers_text(row, detailed=False)}."
-            )
-    return lines
+    return [
+        negative_control_line(row)
+        for row in block.get("results", [])
+        if row["role"] == "negative_control" and row["metric"] == metric
+    ]
 
 
 def transfer_ratio(primary: Mapping[str, Any], control: Mapping[str, Any]) -> dict[str, float | int] | None:
-    """(primary Δ) / (control Δ) with its paired-bootstrap interval, on their shared seeds."""
+    """(primary Δ) / (control Δ) with its paired-bootstrap interval (:func:`paired.transfer_ratio`),
+    on the seeds where both contrasts have a Δ."""
     a = {s: d for s, d in zip(primary["seeds"], primary["deltas"], strict=True) if d is not None}
     b = {s: d for s, d in zip(control["seeds"], control["deltas"], strict=True) if d is not None}
     seeds = sorted(set(a) & set(b))
-    if len(seeds) < 2:
-        return None
-    x = np.array([a[s] for s in seeds], dtype=np.float64)
-    y = np.array([b[s] for s in seeds], dtype=np.float64)
-    if y.mean() == 0:
-        return None
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    idx = rng.integers(0, len(seeds), size=(BOOTSTRAP_RESAMPLES, len(seeds)))
-    den = y[idx].mean(axis=1)
-    # A denominator that changes sign (or vanishes) in more than 2.5% of resamples makes
-    # the ratio unbounded: the interval is then (-inf, inf), not a percentile of a
-    # distribution with a pole in it.
-    if np.mean(np.sign(den) != np.sign(y.mean())) > 0.025:
-        return {"ratio": float(x.mean() / y.mean()), "low": -math.inf, "high": math.inf, "n": len(seeds)}
-    ratios = x[idx].mean(axis=1) / den
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return {"ratio": float(x.mean() / y.mean()), "low": float(low), "high": float(high), "n": len(seeds)}
+    ratio = paired.transfer_ratio([a[s] for s in seeds], [b[s] for s in seeds])
+    return None if ratio is None else asdict(ratio)
 
 
 def ratio_sentence(primary: Mapping[str, Any] | None, encoder: Mapping[str, Any]) -> str:
     """The transfer ratio over the encoder-only control, or why it is not shown as a number."""
     if primary is None:
         return ""
-    if encoder["status"] == NOT_RUN:
-        return (
-            "Transfer ratio not shown: the encoder-only positive control (role encoder_control) was not "
-            "run, so there is no in-domain encoder transfer to compare text transfer with."
-        )
-    control = encoder["row"]
-    quotient = f"({primary['a']} − {primary['b']}) / ({control['a']} − {control['b']})"
-    if encoder["status"] == NOT_DETECTED:
-        return (
-            "This study cannot see encoder transfer at this budget: the encoder-only positive control was "
-            f"not detected, so the transfer ratio {quotient} is not shown as a number."
-        )
-    ratio = transfer_ratio(primary, control)
-    if ratio is None:
-        return f"Transfer ratio {quotient} not shown: fewer than 2 shared seeds or a control Δ of 0."
-    if math.isinf(ratio["low"]):
-        return (
-            f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio['ratio']:.2f}, but its "
-            "interval is unbounded: the control's Δ changes sign in more than 2.5% of the bootstrap "
-            "resamples."
-        )
-    return (
-        f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio['ratio']:.2f} "
-        f"(95% paired bootstrap interval {ratio['low']:.2f} to {ratio['high']:.2f}, "
-        f"{BOOTSTRAP_RESAMPLES} resamples of {ratio['n']} seeds, seed {BOOTSTRAP_SEED}); 1 = the text "
-        "encoder helps as much as an encoder pretrained on bars behind the same interface, 0 = not at all."
-    )
+    if encoder["status"] != DETECTED:
+        return ratio_not_shown(primary, encoder["row"])
+    return ratio_text(primary, encoder["row"], transfer_ratio(primary, encoder["row"]))
 
 
 def control_summary(block: Mapping[str, Any]) -> dict[str, Any]:

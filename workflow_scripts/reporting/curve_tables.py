@@ -9,14 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workflow_scripts.reporting.formatting import fmt_value
-
-
-def _interval(point: Mapping[str, Any]) -> str:
-    if point["mean_delta"] is None:
-        return "—"
-    if point["ci_low"] is None:
-        return f"{point['mean_delta']:+.3f}"
-    return f"{point['mean_delta']:+.3f} [{point['ci_low']:+.3f}, {point['ci_high']:+.3f}]"
+from workflow_scripts.reporting.sentences import budget_cell
 
 
 def budget_rows(budget: Mapping[str, Any]) -> dict[str, Any]:
@@ -32,9 +25,7 @@ def budget_rows(budget: Mapping[str, Any]) -> dict[str, Any]:
             if point is None:
                 cells.append("—")
                 continue
-            p = "—" if point["p"] is None else f"{point['p']:.3g}"
-            mark = " *" if point["significant"] else ""
-            cells.append(f"{_interval(point)}, p = {p}{mark}")
+            cells.append(budget_cell(point))
         rows.append({"step": f"{step:,}", "cells": cells})
     return {"columns": columns, "rows": rows}
 

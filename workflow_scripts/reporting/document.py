@@ -19,6 +19,7 @@ from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC
 from workflow_scripts.reporting.planned import ok_run_keys, planned_seeds, with_planned_runs
 from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
+from workflow_scripts.reporting.runs import RunRecord
 from workflow_scripts.reporting.tuning import tuning_table
 
 TITLE = "Does a pretrained encoder help? Results across variants and seeds"
@@ -105,7 +106,7 @@ def build_context(
     """
     order = variant_order(summary["variants"])
     statuses = [
-        conclusions.RunStatus(name, int(run["seed"]), run["status"], run.get("reason") or "")
+        RunRecord(name, int(run["seed"]), run["status"], run.get("reason") or "")
         for name in order
         for run in summary["variants"][name]["runs"]
     ]

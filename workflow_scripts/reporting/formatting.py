@@ -61,17 +61,9 @@ def fmt_interval(stats: SummaryStats, digits: int = 3) -> str:
     return f"[{fmt_value(stats.ci_low, digits)}, {fmt_value(stats.ci_high, digits)}]"
 
 
-def fmt_stats_sentence(stats: SummaryStats, digits: int = 3) -> str:
-    """The form used inside sentences: ``0.312 (95% CI 0.291 to 0.333, n=3)``."""
-    if stats.mean is None:
-        return "no finite value"
-    if stats.ci_low is None or stats.ci_high is None:
-        return f"{fmt_value(stats.mean, digits)} (n={stats.n}, no confidence interval)"
-    level = round(stats.confidence * 100)
-    return (
-        f"{fmt_value(stats.mean, digits)} ({level}% CI {fmt_value(stats.ci_low, digits)} to "
-        f"{fmt_value(stats.ci_high, digits)}, n={stats.n})"
-    )
+def fmt_p(value: float | None) -> str:
+    """A p-value: three significant digits, or an em dash when there is none."""
+    return ABSENT if value is None else f"{value:.3g}"
 
 
 def seeds_phrase(n_a: int, n_b: int) -> str:

@@ -19,28 +19,52 @@ Definitions (all two-sided, ``α = 0.05`` unless given):
 - **probability of improvement** (rliable, Agarwal et al. 2021): ``P(X_a > X_b)`` over all
   ``n_a × n_b`` pairs of runs, ties counting 1/2, oriented so that "better" respects the
   metric's direction.
-- **interquartile mean (IQM)** (rliable): the mean of the middle 50% of the values,
-  ``scipy.stats.trim_mean(x, 0.25)``.
-- **power of the paired t-test** (used above 20 seeds): noncentral t, ``ncp = δ √n / sd``.
-  The power, minimum detectable effect and seeds needed of the test actually run (the
-  exact sign-flip test up to 20 seeds) are in :mod:`workflow_scripts.reporting.power`.
+- **paired share**: the share of seeds whose Δ favours a (direction-aware), ties 1/2.
+- **transfer ratio**: ``mean Δ_primary / mean Δ_control`` over the seeds both contrasts
+  share, with a percentile interval of the paired bootstrap (seeds resampled together).
+
+Intervals and the IQM over one variant's seeds are in :mod:`workflow_scripts.reporting.stats`;
+power, minimum detectable effect and seeds needed in :mod:`workflow_scripts.reporting.power`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as _st
 
+from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+
 ALPHA = 0.05
-POWER = 0.8
 EXACT_MAX_N = 20
 SIGN_FLIP = "exact paired sign-flip permutation test"
 PAIRED_T = "paired t-test"
-BOOTSTRAP_RESAMPLES = 2000
+#: share of bootstrap resamples whose control Δ may change sign before the ratio's
+#: interval is unbounded (the two tails of a 95% interval)
+RATIO_SIGN_CHANGE_LIMIT = 0.025
+
+
+class PairedTest(NamedTuple):
+    """The two-sided p of a paired test and the name of the test that produced it."""
+
+    p: float
+    test: str
+
+
+@dataclass(frozen=True)
+class TransferRatio:
+    """``mean Δ_primary / mean Δ_control`` and its paired-bootstrap percentile interval
+    over ``n`` shared seeds; ``low``/``high`` are ``∓inf`` when the interval is unbounded."""
+
+    ratio: float
+    low: float
+    high: float
+    n: int
 
 
 def _sign_matrix(n: int) -> np.ndarray:
@@ -86,12 +110,12 @@ def paired_t_pvalue(deltas: ArrayLike) -> float:
     return float(2.0 * _st.t.sf(abs(t), df=n - 1))
 
 
-def paired_test(deltas: ArrayLike) -> tuple[float, str]:
+def paired_test(deltas: ArrayLike) -> PairedTest:
     """(p, test name): the exact sign-flip test for ``n ≤ 20``, a paired t-test above."""
     values = np.asarray(deltas, dtype=np.float64)
     if values.size <= EXACT_MAX_N:
-        return float(sign_flip_pvalues(values[None, :])[0]), SIGN_FLIP
-    return paired_t_pvalue(values), PAIRED_T
+        return PairedTest(float(sign_flip_pvalues(values[None, :])[0]), SIGN_FLIP)
+    return PairedTest(paired_t_pvalue(values), PAIRED_T)
 
 
 def min_attainable_p(n: int) -> float:
@@ -151,55 +175,38 @@ def paired_share(deltas: ArrayLike, higher_is_better: bool) -> float | None:
     return float((oriented > 0).mean() + 0.5 * (oriented == 0).mean())
 
 
-def t_interval(values: ArrayLike, confidence: float = 0.95) -> tuple[float | None, float | None]:
-    """Student-t interval of the mean: ``mean ± t(1 − (1−c)/2, n−1)·sd/√n``."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size < 2:
-        return None, None
-    half = float(_st.t.ppf(0.5 + confidence / 2, df=x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    mean = float(x.mean())
-    return mean - half, mean + half
-
-
-def iqm(values: ArrayLike) -> float | None:
-    """Interquartile mean (rliable): mean of the middle 50%, ``trim_mean(x, 0.25)``."""
-    x = np.asarray(values, dtype=np.float64)
-    return None if x.size == 0 else float(_st.trim_mean(x, 0.25))
-
-
-def iqm_interval(
-    values: ArrayLike, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
-) -> tuple[float | None, float | None]:
-    """Percentile bootstrap interval of the IQM, resampling seeds with replacement.
-
-    With one task this is rliable's stratified bootstrap (one stratum). The RNG is fixed
-    (``seed``) so the report is reproducible. ``None`` for fewer than 2 values.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    if x.size < 2:
-        return None, None
-    rng = np.random.default_rng(seed)
-    samples = x[rng.integers(0, x.size, size=(resamples, x.size))]
-    stats = _st.trim_mean(samples, 0.25, axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(stats, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def t_test_power(effect_sd_units: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of the two-sided paired t-test for a true mean Δ of ``effect_sd_units`` sd."""
-    if n < 2:
-        return 0.0
-    df = n - 1
-    crit = _st.t.ppf(1 - alpha / 2, df)
-    ncp = abs(effect_sd_units) * math.sqrt(n)
-    power = float(_st.nct.sf(crit, df, ncp) + _st.nct.cdf(-crit, df, ncp))
-    return 1.0 if math.isnan(power) else power
-
-
 def pooled_ranks(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Average ranks of a's and b's values in the pooled sample (``inf`` ranks last, ties
     share their mean rank): the scale a censored metric is tested on."""
     xa = np.asarray(a, dtype=np.float64)
     ranks = _st.rankdata(np.concatenate([xa, np.asarray(b, dtype=np.float64)]), method="average")
     return ranks[: xa.size], ranks[xa.size :]
+
+
+def transfer_ratio(
+    primary: ArrayLike,
+    control: ArrayLike,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> TransferRatio | None:
+    """``mean(primary) / mean(control)`` of two Δ arrays aligned by seed, with a 95% paired
+    bootstrap percentile interval: the seeds are resampled with replacement together
+    (``resamples`` draws from ``numpy.random.default_rng(seed)``).
+
+    ``None`` with fewer than 2 seeds or a control mean of 0. When the resampled control
+    mean changes sign (or vanishes) in more than ``RATIO_SIGN_CHANGE_LIMIT`` of the
+    resamples the ratio is unbounded there, and the interval is ``(-inf, inf)`` rather than
+    a percentile of a distribution with a pole in it.
+    """
+    x = np.asarray(primary, dtype=np.float64)
+    y = np.asarray(control, dtype=np.float64)
+    n = int(x.size)
+    if n < 2 or y.mean() == 0:
+        return None
+    ratio = float(x.mean() / y.mean())
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    den = y[idx].mean(axis=1)
+    if np.mean(np.sign(den) != np.sign(y.mean())) > RATIO_SIGN_CHANGE_LIMIT:
+        return TransferRatio(ratio, -math.inf, math.inf, n)
+    low, high = np.percentile(x[idx].mean(axis=1) / den, [2.5, 97.5])
+    return TransferRatio(ratio, float(low), float(high), n)

@@ -21,6 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from workflow_scripts.reporting.formatting import fmt_p
 from workflow_scripts.reporting.stats import SummaryStats
 from workflow_scripts.reporting.tables import mean_curve
 
@@ -193,8 +194,7 @@ def paired_deltas(rows: Sequence[Mapping[str, Any]]) -> bytes:
             ax.errorbar(mean, index, xerr=[[mean - low], [high - mean]], fmt="none", ecolor="#333", capsize=4)
         if mean is not None:
             ax.plot([mean], [index], "D", color="#333", ms=7)
-        p_adj = row.get("p_adjusted")
-        p_text = "—" if p_adj is None else f"{p_adj:.3g}"
+        p_text = fmt_p(row.get("p_adjusted"))
         labels.append(f"{row['a']} − {row['b']}\n({row['role']}, n={row['n']}, Holm p={p_text})")
     ax.axvline(0.0, color="#b00020", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(rows)), labels, fontsize=8)

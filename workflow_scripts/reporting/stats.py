@@ -1,8 +1,19 @@
-"""Summary statistics over seeds, with Student-t confidence intervals.
+"""Summary statistics over seeds: mean, Student-t and bootstrap intervals, IQM.
 
 A handful of seeds is all a training study can afford, so the interval has to use the
 t distribution (a normal approximation is far too narrow for n = 2 or 3), and a single
 seed must say that it has no interval instead of pretending to a zero-width one.
+
+Definitions (each function's docstring states its own):
+
+- **Student-t interval** of a mean: ``mean ± t(1 − (1−c)/2, n−1)·sd/√n``, sd with ddof = 1;
+- **interquartile mean (IQM)** (rliable, Agarwal et al. 2021): the mean of the middle 50%
+  of the values, ``scipy.stats.trim_mean(x, 0.25)``;
+- **percentile bootstrap**: ``BOOTSTRAP_RESAMPLES`` resamples of the seeds with replacement
+  from ``numpy.random.default_rng(BOOTSTRAP_SEED)``, the interval between the
+  ``(1−c)/2`` and ``1 − (1−c)/2`` percentiles of the statistic over the resamples.
+
+All functions are pure (numpy and scipy only).
 """
 
 from __future__ import annotations
@@ -10,11 +21,24 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as _scipy_stats
 
 CONFIDENCE = 0.95
+#: resamples of every bootstrap interval in the report (IQM, transfer ratio)
+BOOTSTRAP_RESAMPLES = 2000
+#: seed of every bootstrap's RNG, so the report is reproducible
+BOOTSTRAP_SEED = 0
+
+
+class Interval(NamedTuple):
+    """A confidence interval ``[low, high]``; both ``None`` when there is none."""
+
+    low: float | None
+    high: float | None
 
 
 @dataclass(frozen=True)
@@ -111,3 +135,42 @@ def describe(values: Iterable[Any], confidence: float = CONFIDENCE) -> SummarySt
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in kept) / (n - 1))
     half = t_critical(n, confidence) * std / math.sqrt(n)
     return SummaryStats(n, mean, std, mean - half, mean + half, confidence, tuple(kept))
+
+
+def t_interval(values: ArrayLike, confidence: float = CONFIDENCE) -> Interval:
+    """Student-t interval of the mean: ``mean ± t(1 − (1−c)/2, n−1)·sd/√n`` (sd with
+    ddof = 1); no interval for fewer than 2 values."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return Interval(None, None)
+    half = float(t_critical(x.size, confidence) * x.std(ddof=1) / math.sqrt(x.size))
+    mean = float(x.mean())
+    return Interval(mean - half, mean + half)
+
+
+def iqm(values: ArrayLike) -> float | None:
+    """Interquartile mean (rliable): mean of the middle 50%, ``trim_mean(x, 0.25)``."""
+    x = np.asarray(values, dtype=np.float64)
+    return None if x.size == 0 else float(_scipy_stats.trim_mean(x, 0.25))
+
+
+def iqm_interval(
+    values: ArrayLike,
+    confidence: float = CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> Interval:
+    """Percentile bootstrap interval of the IQM, resampling seeds with replacement.
+
+    With one task this is rliable's stratified bootstrap (one stratum). The RNG is fixed
+    (``seed``) so the report is reproducible. No interval for fewer than 2 values.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return Interval(None, None)
+    rng = np.random.default_rng(seed)
+    samples = x[rng.integers(0, x.size, size=(resamples, x.size))]
+    stats = _scipy_stats.trim_mean(samples, 0.25, axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(stats, [tail, 100 - tail])
+    return Interval(float(low), float(high))

@@ -19,6 +19,7 @@ from workflow_scripts.reporting.formatting import (
     fmt_int,
     fmt_interval,
     fmt_mean_ci,
+    fmt_p,
     fmt_seconds,
     fmt_value,
 )
@@ -177,8 +178,8 @@ def contrast_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "n": row["n"],
                 "mean_delta": fmt_value(row["mean_delta"]),
                 "interval": interval or ABSENT,
-                "p": ABSENT if row["p"] is None else f"{row['p']:.3g}",
-                "p_adjusted": ABSENT if row["p_adjusted"] is None else f"{row['p_adjusted']:.3g}",
+                "p": fmt_p(row["p"]),
+                "p_adjusted": fmt_p(row["p_adjusted"]),
                 "test": row["test"],
                 "d_z": fmt_value(row["d_z"], 2),
                 "poi": fmt_value(row["prob_improvement"], 2),
