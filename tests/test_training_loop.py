@@ -271,7 +271,7 @@ def test_budget_scores_equal_a_fresh_test_pass_of_the_checkpoint_of_that_step(
 ) -> None:
     """The budget curve (issue 18): each epoch's test score is the model of that epoch, scored
     on the same fixed test masks as the final pass, by a trainer that never saw the run."""
-    from workflow_scripts.training.checkpoint import ResumeStore
+    from workflow_scripts.training.resume import ResumeStore
 
     rows = _metrics(uninterrupted / "out" / "metrics.csv")
     assert all(row["budget_test_skill"] != "" for row in rows)  # every epoch end by default

@@ -12,7 +12,7 @@ purged part to choose the checkpoint on), and exports the kept encoder with
 (``source: pretrain``) and the pretraining's provenance (source data hash, steps, seed,
 loss curve). verify_model then checks it like any checkpoint before a variant uses it.
 With --resume-dir, every epoch is committed there like a training run's
-(``training.checkpoint.ResumeStore``): a pretraining killed with ``kill -9`` resumes from
+(``training.resume.ResumeStore``): a pretraining killed with ``kill -9`` resumes from
 its last completed epoch and ends with the same weights as an uninterrupted one.
 The text checkpoint's verification.json gives the experiment's embedding scale, so the
 pretraining sees the inputs the fine-tuning will.

@@ -13,8 +13,8 @@ import torch
 
 from workflow_scripts.training.device import synchronize
 from workflow_scripts.training.loop import Trainer
-from workflow_scripts.training.metrics import masked_mse
 from workflow_scripts.training.steplog import StepLog
+from workflow_scripts.training.streaming_metrics import masked_mse
 
 
 def make_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:

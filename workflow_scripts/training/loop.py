@@ -32,14 +32,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from workflow_scripts.data.protocol import DatasetLike
 from workflow_scripts.data.timeframes import parse_timeframe
 from workflow_scripts.training.batches import epoch_order, make_source
-from workflow_scripts.training.checkpoint import (
-    restore_model,
-)
 from workflow_scripts.training.device import configure_backends, resolve_device, synchronize
 from workflow_scripts.training.evaluation import (
-    DatasetLike,
     EvalSplit,
     build_eval_split,
     channel_skill,
@@ -51,12 +48,15 @@ from workflow_scripts.training.evaluation import (
 )
 from workflow_scripts.training.freezing import encoder_frozen_at, set_encoder_frozen
 from workflow_scripts.training.masking import owner_span_masks
-from workflow_scripts.training.metrics import MetricResult, masked_mse
 from workflow_scripts.training.model import ModelShape, build_model, choose_encoder
 from workflow_scripts.training.normalisation import Batch, make_batch
 from workflow_scripts.training.optim import Schedule, build_optimizer, current_lr, set_learning_rates
 from workflow_scripts.training.precision import resolve_precision
+from workflow_scripts.training.resume import (
+    restore_model,
+)
 from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, StepLog
+from workflow_scripts.training.streaming_metrics import MetricResult, masked_mse
 
 LOG = logging.getLogger(__name__)
 

@@ -18,7 +18,12 @@ from typing import Any, cast
 import torch
 
 from workflow_scripts.io_utils import atomic_write_json
-from workflow_scripts.training.checkpoint import (
+from workflow_scripts.training.device import describe_device
+from workflow_scripts.training.evaluation import budget_curve, convergence, learning_speed, naive_report
+from workflow_scripts.training.loop import RunIdentity, Trainer
+from workflow_scripts.training.model import parameter_counts
+from workflow_scripts.training.outputs import TensorBoardLog, flatten_hparams, write_metrics_csv
+from workflow_scripts.training.resume import (
     ResumeState,
     ResumeStore,
     cpu_copy,
@@ -26,11 +31,6 @@ from workflow_scripts.training.checkpoint import (
     restore_model,
     save_weights,
 )
-from workflow_scripts.training.device import describe_device
-from workflow_scripts.training.evaluation import budget_curve, convergence, learning_speed, naive_report
-from workflow_scripts.training.loop import RunIdentity, Trainer
-from workflow_scripts.training.model import parameter_counts
-from workflow_scripts.training.outputs import TensorBoardLog, flatten_hparams, write_metrics_csv
 
 LOG = logging.getLogger(__name__)
 
