@@ -131,9 +131,11 @@ def write_dataset(directory: Path, point: Point, n_rows: int = 40_000) -> Path:
 
 
 def build_trainer(point: Point, root: Path) -> Any:
+    # The training modules import transformers, which reads HF_HUB_OFFLINE when imported:
+    # bench imports them only after main() has set it, as everywhere in this module.
     from workflow_scripts.config import load_experiment
     from workflow_scripts.data.derived import load_derived
-    from workflow_scripts.training.loop import Trainer
+    from workflow_scripts.training.build import Trainer
 
     data_dir = write_dataset(root / f"data-{point.seq_len}-{point.patch_len}-{point.n_timeframes}", point)
     model_dir = write_model_config(root / f"model-{point.model}", point.model)
@@ -158,13 +160,14 @@ def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[st
     of background load or a cold cache does not land on one side only.
     """
     from workflow_scripts.training.bench_hooks import make_bare_step_fn, make_step_fn, time_steps
+    from workflow_scripts.training.loop import epoch_generators, train_batch
 
     trainer = build_trainer(point, root)
     project_step, bare_step = make_step_fn(trainer), make_bare_step_fn(trainer)
-    order, mask_generator = trainer.epoch_generators(1)
+    order, mask_generator = epoch_generators(trainer, 1)
 
     def batch_step() -> None:
-        trainer.train_batch(order[0], mask_generator)
+        train_batch(trainer, order[0], mask_generator)
 
     project = bare = batch = float("inf")
     for _ in range(rounds):
