@@ -206,7 +206,7 @@ def test_train_entry_point_loads_the_timeseries_encoder_and_offsets_the_seed(
     import torch
 
     from workflow_scripts.models.loading import load_encoder
-    from workflow_scripts.train import encoder_loader
+    from workflow_scripts.training.identity import encoder_loader
 
     _pretrain(derived, text_model, tmp_path / "ts")
     load = encoder_loader(tmp_path / "ts", 1000)

@@ -17,7 +17,10 @@ from tests.tiny_models import make_tiny_t5
 from tests.training_support import variant, variant_json, verified_model, write_synthetic_derived
 from workflow_scripts import train
 from workflow_scripts.data.derived import DerivedDataset, load_derived
-from workflow_scripts.training.loop import InjectedFailure, NonFiniteError, RunIdentity, Trainer
+from workflow_scripts.training import identity
+from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.identity import RunIdentity
+from workflow_scripts.training.loop import InjectedFailure, NonFiniteError, fit, score_on_test
 from workflow_scripts.training.outputs import METRIC_COLUMNS, TIMING_COLUMNS
 
 IDENTITY = RunIdentity("config", "model", "data", "resume-key")
@@ -58,7 +61,7 @@ def _fit(
     dataset: DerivedDataset, model_dir: Path, root: Path, config: Any, resume: Path | None = None
 ) -> dict:
     trainer = Trainer(config, 0, dataset, model_dir, patch_len=8)
-    return trainer.fit(root / "out", root / "tb", resume or root / "resume", IDENTITY)
+    return fit(trainer, root / "out", root / "tb", resume or root / "resume", IDENTITY)
 
 
 def _metrics(path: Path) -> list[dict[str, str]]:
@@ -95,7 +98,7 @@ def test_a_nan_stops_the_run_naming_epoch_and_step(
     with torch.no_grad():
         trainer.model.head.proj.bias.fill_(float("nan"))
     with pytest.raises(NonFiniteError, match=r"non-finite training loss \(nan\) at epoch 1, step 1 of 4"):
-        trainer.fit(tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
+        fit(trainer, tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
@@ -129,7 +132,7 @@ def test_owners_computed_per_batch_give_the_same_run(
     monkeypatch.setattr(batches, "OWNER_INDEX_MAX_BYTES", 0)
     trainer = Trainer(variant("freeze", **RESUME_CONFIG), 0, dataset, t5_dir, patch_len=8)
     assert trainer.train_source.owners is None
-    trainer.fit(tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
+    fit(trainer, tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
     assert _metrics(tmp_path / "out" / "metrics.csv") == _metrics(uninterrupted / "out" / "metrics.csv")
 
 
@@ -240,7 +243,7 @@ def test_entry_point_writes_the_contract_outputs(data_dir: Path, verified_t5: Pa
     assert [int(row["epoch"]) for row in scored] == [summary["best_epoch"]]
     assert float(scored[0]["test_skill"]) == pytest.approx(test["skill"])
     verification = json.loads((verified_t5 / "verification.json").read_text())
-    assert summary["model_hash"] == train.model_hash(verification)
+    assert summary["model_hash"] == identity.model_hash(verification)
     assert len(_metrics(out / "metrics.csv")) == 2
     assert load_file(out / "best.safetensors")
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
@@ -257,13 +260,13 @@ def test_entry_point_refuses_an_unverified_model(
 
 def test_resume_key_ignores_only_the_failure_switch_and_descriptions() -> None:
     base = variant("freeze", **RESUME_CONFIG).to_params()
-    key = train.resume_key(base, 0, "m", "d")
+    key = identity.resume_key(base, 0, "m", "d")
     failing = variant("freeze", inject_failure_at_epoch=2, description="x", **RESUME_CONFIG).to_params()
-    assert train.resume_key(failing, 0, "m", "d") == key
+    assert identity.resume_key(failing, 0, "m", "d") == key
     changed = variant("freeze", learning_rate=1e-3, **RESUME_CONFIG).to_params()
-    assert train.resume_key(changed, 0, "m", "d") != key
-    assert train.resume_key(base, 1, "m", "d") != key
-    assert train.resume_key(base, 0, "m", "other-data") != key
+    assert identity.resume_key(changed, 0, "m", "d") != key
+    assert identity.resume_key(base, 1, "m", "d") != key
+    assert identity.resume_key(base, 0, "m", "other-data") != key
 
 
 def test_budget_scores_equal_a_fresh_test_pass_of_the_checkpoint_of_that_step(
@@ -271,7 +274,7 @@ def test_budget_scores_equal_a_fresh_test_pass_of_the_checkpoint_of_that_step(
 ) -> None:
     """The budget curve (issue 18): each epoch's test score is the model of that epoch, scored
     on the same fixed test masks as the final pass, by a trainer that never saw the run."""
-    from workflow_scripts.training.checkpoint import ResumeStore
+    from workflow_scripts.training.resume import ResumeStore
 
     rows = _metrics(uninterrupted / "out" / "metrics.csv")
     assert all(row["budget_test_skill"] != "" for row in rows)  # every epoch end by default
@@ -288,7 +291,7 @@ def test_budget_scores_equal_a_fresh_test_pass_of_the_checkpoint_of_that_step(
     state = ResumeStore(resume, IDENTITY.resume_key).load()
     assert state is not None and state.epoch == 2
     fresh = Trainer(variant("freeze", **RESUME_CONFIG), 0, dataset, t5_dir, patch_len=8)
-    test, _naive = fresh.test_pass(state.model)
+    test, _naive = score_on_test(fresh, state.model)
     assert test["loss"] == float(rows[1]["budget_test_loss"])
     assert test["skill"] == pytest.approx(float(rows[1]["budget_test_skill"]), abs=0, rel=1e-12)
     assert set(test["channel_skill"]) == {

@@ -14,8 +14,9 @@ from tests.tiny_models import make_tiny_bert, make_tiny_t5
 from tests.training_support import variant, write_synthetic_derived
 from workflow_scripts.data.derived import DerivedDataset, load_derived
 from workflow_scripts.training.bench_hooks import make_step_fn
+from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.freezing import norm_parameters
-from workflow_scripts.training.loop import Trainer
+from workflow_scripts.training.loop import train_batch, train_epoch
 from workflow_scripts.training.model import input_embedding_weight
 from workflow_scripts.training.optim import optimizer_parameter_ids
 from workflow_scripts.training.precision import PrecisionError
@@ -105,7 +106,7 @@ def test_pretrained_and_random_arms_get_identical_step_zero_patch_embeddings(
     arms = {init: _trainer(dataset, t5_dir, init=init) for init in ("pretrained", "random")}
     idx = torch.arange(16)
     generator = torch.Generator().manual_seed(3)
-    batch = arms["pretrained"].train_batch(idx, generator)
+    batch = train_batch(arms["pretrained"], idx, generator)
     with torch.no_grad():
         tokens = {init: trainer.model.embed(batch.inputs, batch.mask) for init, trainer in arms.items()}
     assert torch.equal(tokens["pretrained"], tokens["random"])
@@ -129,11 +130,11 @@ def test_frozen_encoder_is_bit_identical_until_unfrozen_then_changes(
     trainer = _trainer(dataset, t5_dir, freeze_epochs=1, epochs=2, steps_per_epoch=3, warmup_steps=1)
     initial = _encoder_params(trainer)
     embedding_before = trainer.model.embedding.proj.weight.detach().clone()
-    trainer.train_epoch(1)
+    train_epoch(trainer, 1)
     after_frozen = _encoder_params(trainer)
     assert all(torch.equal(initial[n], after_frozen[n]) for n in initial)
     assert not torch.equal(embedding_before, trainer.model.embedding.proj.weight)  # new layers learn
-    row, _ = trainer.train_epoch(2)
+    row, _ = train_epoch(trainer, 2)
     after_unfrozen = _encoder_params(trainer)
     unused = input_embedding_weight(trainer.model.encoder)
     changed = [n for n in initial if not torch.equal(initial[n], after_unfrozen[n])]
@@ -162,7 +163,7 @@ def test_frozen_ln_trains_only_the_encoder_norms(dataset: DerivedDataset, t5_dir
         warmup_steps=1,
     )
     initial = _encoder_params(trainer)
-    trainer.train_epoch(1)
+    train_epoch(trainer, 1)
     encoder = trainer.model.encoder
     assert encoder is not None
     norms = {id(p) for p in norm_parameters(encoder)}
@@ -174,7 +175,7 @@ def test_frozen_ln_trains_only_the_encoder_norms(dataset: DerivedDataset, t5_dir
 def test_fp32_and_bf16_paths_train(dataset: DerivedDataset, t5_dir: Path, precision: str) -> None:
     trainer = _trainer(dataset, t5_dir, precision=precision, steps_per_epoch=3)
     assert trainer.precision.name == precision
-    row, result = trainer.train_epoch(1)
+    row, result = train_epoch(trainer, 1)
     assert torch.isfinite(torch.tensor([row["train_loss"], row["val_loss"], result.correlation])).all()
 
 
@@ -188,7 +189,7 @@ def test_optional_variants_and_other_encoders_train(
 ) -> None:
     no_encoder = _trainer(dataset, t5_dir, encoder="none", steps_per_epoch=2)
     assert no_encoder.model.encoder is None
-    no_encoder.train_epoch(1)
+    train_epoch(no_encoder, 1)
     small = _trainer(
         dataset,
         t5_dir,
@@ -198,13 +199,13 @@ def test_optional_variants_and_other_encoders_train(
         steps_per_epoch=2,
     )
     assert small.model.encoder is not None and small.model.encoder.config.d_model == 16
-    small.train_epoch(1)
+    train_epoch(small, 1)
     with pytest.raises(ValueError, match=r"small_encoder\.hidden_layers"):
         _trainer(dataset, t5_dir, encoder="small", init="random", small_encoder={"hidden_layers": 1})
     bert = _trainer(dataset, make_tiny_bert(tmp_path / "bert"), steps_per_epoch=2, freeze_epochs=1)
-    bert.train_epoch(1)
+    train_epoch(bert, 1)
     forecast = _trainer(dataset, t5_dir, task="forecast", horizon=4, steps_per_epoch=2)
-    row, _ = forecast.train_epoch(1)
+    row, _ = train_epoch(forecast, 1)
     assert set(forecast.naive_val) == {"window_mean", "last_value", "seasonal_naive"}
     assert row["val_correlation"] == row["val_correlation"]  # not NaN
 
@@ -228,7 +229,7 @@ def test_token_layouts_cover_every_bar_once_and_train(
         assert torch.equal(tokens_out, model.embed(changed, mask))
         assert model(windows, mask).shape == windows.shape
     assert tokens_out.shape[1] == shape.n_tokens
-    row, _ = trainer.train_epoch(1)
+    row, _ = train_epoch(trainer, 1)
     assert np.isfinite(row["val_loss"])
 
 
@@ -238,5 +239,5 @@ def test_a_validation_skill_of_exactly_zero_is_recorded_not_taken_for_missing(
     """As good as naive is 0.0, a number: it must neither become NaN nor stop the run."""
     trainer = _trainer(dataset, t5_dir, steps_per_epoch=1)
     monkeypatch.setattr(trainer, "skill", lambda result, naive: {"skill": 0.0})
-    row, _ = trainer.train_epoch(1)
+    row, _ = train_epoch(trainer, 1)
     assert row["val_skill"] == 0.0

@@ -13,9 +13,7 @@ import torch
 from scipy import stats
 
 from workflow_scripts.training.batches import DataShapeError, epoch_order, eval_subset, make_source
-from workflow_scripts.training.checkpoint import MODEL_FILE, ResumeStore
 from workflow_scripts.training.masking import evaluation_masks, sample_span_masks, span_count
-from workflow_scripts.training.metrics import StreamingMetrics, masked_mse, pearson_from_sums, to_channels
 from workflow_scripts.training.naive import (
     forecast_baselines,
     reconstruct_baselines,
@@ -25,6 +23,13 @@ from workflow_scripts.training.naive import (
 from workflow_scripts.training.optim import Schedule
 from workflow_scripts.training.outputs import METRIC_COLUMNS, metrics_csv_text
 from workflow_scripts.training.precision import PrecisionError, resolve_precision
+from workflow_scripts.training.resume import MODEL_FILE, ResumeStore
+from workflow_scripts.training.streaming_metrics import (
+    StreamingMetrics,
+    masked_mse,
+    pearson_from_sums,
+    to_channels,
+)
 
 CPU = torch.device("cpu")
 

@@ -1,4 +1,4 @@
-"""Learning-rate selection per arm, on validation only (issue 19; workflow_scripts/config_tune.py).
+"""Learning-rate selection per arm, on validation only (issue 19; workflow_scripts/config/tune.py).
 
 Unit tests of the grid, the selection and the validation-only run, then the DAG: tuning
 runs as Snakemake jobs, a tuned arm training at its chosen rates, the report's table, and
@@ -145,7 +145,9 @@ def test_a_tuning_run_never_reads_the_test_split(tmp_path: Path) -> None:
     from tests.tiny_models import make_tiny_t5
     from tests.training_support import verified_model
     from workflow_scripts.data.derived import load_derived
-    from workflow_scripts.training.loop import RunIdentity, Trainer
+    from workflow_scripts.training.build import Trainer
+    from workflow_scripts.training.identity import RunIdentity
+    from workflow_scripts.training.loop import fit
 
     model = verified_model(make_tiny_t5(tmp_path / "t5"), tmp_path / "model")
     dataset = _Recorder(load_derived(write_synthetic_derived(tmp_path / "derived")))
@@ -158,7 +160,7 @@ def test_a_tuning_run_never_reads_the_test_split(tmp_path: Path) -> None:
         device=torch.device("cpu"),
     )
     identity = RunIdentity("c", "m", "d", "k")
-    summary = trainer.fit(tmp_path / "run", tmp_path / "tb", tmp_path / "resume", identity, with_test=False)
+    summary = fit(trainer, tmp_path / "run", tmp_path / "tb", tmp_path / "resume", identity, with_test=False)
     assert dataset.read == {"train", "val"}
     assert summary["test"] is None and summary["final"]["val_loss"] > 0
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.csv", "summary.json"]

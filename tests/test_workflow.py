@@ -176,7 +176,10 @@ def test_reordering_config_keys_plans_nothing(completed_run: Path) -> None:
     ("module", "expected"),
     [
         ("workflow_scripts/reporting/plots.py", ["all", "report"]),
-        ("workflow_scripts/training/metrics.py", ["all", "collect", "reference", "report", *["train"] * 10]),
+        (
+            "workflow_scripts/training/streaming_metrics.py",
+            ["all", "collect", "reference", "report", *["train"] * 10],
+        ),
         (
             "workflow_scripts/data/resample.py",
             ["all", "collect", "preprocess", "reference", "report", *["train"] * 10],

@@ -39,6 +39,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workflow_scripts.config import load_experiment
+from workflow_scripts.data.benchmark import benchmark_preprocess
+from workflow_scripts.data.derived import load_derived
+from workflow_scripts.data.pipeline import preprocess
+from workflow_scripts.data.spec import data_config_from_params
+from workflow_scripts.data.synthetic import synthetic_ohlc
+from workflow_scripts.jobs.io_utils import atomic_write_json
+from workflow_scripts.jobs.logs import setup_logging
+
+# torch, transformers and the training modules (which import transformers) are imported
+# inside the functions that use them: huggingface_hub reads HF_HUB_OFFLINE when it is
+# imported, and main() sets it first.
+
 MODEL_SIZES: dict[str, dict[str, int]] = {
     "tiny": {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4, "vocab_size": 64},
     "mini": {"d_model": 128, "d_kv": 32, "d_ff": 512, "num_layers": 2, "num_heads": 4, "vocab_size": 1024},
@@ -108,9 +121,6 @@ def write_model_config(directory: Path, size: str) -> Path:
 
 def write_dataset(directory: Path, point: Point, n_rows: int = 40_000) -> Path:
     """Synthetic m1 bars through the real preprocess pipeline."""
-    from workflow_scripts.data.pipeline import preprocess
-    from workflow_scripts.data.spec import data_config_from_params
-    from workflow_scripts.data.synthetic import synthetic_ohlc
 
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / "bars_m1.parquet"
@@ -131,9 +141,7 @@ def write_dataset(directory: Path, point: Point, n_rows: int = 40_000) -> Path:
 
 
 def build_trainer(point: Point, root: Path) -> Any:
-    from workflow_scripts.config import load_experiment
-    from workflow_scripts.data.derived import load_derived
-    from workflow_scripts.training.loop import Trainer
+    from workflow_scripts.training.build import Trainer
 
     data_dir = write_dataset(root / f"data-{point.seq_len}-{point.patch_len}-{point.n_timeframes}", point)
     model_dir = write_model_config(root / f"model-{point.model}", point.model)
@@ -158,13 +166,14 @@ def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[st
     of background load or a cold cache does not land on one side only.
     """
     from workflow_scripts.training.bench_hooks import make_bare_step_fn, make_step_fn, time_steps
+    from workflow_scripts.training.loop import epoch_generators, train_batch
 
     trainer = build_trainer(point, root)
     project_step, bare_step = make_step_fn(trainer), make_bare_step_fn(trainer)
-    order, mask_generator = trainer.epoch_generators(1)
+    order, mask_generator = epoch_generators(trainer, 1)
 
     def batch_step() -> None:
-        trainer.train_batch(order[0], mask_generator)
+        train_batch(trainer, order[0], mask_generator)
 
     project = bare = batch = float("inf")
     for _ in range(rounds):
@@ -304,8 +313,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.point:
         print(json.dumps(run_point(Point(**json.loads(args.point)), args.iters or 5)))
         return 0
-    from workflow_scripts.data.benchmark import benchmark_preprocess
-    from workflow_scripts.jobs.logs import setup_logging
 
     log = setup_logging("workflow_scripts.bench")
     iters = args.iters or (5 if args.quick else 20)
@@ -326,8 +333,6 @@ def main(argv: list[str] | None = None) -> int:
         result["scaling"] = measure_scaling(dataclasses.replace(point, model="tiny"), iters)
     line = json.dumps(result)
     if args.out:
-        from workflow_scripts.jobs.io_utils import atomic_write_json
-
         atomic_write_json(args.out, result)
     print(line)
     return 0

@@ -12,7 +12,7 @@ purged part to choose the checkpoint on), and exports the kept encoder with
 (``source: pretrain``) and the pretraining's provenance (source data hash, steps, seed,
 loss curve). verify_model then checks it like any checkpoint before a variant uses it.
 With --resume-dir, every epoch is committed there like a training run's
-(``training.checkpoint.ResumeStore``): a pretraining killed with ``kill -9`` resumes from
+(``training.resume.ResumeStore``): a pretraining killed with ``kill -9`` resumes from
 its last completed epoch and ends with the same weights as an uninterrupted one.
 The text checkpoint's verification.json gives the experiment's embedding scale, so the
 pretraining sees the inputs the fine-tuning will.
@@ -21,6 +21,7 @@ pretraining sees the inputs the fine-tuning will.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import shutil
@@ -28,9 +29,20 @@ import tempfile
 from pathlib import Path
 from typing import Any, cast
 
+from transformers.utils import logging as hf_logging
+
+from workflow_scripts.config.pretraining import PretrainConfig
+from workflow_scripts.data.derived import load_derived
+from workflow_scripts.data.source_split import SourceDataset
 from workflow_scripts.jobs.io_utils import config_hash
 from workflow_scripts.jobs.logs import setup_logging
-from workflow_scripts.train import RESUME_FORMAT
+from workflow_scripts.models.loading import load_config, require_verified
+from workflow_scripts.models.manifest import file_records, write_manifest
+from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.device import limit_threads
+from workflow_scripts.training.identity import RunIdentity, model_hash, patch_len_of, pretrain_resume_key
+from workflow_scripts.training.loop import fit
+from workflow_scripts.training.transfer import STAGE1_LAYERS_FILE, export_new_layers
 
 #: Files of the exported directory besides manifest.json and stage1_layers.safetensors
 #: (the patch embedding and head, which ``init: timeseries`` runs start from too:
@@ -55,20 +67,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="resume state (not a declared output); without it a killed pretraining starts over",
     )
     return parser.parse_args(argv)
-
-
-def pretrain_resume_key(params: dict[str, Any], hashes: dict[str, str]) -> str:
-    """Key of the resume state: the settings, weights and data, not the test-only failure switch."""
-    settings = json.loads(json.dumps(params))
-    settings["train"].pop("inject_failure_at_epoch", None)
-    return config_hash(
-        {
-            "format": RESUME_FORMAT,
-            "pretrain": settings,
-            "model_hash": hashes["model_hash"],
-            "data": hashes["data_hash"],
-        }
-    )
 
 
 def loss_curve(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,16 +94,6 @@ def pretrain(
 ) -> dict[str, Any]:
     """Train (resuming from ``resume_dir``), export and return the manifest (written last, as
     download_model does)."""
-    from workflow_scripts.config.pretraining import PretrainConfig
-    from workflow_scripts.data.derived import load_derived
-    from workflow_scripts.data.source_split import SourceDataset
-    from workflow_scripts.models.loading import load_config, require_verified
-    from workflow_scripts.models.manifest import file_records, write_manifest
-    from workflow_scripts.train import model_hash, patch_len_of
-    from workflow_scripts.training.device import limit_threads
-    from workflow_scripts.training.loop import RunIdentity, Trainer
-    from workflow_scripts.training.transfer import STAGE1_LAYERS_FILE, export_new_layers
-
     log.info("%d CPU threads", limit_threads())
     verification = require_verified(model_dir)
     config = PretrainConfig.from_params(params)
@@ -135,18 +123,67 @@ def pretrain(
         experiment_rms=verification.get("token_embedding_rms"),
     )
     out_dir = Path(out_dir)
+    identity = RunIdentity(**hashes, resume_key=pretrain_resume_key(config.to_params(), hashes))
+    summary, history = _train(trainer, out_dir, resume_dir, identity)
+    stage1_layers = export_encoder(trainer, model_dir, out_dir)
+    steps = int(summary["epochs_completed"]) * variant.train.steps_per_epoch
+    provenance = {
+        "architecture_from": str(model_dir),
+        "architecture_model_hash": hashes["model_hash"],
+        "seed": config.seed,
+        "steps": steps,
+        "planned_steps": variant.train.epochs * variant.train.steps_per_epoch,
+        "best_epoch": summary["best_epoch"],
+        "source_data_dir": str(data_dir),
+        "source_data_hash": hashes["data_hash"],
+        "source_split": {
+            "split": "train",
+            "train_samples": [0, n_train],
+            "val_samples": [first_val, n_source],
+            "purge_gap_samples": first_val - n_train,
+        },
+        "settings": config.to_params(),
+        "config_hash": hashes["config_hash"],
+        "loss_curve": loss_curve(history),
+        "best_val_loss": summary["best"]["val_loss"],
+        "resumed_from_epoch": summary["resumed_from_epoch"],
+        "stage1_layers": stage1_layers,
+    }
+    manifest: dict[str, Any] = {
+        "name_or_path": f"pretrain:{verification.get('name_or_path')}",
+        "requested_revision": None,
+        "resolved_revision": None,
+        "source": "pretrain",
+        "files": file_records(out_dir, EXPORTED),
+        "pretrain": provenance,
+    }
+    write_manifest(out_dir, manifest)
+    log.info("pretrain: exported %s after %d steps -> %s", ", ".join(EXPORTED), steps, out_dir)
+    return manifest
+
+
+def _train(
+    trainer: Trainer, out_dir: Path, resume_dir: Path | None, identity: RunIdentity
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Empty ``out_dir``, then train in a temporary directory: the run's summary and history."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="pretrain-") as work:
         work_dir = Path(work)
-        summary = trainer.fit(
+        summary = fit(
+            trainer,
             work_dir / "run",
             work_dir / "tensorboard",
             resume_dir if resume_dir is not None else work_dir / "resume",
-            RunIdentity(**hashes, resume_key=pretrain_resume_key(config.to_params(), hashes)),
+            identity,
         )
-        history = _read_history(work_dir / "run" / "metrics.csv")
+        return summary, _read_history(work_dir / "run" / "metrics.csv")
+
+
+def export_encoder(trainer: Trainer, model_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Save the trained encoder (``save_pretrained``) and the new layers in ``out_dir``; return
+    the stage1 layers' record. Files an encoder checkpoint does not hold are removed."""
     encoder = cast(Any, trainer.model.encoder)  # a transformers PreTrainedModel
     if encoder is None:
         raise RuntimeError("the pretrained model has no encoder to export")
@@ -160,49 +197,10 @@ def pretrain(
     extra = [name for name in extra if name != STAGE1_LAYERS_FILE]
     for name in extra:  # e.g. generation_config.json: not part of an encoder checkpoint
         (out_dir / name).unlink()
-    steps = int(summary["epochs_completed"]) * variant.train.steps_per_epoch
-    manifest: dict[str, Any] = {
-        "name_or_path": f"pretrain:{verification.get('name_or_path')}",
-        "requested_revision": None,
-        "resolved_revision": None,
-        "source": "pretrain",
-        "files": file_records(out_dir, EXPORTED),
-        "pretrain": {
-            "architecture_from": str(model_dir),
-            "architecture_model_hash": hashes["model_hash"],
-            "seed": config.seed,
-            "steps": steps,
-            "planned_steps": variant.train.epochs * variant.train.steps_per_epoch,
-            "best_epoch": summary["best_epoch"],
-            "source_data_dir": str(data_dir),
-            "source_data_hash": hashes["data_hash"],
-            "source_split": {
-                "split": "train",
-                "train_samples": [0, n_train],
-                "val_samples": [first_val, n_source],
-                "purge_gap_samples": first_val - n_train,
-            },
-            "settings": config.to_params(),
-            "config_hash": hashes["config_hash"],
-            "loss_curve": loss_curve(history),
-            "best_val_loss": summary["best"]["val_loss"],
-            "resumed_from_epoch": summary["resumed_from_epoch"],
-            "stage1_layers": stage1_layers,
-        },
-    }
-    write_manifest(out_dir, manifest)
-    log.info(
-        "pretrain: exported %s after %d steps -> %s",
-        ", ".join(EXPORTED),
-        steps,
-        out_dir,
-    )
-    return manifest
+    return stage1_layers
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
-    import csv
-
     with open(path, encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [
@@ -219,22 +217,14 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = setup_logging("workflow_scripts.pretrain")
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()
     try:
-        pretrain(
-            json.loads(args.pretrain_json),
-            args.data_dir,
-            args.model_dir,
-            args.out_dir,
-            log,
-            resume_dir=args.resume_dir,
-        )
+        params = json.loads(args.pretrain_json)
+        pretrain(params, args.data_dir, args.model_dir, args.out_dir, log, resume_dir=args.resume_dir)
+        return 0
     except Exception:
         log.exception("pretraining failed")
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -24,24 +24,30 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.jobs.io_utils import config_hash
+from transformers.utils import logging as hf_logging
+
+from workflow_scripts.config import TIMESERIES_INITS, VariantConfig
+from workflow_scripts.config.tune import RATE_KEYS, with_rates
+from workflow_scripts.data.derived import DerivedFormatError, load_derived
 from workflow_scripts.jobs.logs import setup_logging
-
-#: Bumped when the resume state's layout changes, so old state is never misread.
-RESUME_FORMAT = 1
-
-#: Variant keys that cannot change what training computes: a state saved under one value
-#: may be resumed under another (the failure switch is removed to let the rerun finish).
-_RESUME_NEUTRAL_KEYS = ("description", "enabled")
-_RESUME_NEUTRAL_TRAIN_KEYS = ("inject_failure_at_epoch",)
-
-
-class InputError(ValueError):
-    """A bad command-line value or input file; the message names it."""
+from workflow_scripts.models.loading import ModelLoadError, ModelNotVerifiedError, require_verified
+from workflow_scripts.training.batches import DataShapeError
+from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.device import DeviceError, limit_threads
+from workflow_scripts.training.identity import (
+    InputError,
+    RunIdentity,
+    encoder_loader,
+    patch_len_of,
+    pretrain_layers_record,
+    variant_identity,
+)
+from workflow_scripts.training.loop import InjectedFailure, NonFiniteError, fit
+from workflow_scripts.training.precision import PrecisionError
+from workflow_scripts.training.transfer import TransferError, load_new_layers
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,8 +90,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def tuned_rates(path: Path, variant_name: str) -> dict[str, float]:
     """The learning rates select_lr chose for ``variant_name`` (its selected.json)."""
-    from workflow_scripts.config.tune import RATE_KEYS
-
     try:
         selected = json.loads(Path(path).read_text(encoding="utf-8"))
         if selected["variant"] != variant_name:
@@ -97,80 +101,25 @@ def tuned_rates(path: Path, variant_name: str) -> dict[str, float]:
         raise InputError(f"--rates {path} is not a readable selected.json ({error})") from error
 
 
-def patch_len_of(manifest: Mapping[str, Any], where: Path) -> int:
-    """The patch length the data was prepared for, from the derived manifest."""
-    for section in (manifest, manifest.get("config") or {}, manifest.get("data") or {}):
-        if isinstance(section, Mapping) and "patch_len" in section:
-            return int(section["patch_len"])
-    raise InputError(f"{where / 'manifest.json'}: no 'patch_len' key (top level or under 'config')")
-
-
-def model_hash(verification: Mapping[str, Any]) -> str:
-    """Hash of the verified weights: their paths and sha256s from verification.json."""
-    weights = sorted((item["path"], item["sha256"]) for item in verification["weights"])
-    return config_hash([{"path": path, "sha256": sha} for path, sha in weights])
-
-
-def resume_key(params: Mapping[str, Any], seed: int, model: str, data: str) -> str:
-    """Key of the resume state: everything that changes what training computes, nothing else."""
-    variant = {k: v for k, v in params.items() if k not in _RESUME_NEUTRAL_KEYS}
-    variant["train"] = {k: v for k, v in params["train"].items() if k not in _RESUME_NEUTRAL_TRAIN_KEYS}
-    return config_hash(
-        {"format": RESUME_FORMAT, "variant": variant, "seed": seed, "model_hash": model, "data_hash": data}
-    )
-
-
-def encoder_loader(init_dir: Path | None, init_seed_offset: int = 0) -> Any:
-    """``load_encoder`` with the control arms' two extensions (docs/controls.md).
-
-    ``init="timeseries"`` and ``"timeseries_encoder"`` load ``init_dir``'s pretrained
-    encoder; ``init="random"`` draws the encoder with ``seed + init_seed_offset``.
-    Everything else is ``load_encoder``.
-    """
-    from workflow_scripts.config import TIMESERIES_INITS
-    from workflow_scripts.models.loading import load_encoder
-
-    def load(model_dir: Path, init: str, *, seed: int = 0) -> Any:
-        if init in TIMESERIES_INITS:
-            if init_dir is None:
-                raise InputError(f"init: {init} needs --init-dir (the verified pretrain output)")
-            return load_encoder(init_dir, "pretrained", seed=seed)
-        if init == "random":
-            return load_encoder(model_dir, "random", seed=seed + init_seed_offset)
-        return load_encoder(model_dir, init, seed=seed)  # type: ignore[arg-type]
-
-    return load
-
-
 def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
     trainer, identity = prepare(args, log)
-    return trainer.fit(
-        args.out_dir, args.tensorboard_dir, args.resume_dir, identity, with_test=not args.validation_only
+    return fit(
+        trainer,
+        args.out_dir,
+        args.tensorboard_dir,
+        args.resume_dir,
+        identity,
+        with_test=not args.validation_only,
     )
 
 
-def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Any, Any]:
-    """The run's Trainer at step 0 (every weight in place) and its identity hashes."""
-    from workflow_scripts.config import TIMESERIES_INITS, VariantConfig
-    from workflow_scripts.data.derived import load_derived
-    from workflow_scripts.models.loading import require_verified
-    from workflow_scripts.training.device import limit_threads
-    from workflow_scripts.training.loop import RunIdentity, Trainer
-
-    log.info("%d CPU threads", limit_threads())
-    verification = require_verified(args.model_dir)
-    init_verification = require_verified(args.init_dir) if args.init_dir is not None else None
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the job log gets the training progress bar only
+def load_variant(args: argparse.Namespace, log: logging.Logger) -> VariantConfig:
+    """The variant of ``--variant-json``, at the rates its tuning chose when ``--rates`` is given."""
     try:
-        params = json.loads(args.variant_json)
-        variant = VariantConfig.from_params(params)
+        variant = VariantConfig.from_params(json.loads(args.variant_json))
     except (ValueError, TypeError, KeyError) as error:
         raise InputError(f"--variant-json is not a valid VariantConfig: {error}") from error
     if args.rates is not None:
-        from workflow_scripts.config.tune import with_rates
-
         variant = with_rates(variant, tuned_rates(args.rates, args.rates_of or variant.name))
         log.info(
             "rates chosen by tuning (%s): learning_rate %g, encoder_learning_rate %g",
@@ -178,32 +127,28 @@ def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Any, Any]:
             variant.train.learning_rate,
             variant.train.encoder_learning_rate,
         )
+    return variant
+
+
+def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Trainer, RunIdentity]:
+    """The run's Trainer at step 0 (every weight in place) and its identity hashes."""
+    log.info("%d CPU threads", limit_threads())
+    verification = require_verified(args.model_dir)
+    init_verification = require_verified(args.init_dir) if args.init_dir is not None else None
+    hf_logging.disable_progress_bar()  # the job log gets the training progress bar only
+    variant = load_variant(args, log)
     params = variant.to_params()
     if variant.init in TIMESERIES_INITS and init_verification is None:
         raise InputError(f"variant {variant.name} has init: {variant.init} but no --init-dir was given")
     dataset = load_derived(args.data_dir)
-    weights_hash = model_hash(verification)
     layers_record = None
+    timeseries = None
     if variant.init in TIMESERIES_INITS and init_verification is not None:
         # timeseries_encoder reads no stage1 layers, so their hash is not part of its identity.
         if variant.init == "timeseries":
             layers_record = pretrain_layers_record(args.init_dir)
-        weights_hash = config_hash(
-            {
-                "text": weights_hash,
-                "timeseries": model_hash(init_verification),
-                "stage1_layers": (layers_record or {}).get("sha256"),
-            }
-        )
-    hashes = {
-        "config_hash": config_hash({"variant": params, "seed": args.seed}),
-        "model_hash": weights_hash,
-        "data_hash": config_hash(dataset.manifest),
-    }
-    identity = RunIdentity(
-        **hashes,
-        resume_key=resume_key(params, args.seed, hashes["model_hash"], hashes["data_hash"]),
-    )
+        timeseries = (init_verification, layers_record)
+    identity = variant_identity(params, args.seed, verification, dataset.manifest, timeseries)
     log.info(
         "train %s seed %d: config %s, model %s, data %s",
         variant.name,
@@ -222,34 +167,14 @@ def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Any, Any]:
         experiment_rms=verification.get("token_embedding_rms"),
     )
     if variant.init == "timeseries":
-        from workflow_scripts.training.transfer import load_new_layers
-
         names = load_new_layers(trainer.model, args.init_dir, layers_record)
         log.info("init timeseries: %d new-layer tensors from the pretraining (%s)", len(names), args.init_dir)
     return trainer, identity
 
 
-def pretrain_layers_record(init_dir: Path) -> dict[str, Any] | None:
-    """The export manifest's record of stage1_layers.safetensors (None when absent)."""
-    try:
-        manifest = json.loads((Path(init_dir) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise InputError(f"{init_dir / 'manifest.json'} is unreadable ({error})") from error
-    record = (manifest.get("pretrain") or {}).get("stage1_layers")
-    return dict(record) if isinstance(record, dict) else None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = setup_logging("workflow_scripts.train")
-    from workflow_scripts.data.derived import DerivedFormatError
-    from workflow_scripts.models.loading import ModelLoadError, ModelNotVerifiedError
-    from workflow_scripts.training.batches import DataShapeError
-    from workflow_scripts.training.device import DeviceError
-    from workflow_scripts.training.loop import InjectedFailure, NonFiniteError
-    from workflow_scripts.training.precision import PrecisionError
-    from workflow_scripts.training.transfer import TransferError
-
     known = (
         InputError,
         DerivedFormatError,

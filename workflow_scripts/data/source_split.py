@@ -16,29 +16,16 @@ from functools import cached_property
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from workflow_scripts.data.derived import SplitArrays
+from workflow_scripts.data.protocol import DatasetLike
 
 
 class SourceError(ValueError):
     """The train split is too short for a pretraining and a purged validation part."""
-
-
-class DerivedLike(Protocol):
-    @property
-    def timeframes(self) -> tuple[str, ...]: ...
-    @property
-    def feature_names(self) -> tuple[str, ...]: ...
-    @property
-    def seq_len(self) -> int: ...
-    @property
-    def stats(self) -> dict[str, Any]: ...
-    @property
-    def manifest(self) -> dict[str, Any]: ...
-    def split(self, name: str) -> SplitArrays: ...
 
 
 def _part(arrays: SplitArrays, rows: slice, seq_len: int) -> SplitArrays:
@@ -79,7 +66,7 @@ def source_cut(ends: np.ndarray, seq_len: int, fraction: float) -> tuple[int, in
 class SourceDataset:
     """A derived dataset seen through its train split only (see the module docstring)."""
 
-    base: DerivedLike
+    base: DatasetLike
     fraction: float
 
     @property

@@ -1,5 +1,6 @@
-"""The ``train`` stage: patch model, masking, metrics, optimiser, precision, loop, checkpoints.
+"""The ``train`` stage: patch model, masking, metrics, optimiser, precision, loop, resume state.
 
-Each module does one job so it can be tested on its own; ``loop.Trainer`` wires them
-together and ``workflow_scripts.train`` is the command-line entry point the rule calls.
+Each module does one job so it can be tested on its own: ``build.Trainer`` builds a run,
+``loop.fit`` trains it, ``identity`` names it, ``evaluation`` scores it and ``outputs``
+writes it; ``workflow_scripts.train`` is the command-line entry point the rule calls.
 """

@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 import torch
 
+from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.device import synchronize
-from workflow_scripts.training.loop import Trainer
-from workflow_scripts.training.metrics import masked_mse
+from workflow_scripts.training.loop import epoch_generators, train_batch, train_step
 from workflow_scripts.training.steplog import StepLog
+from workflow_scripts.training.streaming_metrics import masked_mse
 
 
 def make_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
@@ -24,15 +25,15 @@ def make_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
     For ``workflow_scripts.bench``: time it against ``make_bare_step_fn`` (synchronise
     the device around the timed calls, e.g. with ``time_steps``).
     """
-    trainer._apply_freeze(epoch)
+    trainer.apply_freeze(epoch)
     trainer.model.train()
-    order, mask_gen = trainer.epoch_generators(epoch)
+    order, mask_gen = epoch_generators(trainer, epoch)
     log = StepLog(trainer.steps, trainer.device, check_grad=trainer.scaler is None)
     counter = itertools.count()
 
     def step() -> None:
         i = next(counter) % trainer.steps
-        trainer.train_step(order[i], mask_gen, log, i, (epoch - 1) * trainer.steps + i)
+        train_step(trainer, order[i], mask_gen, log, i, (epoch - 1) * trainer.steps + i)
 
     return step
 
@@ -43,10 +44,10 @@ def make_bare_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
     The batch is built once and stays on the device; the step is forward, MSE on the
     masked positions, backward and AdamW, with nothing else.
     """
-    trainer._apply_freeze(epoch)
+    trainer.apply_freeze(epoch)
     trainer.model.train()
-    order, mask_gen = trainer.epoch_generators(epoch)
-    batch = trainer.train_batch(order[0], mask_gen)
+    order, mask_gen = epoch_generators(trainer, epoch)
+    batch = train_batch(trainer, order[0], mask_gen)
     windows, target, mask = batch.inputs, batch.target, batch.mask
     model, optimizer, scaler, precision, device = (
         trainer.forward,

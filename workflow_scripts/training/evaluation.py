@@ -16,16 +16,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
+from workflow_scripts.data.protocol import DatasetLike
 from workflow_scripts.training.batches import SplitLike, WindowSource, eval_subset, make_source
 from workflow_scripts.training.masking import evaluation_masks
-from workflow_scripts.training.metrics import MetricResult, StreamingMetrics, cell_weights, to_channels
 from workflow_scripts.training.naive import OHLC, forecast_baselines, reconstruct_baselines, season_length
 from workflow_scripts.training.normalisation import Batch, make_batch
+from workflow_scripts.training.streaming_metrics import (
+    MetricResult,
+    StreamingMetrics,
+    cell_weights,
+    to_channels,
+)
 
 PRICE_GROUP = "price"
 OTHER_GROUP = "other"
@@ -211,18 +217,6 @@ class Scorer:
             return {name: batch.to_window_units(values) for name, values in raw.items()}
 
         return self.score_indexed(split, predict)
-
-
-class DatasetLike(Protocol):
-    """What training and scoring use of workflow_scripts.data.derived.DerivedDataset."""
-
-    @property
-    def timeframes(self) -> tuple[str, ...]: ...
-    @property
-    def feature_names(self) -> tuple[str, ...]: ...
-    @property
-    def seq_len(self) -> int: ...
-    def split(self, name: str) -> SplitLike: ...
 
 
 def make_scorer(

@@ -1,20 +1,19 @@
-"""The training loop: epochs of steps, validation, best checkpoint, early stopping, resume.
+"""The training loop, ``fit``, read top to bottom: resume, epochs of steps, validation, budget
+scores, checkpoint, early stopping, the test pass, the outputs.
 
-Each step masks a stretch of time in every timeframe (``masking``), scales each window
-by its visible bars (``normalisation``) and minimises the MSE of the masked bars in
-those window units. After each epoch the model is scored on the validation split; the
-kept checkpoint is the epoch with the lowest validation loss, and only that checkpoint
-is scored, once, on the test split (``evaluation``).
+Each step masks a stretch of time in every timeframe (``masking``), scales each window by its
+visible bars (``normalisation``) and minimises the MSE of the masked bars in those window
+units. The kept checkpoint is the epoch with the lowest validation loss; patience counts
+epochs without a lower one and restarts when a frozen encoder is unfrozen. Only the kept
+checkpoint is scored, once, on the test split (``evaluation``). Every epoch commits its
+state asynchronously (``resume.ResumeStore``), so a killed run resumes from its last
+completed epoch. Speed rules (issue 7): a step reads nothing back from the device
+(``steplog``), batches are gathered on the device (``batches``), evaluation runs under
+``torch.inference_mode`` and a frozen encoder has ``requires_grad=False``.
 
-Speed rules (issue 7): a step reads nothing back from the device (``steplog``).
-Batches are gathered on the device (``batches``), evaluation runs under
-``torch.inference_mode``, and a frozen encoder has ``requires_grad=False``, so autograd
-computes no weight gradients for it.
-
-Reproducibility: all randomness of epoch ``e`` (batch order, masks, dropout) comes
-from generators seeded with (seed, e). A run resumed after epoch ``k`` therefore
-replays epoch ``k+1`` exactly as an uninterrupted run would, given the model and
-optimizer state committed after epoch ``k``.
+Reproducibility: all randomness of epoch ``e`` (batch order, masks, dropout) comes from
+generators seeded with (seed, e), so a run resumed after epoch ``k`` replays epoch ``k+1``
+exactly as an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,49 +29,155 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from workflow_scripts.data.timeframes import parse_timeframe
-from workflow_scripts.training.batches import epoch_order, make_source
-from workflow_scripts.training.checkpoint import (
-    restore_model,
-)
-from workflow_scripts.training.device import configure_backends, resolve_device, synchronize
-from workflow_scripts.training.evaluation import (
-    DatasetLike,
-    EvalSplit,
-    build_eval_split,
-    channel_skill,
-    feature_groups,
-    make_scorer,
-    metric_row,
-    skill_scores,
-    strongest_naive,
-)
-from workflow_scripts.training.freezing import encoder_frozen_at, set_encoder_frozen
+from workflow_scripts.training.batches import epoch_order
+from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.device import describe_device, synchronize
+from workflow_scripts.training.evaluation import channel_skill, metric_row, naive_report
+from workflow_scripts.training.identity import RunIdentity
 from workflow_scripts.training.masking import owner_span_masks
-from workflow_scripts.training.metrics import MetricResult, masked_mse
-from workflow_scripts.training.model import ModelShape, build_model, choose_encoder
 from workflow_scripts.training.normalisation import Batch, make_batch
-from workflow_scripts.training.optim import Schedule, build_optimizer, current_lr, set_learning_rates
-from workflow_scripts.training.precision import resolve_precision
+from workflow_scripts.training.optim import current_lr, set_learning_rates
+from workflow_scripts.training.outputs import TensorBoardLog, run_summary, write_metrics_csv, write_outputs
+from workflow_scripts.training.resume import ResumeStore, cpu_copy, model_tensors, restore_model
 from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, StepLog
+from workflow_scripts.training.streaming_metrics import MetricResult, masked_mse
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["InjectedFailure", "NonFiniteError", "RunIdentity", "Trainer", "derived_seed"]
+__all__ = ["InjectedFailure", "NonFiniteError", "derived_seed", "fit", "train_epoch"]
 
 
 class InjectedFailure(RuntimeError):
     """Raised by ``train.inject_failure_at_epoch`` (test-only) to simulate a crash."""
 
 
-@dataclass(frozen=True)
-class RunIdentity:
-    """Hashes reported in summary.json; ``resume_key`` decides whether saved state may be resumed."""
+def fit(
+    trainer: Trainer,
+    out_dir: Path,
+    tensorboard_dir: Path,
+    resume_dir: Path,
+    identity: RunIdentity,
+    *,
+    with_test: bool = True,
+) -> dict[str, Any]:
+    """Train every epoch (resuming committed ones), score the kept checkpoint on test, write outputs.
 
-    config_hash: str
-    model_hash: str
-    data_hash: str
-    resume_key: str
+    ``with_test=False`` (a learning-rate tuning run, ``config.tune``): the test split is never
+    built nor scored, summary.json's ``test`` is null, no weights are written and the runtime
+    is that of the epochs (a full run's includes the test pass).
+    """
+    started = time.perf_counter()
+    cfg = trainer.cfg
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = ResumeStore(Path(resume_dir), identity.resume_key)
+    state, best_tensors, resumed_from = _resume(trainer, store)
+    history: list[dict[str, Any]] = state["history"]
+    runtime_before = float(state["runtime_s"])
+    _log_start(trainer)
+    naive_log = naive_report(trainer.naive_val, None, trainer.groups)
+    tensorboard = TensorBoardLog(Path(tensorboard_dir))
+    try:
+        for row in history:
+            tensorboard.epoch(row, naive_log)
+        epoch = len(history) + 1
+        while not state["finished"] and epoch <= cfg.epochs:
+            if epoch == trainer.freeze_epochs + 1 and trainer.freeze_epochs > 0:
+                state["stale"] = 0  # patience restarts when the encoder is unfrozen
+            row, _result = train_epoch(trainer, epoch)
+            if with_test and row["step"] in trainer.budget_steps:
+                row.update(budget_scores(trainer, row["step"]))
+            history.append(row)
+            best = state["best_epoch"]
+            improved = best == 0 or row["val_loss"] < history[best - 1]["val_loss"]
+            if improved:
+                state["best_epoch"], state["stale"] = epoch, 0
+                best_tensors = model_tensors(trainer.model)
+            else:
+                state["stale"] += 1
+            stop = cfg.early_stopping_patience > 0 and state["stale"] >= cfg.early_stopping_patience
+            state["finished"] = stop or epoch == cfg.epochs
+            write_metrics_csv(out_dir / "metrics.csv", history)
+            tensorboard.epoch(row, naive_log)
+            _log_epoch(trainer, history, state, stop)
+            state["runtime_s"] = runtime_before + time.perf_counter() - started
+            _commit(store, trainer, epoch, state, best_tensors if improved else None)
+            epoch += 1
+    except BaseException:
+        _abandon(store, tensorboard)
+        raise
+    store.wait()
+    if best_tensors is None or not history:
+        raise RuntimeError("no epoch was trained")
+    best_epoch = state["best_epoch"]
+    test, naive_test = None, None
+    if with_test:
+        test, naive_test = score_on_test(trainer, best_tensors, history[best_epoch - 1]["step"])
+        history[best_epoch - 1].update(test_loss=test["loss"], test_skill=test["skill"])
+        _log_test(test, best_epoch)
+    trainer.apply_freeze(len(history))  # the summary's parameter counts: the last epoch's freezing
+    summary = run_summary(
+        trainer,
+        history,
+        best_epoch,
+        test,
+        naive_report(trainer.naive_val, naive_test, trainer.groups),
+        identity,
+        resumed_from=resumed_from,
+        runtime_s=runtime_before + time.perf_counter() - started if with_test else float(state["runtime_s"]),
+    )
+    write_outputs(out_dir, tensorboard, trainer, history, summary, best_tensors if with_test else None)
+    store.clear()
+    _log_done(summary, history)
+    return summary
+
+
+def _resume(
+    trainer: Trainer, store: ResumeStore
+) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None, int | None]:
+    """The run's state (history, kept epoch, patience, runtime), the kept checkpoint's tensors and
+    the epoch resumed from: those of the last committed epoch, restored into ``trainer``, if any."""
+    state: dict[str, Any] = {"history": [], "best_epoch": 0, "stale": 0, "finished": False, "runtime_s": 0.0}
+    restored = store.load()
+    if restored is None:
+        return state, None, None
+    restore_model(trainer.model, restored.model)
+    trainer.optimizer.load_state_dict(restored.optimizer)
+    scaler_state = restored.state.get("scaler")
+    if trainer.scaler is not None and scaler_state:
+        trainer.scaler.load_state_dict(scaler_state)
+    state.update({key: restored.state[key] for key in state})
+    LOG.info("resuming from epoch %d (the last completed epoch of %d)", restored.epoch, trainer.cfg.epochs)
+    return state, restored.best, restored.epoch
+
+
+def _commit(
+    store: ResumeStore,
+    trainer: Trainer,
+    epoch: int,
+    state: dict[str, Any],
+    best: dict[str, torch.Tensor] | None,
+) -> None:
+    """Commit ``epoch`` in the background: state, trained parameters, optimizer, kept checkpoint
+    (``best`` None: unchanged)."""
+    trained = {id(p) for p in trainer.optimizer.state}
+    state["scaler"] = trainer.scaler.state_dict() if trainer.scaler is not None else None
+    store.save_async(
+        epoch,
+        dict(state),
+        model_tensors(trainer.model, only=trained),
+        cpu_copy(trainer.optimizer.state_dict()),
+        best,
+    )
+
+
+def _abandon(store: ResumeStore, tensorboard: TensorBoardLog) -> None:
+    """On any error: keep the last committed epoch for the resume, close the event file."""
+    try:
+        store.wait()
+    except RuntimeError as error:
+        LOG.error("%s", error)
+    tensorboard.close()
 
 
 def derived_seed(seed: int, epoch: int, purpose: str) -> int:
@@ -83,328 +186,215 @@ def derived_seed(seed: int, epoch: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-class Trainer:
-    """One variant with one seed on one dataset: build once, then ``fit``."""
+def epoch_generators(trainer: Trainer, epoch: int) -> tuple[torch.Tensor, torch.Generator]:
+    """(sample order ``[steps, batch]``, mask generator) of ``epoch``, from (seed, epoch) only."""
+    torch.manual_seed(derived_seed(trainer.seed, epoch, "dropout"))
+    order_gen = torch.Generator(device="cpu").manual_seed(derived_seed(trainer.seed, epoch, "order"))
+    order = epoch_order(trainer.train_source.n_samples, trainer.steps, trainer.cfg.batch_size, order_gen)
+    if trainer.train_source.storage.type == "cuda":
+        order = order.pin_memory()
+    order = order.to(trainer.train_source.storage, non_blocking=True)
+    mask_gen = torch.Generator(device=trainer.device).manual_seed(derived_seed(trainer.seed, epoch, "mask"))
+    return order, mask_gen
 
-    def __init__(
-        self,
-        variant: Any,
-        seed: int,
-        dataset: DatasetLike,
-        model_dir: Path,
-        *,
-        patch_len: int,
-        load_encoder: Callable[..., Any] | None = None,
-        device: torch.device | None = None,
-        experiment_rms: float | None = None,
-    ) -> None:
-        if load_encoder is None:
-            from workflow_scripts.models import loading
 
-            load_encoder = loading.load_encoder
-        self.variant = variant
-        self.cfg = cfg = variant.train
-        self.seed = seed
-        self.dataset = dataset
-        self.device = device or resolve_device(cfg.device)
-        configure_backends(self.device)
-        self.timeframes = tuple(dataset.timeframes)
-        self.n_features = len(dataset.feature_names)
-        self.shape = ModelShape(
-            n_timeframes=len(self.timeframes),
-            n_features=self.n_features,
-            seq_len=int(dataset.seq_len),
-            patch_len=int(patch_len),
-            task=cfg.task,
-            horizon=cfg.horizon if cfg.task == "forecast" else 0,
-            tokens=cfg.tokens,
+def train_batch(trainer: Trainer, idx: torch.Tensor, mask_generator: torch.Generator) -> Batch:
+    """Training samples ``idx`` with fresh leak-free masks, in window units.
+
+    The step's only random work is here: the mask draws (on the model's device). The
+    bars' owners were computed with the source; the windows are one gather.
+    """
+    cfg, source = trainer.cfg, trainer.train_source
+    mask = None
+    if trainer.masking is not None:
+        mask = owner_span_masks(
+            source.owner_index(idx),
+            source.seq_len,
+            cfg.mask_ratio,
+            cfg.mask_span,
+            trainer.bar_ns,
+            generator=mask_generator,
         )
-        self.shape.validate()
-        choice = choose_encoder(
-            variant.encoder,
-            variant.init,
-            Path(model_dir),
-            seed=seed,
-            small_overrides=variant.small_encoder,
-            load_encoder=load_encoder,
-        )
-        if experiment_rms is None and cfg.embedding_scale == "experiment":
-            pretrained = variant.encoder == "checkpoint" and variant.init == "pretrained"
-            experiment_rms = (
-                choice.token_embedding_rms
-                if pretrained
-                else float(load_encoder(Path(model_dir), "pretrained", seed=seed).token_embedding_rms)
-            )
-        self.encoder_description = choice.description
-        self.precision = resolve_precision(
-            cfg.precision, self.device, model_type=choice.model_type, force_fp16=cfg.force_fp16
-        )
-        self.model = build_model(
-            self.shape, choice, embedding_scale=cfg.embedding_scale, seed=seed, experiment_rms=experiment_rms
-        ).to(self.device)
-        self.steps = cfg.steps_per_epoch
-        self.freeze_epochs = min(variant.freeze_epochs, cfg.epochs)
-        self.schedule = Schedule(cfg.epochs * self.steps, cfg.warmup_steps, cfg.min_lr_ratio)
-        self._frozen: bool | None = None
-        self._trainable: list[torch.nn.Parameter] = []
-        self._apply_freeze(1)
-        self.optimizer = build_optimizer(
-            self.model,
-            learning_rate=cfg.learning_rate,
-            encoder_learning_rate=cfg.encoder_learning_rate,
-            weight_decay=cfg.weight_decay,
-            unfreeze_step=self.freeze_epochs * self.steps,
-            trainable_while_frozen=variant.trainable_while_frozen,
-            fused=self.device.type == "cuda",
-        )
-        self.scaler = self.precision.grad_scaler(self.device)
-        self.forward: Callable[..., torch.Tensor] = torch.compile(self.model) if cfg.compile else self.model
-        self._build_data()
+    future = source.targets(idx) if trainer.shape.task == "forecast" else None
+    return make_batch(source.windows(idx), mask, future, cfg.normalisation)
 
-    # ------------------------------------------------------------------ data
 
-    def _build_data(self) -> None:
-        cfg, shape = self.cfg, self.shape
-        self.bar_ns = [parse_timeframe(tf, "data.timeframes").ns for tf in self.timeframes]
-        self.masking = (cfg.mask_ratio, cfg.mask_span, self.bar_ns) if shape.task == "reconstruct" else None
-        train_split = self.dataset.split("train")
-        self.train_source = make_source(
-            train_split,
-            self.timeframes,
-            shape.seq_len,
-            horizon=shape.horizon,
-            device=self.device,
-            split_name="train",
-            bar_ns=self.bar_ns if self.masking is not None else None,
-        )
-        self.val = self._eval_split("val", cfg.max_eval_batches)
-        features = list(self.dataset.feature_names)
-        self.groups = feature_groups(len(self.timeframes), features)
-        self.channel_names = [f"{tf}.{name}" for tf in self.timeframes for name in features]
-        self.scorer = make_scorer(
-            self.dataset,
-            task=shape.task,
-            horizon=shape.horizon,
-            normalisation=cfg.normalisation,
-            device=self.device,
-            bar_ns=self.bar_ns if self.masking is not None else None,
-        )
-        self.naive_val = self.scorer.naive(self.val)
-        self.naive_choice = strongest_naive(self.naive_val, self.groups)
-        self.budget_steps = frozenset(cfg.budget_steps())
-        self._test: tuple[EvalSplit, dict[str, MetricResult]] | None = None
-        #: the budget curve's test results by step, so the final pass of a kept checkpoint that
-        #: is a budget's model reuses its score instead of running the same pass again
-        self._budget_results: dict[int, MetricResult] = {}
+def train_step(
+    trainer: Trainer,
+    idx: torch.Tensor,
+    mask_generator: torch.Generator,
+    log: StepLog,
+    step: int,
+    global_step: int,
+) -> None:
+    """One optimisation step on samples ``idx``; records loss and grad norm without a sync."""
+    batch = train_batch(trainer, idx, mask_generator)
+    with trainer.precision.autocast(trainer.device):
+        pred = trainer.forward(batch.inputs, batch.mask)
+    loss = masked_mse(pred, batch.target, batch.mask)
+    optimizer, scaler = trainer.optimizer, trainer.scaler
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if trainer.cfg.grad_clip > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainer.trainable, trainer.cfg.grad_clip)
+    else:
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in trainer.trainable if p.grad is not None])
+    set_learning_rates(optimizer, trainer.schedule, global_step)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    log.record(step, loss, grad_norm)
 
-    def test_split(self) -> tuple[EvalSplit, dict[str, MetricResult]]:
-        """The test split's fixed batches and masks with the naive baselines on them, built once:
-        the budget curve and the final test pass score exactly the same windows."""
-        if self._test is None:
-            test = self._eval_split("test", self.cfg.max_test_batches)
-            self._test = test, self.scorer.naive(test)
-        return self._test
 
-    def _eval_split(self, name: str, max_batches: int | None) -> EvalSplit:
-        return build_eval_split(
-            name,
-            self.dataset.split(name),
-            self.timeframes,
-            seq_len=self.shape.seq_len,
-            horizon=self.shape.horizon,
-            device=self.device,
-            batch_size=self.cfg.eval_batch_size,
-            max_batches=max_batches,
-            masking=self.masking,
-        )
+def train_epoch(trainer: Trainer, epoch: int) -> tuple[dict[str, Any], MetricResult]:
+    """Train ``steps_per_epoch`` steps, validate, and return the metrics.csv row (plus train_time_s)."""
+    cfg, steps = trainer.cfg, trainer.steps
+    started = time.perf_counter()
+    frozen = trainer.apply_freeze(epoch)
+    order, mask_gen = epoch_generators(trainer, epoch)
+    log = StepLog(steps, trainer.device, check_grad=trainer.scaler is None)
+    trainer.model.train()
+    bar = tqdm(
+        total=steps,
+        desc=f"epoch {epoch}/{cfg.epochs}",
+        file=sys.stderr,
+        mininterval=2.0,
+        ascii=True,
+        dynamic_ncols=False,
+    )
+    with bar:
+        for step in range(steps):
+            train_step(trainer, order[step], mask_gen, log, step, (epoch - 1) * steps + step)
+            if cfg.inject_failure_at_epoch == epoch:
+                raise InjectedFailure(
+                    f"injected failure at epoch {epoch} (train.inject_failure_at_epoch, a test-only switch)"
+                )
+            bar.update(1)
+            if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
+                bar.set_postfix(loss=f"{log.check(step + 1, epoch, steps):.4g}", refresh=False)
+    synchronize(trainer.device)
+    train_time = time.perf_counter() - started
+    result = trainer.evaluate(trainer.val)
+    skill = trainer.skill(result, trainer.naive_val)["skill"]
+    values = metric_row(result, float("nan") if skill is None else skill, "val")
+    bad = [name for name, value in values.items() if not np.isfinite(value)]
+    if bad:
+        raise NonFiniteError(f"non-finite validation metrics {bad} at epoch {epoch}; the run is stopped")
+    train_loss, grad_norm = log.means()
+    row = {
+        "epoch": epoch,
+        "step": epoch * steps,
+        "train_loss": train_loss,
+        **values,
+        "grad_norm": grad_norm,
+        "lr": current_lr(trainer.optimizer, ["new"]),
+        "encoder_lr": current_lr(trainer.optimizer, ["encoder", "encoder_early"]),
+        "encoder_frozen": bool(frozen),
+        "epoch_time_s": time.perf_counter() - started,
+        "samples_per_s": steps * cfg.batch_size / train_time,
+        "train_time_s": train_time,
+    }
+    return row, result
 
-    # ------------------------------------------------------------------ steps
 
-    def _apply_freeze(self, epoch: int) -> bool:
-        frozen = encoder_frozen_at(epoch, self.freeze_epochs) and self.model.encoder is not None
-        if frozen != self._frozen:
-            set_encoder_frozen(self.model, frozen, self.variant.trainable_while_frozen)
-            self._frozen = frozen
-            self._trainable = [p for p in self.model.parameters() if p.requires_grad]
-        return frozen
+def budget_scores(trainer: Trainer, step: int) -> dict[str, float]:
+    """The current model (that of ``step``) on the test split: one point of the budget curve.
 
-    def train_batch(self, idx: torch.Tensor, mask_generator: torch.Generator) -> Batch:
-        """Training samples ``idx`` with fresh leak-free masks, in window units.
+    Reported along the run, never read by it: the kept checkpoint is chosen on validation.
+    """
+    test, naive = trainer.test_split()
+    result = trainer.budget_results[step] = trainer.evaluate(test)
+    skill = trainer.skill(result, naive)["skill"]
+    return {
+        "budget_test_loss": result.loss,
+        "budget_test_skill": float("nan") if skill is None else skill,
+    }
 
-        The step's only random work is here: the mask draws (on the model's device). The
-        bars' owners were computed with the source; the windows are one gather.
-        """
-        cfg, source = self.cfg, self.train_source
-        mask = None
-        if self.masking is not None:
-            mask = owner_span_masks(
-                source.owner_index(idx),
-                source.seq_len,
-                cfg.mask_ratio,
-                cfg.mask_span,
-                self.bar_ns,
-                generator=mask_generator,
-            )
-        future = source.targets(idx) if self.shape.task == "forecast" else None
-        return make_batch(source.windows(idx), mask, future, cfg.normalisation)
 
-    def train_step(
-        self, idx: torch.Tensor, mask_generator: torch.Generator, log: StepLog, step: int, global_step: int
-    ) -> None:
-        """One optimisation step on samples ``idx``; records loss and grad norm without a sync."""
-        cfg = self.cfg
-        batch = self.train_batch(idx, mask_generator)
-        with self.precision.autocast(self.device):
-            pred = self.forward(batch.inputs, batch.mask)
-        loss = masked_mse(pred, batch.target, batch.mask)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
-        if cfg.grad_clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, cfg.grad_clip)
-        else:
-            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self._trainable if p.grad is not None])
-        set_learning_rates(self.optimizer, self.schedule, global_step)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        log.record(step, loss, grad_norm)
+def score_on_test(
+    trainer: Trainer, best_tensors: dict[str, torch.Tensor], step: int | None = None
+) -> tuple[dict[str, Any], dict[str, MetricResult]]:
+    """Load the kept checkpoint and score it once on the test split (with the naive baselines).
 
-    def epoch_generators(self, epoch: int) -> tuple[torch.Tensor, torch.Generator]:
-        """(sample order ``[steps, batch]``, mask generator) of ``epoch``, from (seed, epoch) only."""
-        torch.manual_seed(derived_seed(self.seed, epoch, "dropout"))
-        order_gen = torch.Generator(device="cpu").manual_seed(derived_seed(self.seed, epoch, "order"))
-        order = epoch_order(self.train_source.n_samples, self.steps, self.cfg.batch_size, order_gen)
-        if self.train_source.storage.type == "cuda":
-            order = order.pin_memory()
-        order = order.to(self.train_source.storage, non_blocking=True)
-        mask_gen = torch.Generator(device=self.device).manual_seed(derived_seed(self.seed, epoch, "mask"))
-        return order, mask_gen
+    ``step``: the kept checkpoint's step; when this run scored that step for the budget
+    curve (same model, same masks), that result is the test pass.
+    """
+    restore_model(trainer.model, best_tensors)
+    test, naive = trainer.test_split()
+    cached = trainer.budget_results.get(step) if step is not None else None
+    result = cached if cached is not None else trainer.evaluate(test)
+    scores = trainer.skill(result, naive)
+    return {
+        "loss": result.loss,
+        "correlation": result.correlation,
+        "mae": result.mae,
+        **scores,
+        "n_windows": test.n_samples,
+        "strongest_naive": dict(trainer.naive_choice),
+        "channel_skill": channel_skill(
+            result, naive, trainer.naive_choice, trainer.groups, trainer.channel_names
+        ),
+    }, naive
 
-    def train_epoch(self, epoch: int) -> tuple[dict[str, Any], MetricResult]:
-        """Train ``steps_per_epoch`` steps, validate, and return the metrics.csv row (plus train_time_s)."""
-        cfg = self.cfg
-        started = time.perf_counter()
-        frozen = self._apply_freeze(epoch)
-        order, mask_gen = self.epoch_generators(epoch)
-        log = StepLog(self.steps, self.device, check_grad=self.scaler is None)
-        self.model.train()
-        bar = tqdm(
-            total=self.steps,
-            desc=f"epoch {epoch}/{cfg.epochs}",
-            file=sys.stderr,
-            mininterval=2.0,
-            ascii=True,
-            dynamic_ncols=False,
-        )
-        with bar:
-            for step in range(self.steps):
-                self.train_step(order[step], mask_gen, log, step, (epoch - 1) * self.steps + step)
-                if cfg.inject_failure_at_epoch == epoch:
-                    raise InjectedFailure(
-                        f"injected failure at epoch {epoch} "
-                        "(train.inject_failure_at_epoch, a test-only switch)"
-                    )
-                bar.update(1)
-                if (step + 1) % LOG_EVERY == 0 or step + 1 == self.steps:
-                    bar.set_postfix(loss=f"{log.check(step + 1, epoch, self.steps):.4g}", refresh=False)
-        synchronize(self.device)
-        train_time = time.perf_counter() - started
-        result = self.evaluate(self.val)
-        skill = self.skill(result, self.naive_val)["skill"]
-        values = metric_row(result, float("nan") if skill is None else skill, "val")
-        bad = [name for name, value in values.items() if not np.isfinite(value)]
-        if bad:
-            raise NonFiniteError(f"non-finite validation metrics {bad} at epoch {epoch}; the run is stopped")
-        train_loss, grad_norm = log.means()
-        row = {
-            "epoch": epoch,
-            "step": epoch * self.steps,
-            "train_loss": train_loss,
-            **values,
-            "grad_norm": grad_norm,
-            "lr": current_lr(self.optimizer, ["new"]),
-            "encoder_lr": current_lr(self.optimizer, ["encoder", "encoder_early"]),
-            "encoder_frozen": bool(frozen),
-            "epoch_time_s": time.perf_counter() - started,
-            "samples_per_s": self.steps * cfg.batch_size / train_time,
-            "train_time_s": train_time,
-        }
-        return row, result
 
-    # ------------------------------------------------------------------ evaluation
+def _log_start(trainer: Trainer) -> None:
+    LOG.info(
+        "variant %s, seed %d: %s, task %s, %s normalisation, device %s, precision %s, %d val samples",
+        trainer.variant.name,
+        trainer.seed,
+        trainer.encoder_description,
+        trainer.cfg.task,
+        trainer.cfg.normalisation,
+        describe_device(trainer.device),
+        trainer.precision.name,
+        trainer.val.n_samples,
+    )
+    LOG.info("strongest naive per feature group (on validation): %s", trainer.naive_choice)
 
-    def evaluate(self, split: EvalSplit) -> MetricResult:
-        """The model's metrics on ``split`` (masked positions only for reconstruct), in window units."""
-        self.model.eval()
 
-        def predict(batch: Batch) -> dict[str, torch.Tensor]:
-            with self.precision.autocast(self.device):
-                return {"model": self.forward(batch.inputs, batch.mask)}
+def _log_epoch(trainer: Trainer, history: list[dict[str, Any]], state: dict[str, Any], stop: bool) -> None:
+    row, best_epoch, epochs = history[-1], state["best_epoch"], trainer.cfg.epochs
+    LOG.info(
+        "epoch %d/%d: train_loss %.4g, val_loss %.4g, val_skill %.4f (best val_loss %.4g at "
+        "epoch %d), encoder %s, %.1f s, %.0f samples/s",
+        row["epoch"],
+        epochs,
+        row["train_loss"],
+        row["val_loss"],
+        row["val_skill"],
+        history[best_epoch - 1]["val_loss"],
+        best_epoch,
+        "frozen" if row["encoder_frozen"] else "training",
+        row["epoch_time_s"],
+        row["samples_per_s"],
+    )
+    if stop and row["epoch"] < epochs:
+        LOG.info("early stopping: no lower validation loss for %d epochs", state["stale"])
 
-        try:
-            return self.scorer.score(split, predict)["model"]
-        finally:
-            self.model.train()
 
-    def skill(self, result: MetricResult, naive: dict[str, MetricResult]) -> dict[str, float | None]:
-        """Skill of ``result`` against the strongest naive predictor chosen on validation."""
-        return skill_scores(result, naive, self.naive_choice, self.groups)
+def _log_test(test: dict[str, Any], best_epoch: int) -> None:
+    LOG.info(
+        "test split (%d windows, checkpoint of epoch %d): skill %.4f (price %s, other %s), loss %.4g vs "
+        "strongest naive %.4g",
+        test["n_windows"],
+        best_epoch,
+        test["skill"],
+        test["skill_price"],
+        test["skill_other"],
+        test["loss"],
+        test["naive_loss"],
+    )
 
-    def budget_scores(self, step: int) -> dict[str, float]:
-        """The current model (that of ``step``) on the test split: one point of the budget curve.
 
-        Reported along the run, never read by it: the kept checkpoint is chosen on validation.
-        """
-        test, naive = self.test_split()
-        result = self._budget_results[step] = self.evaluate(test)
-        skill = self.skill(result, naive)["skill"]
-        return {
-            "budget_test_loss": result.loss,
-            "budget_test_skill": float("nan") if skill is None else skill,
-        }
-
-    def test_pass(
-        self, best_tensors: dict[str, torch.Tensor], step: int | None = None
-    ) -> tuple[dict[str, Any], dict[str, MetricResult]]:
-        """Load the kept checkpoint and score it once on the test split (with the naive baselines).
-
-        ``step``: the kept checkpoint's step; when this run scored that step for the budget
-        curve (same model, same masks), that result is the test pass.
-        """
-        restore_model(self.model, best_tensors)
-        test, naive = self.test_split()
-        cached = self._budget_results.get(step) if step is not None else None
-        result = cached if cached is not None else self.evaluate(test)
-        scores = self.skill(result, naive)
-        return {
-            "loss": result.loss,
-            "correlation": result.correlation,
-            "mae": result.mae,
-            **scores,
-            "n_windows": test.n_samples,
-            "strongest_naive": dict(self.naive_choice),
-            "channel_skill": channel_skill(result, naive, self.naive_choice, self.groups, self.channel_names),
-        }, naive
-
-    def fit(
-        self,
-        out_dir: Path,
-        tensorboard_dir: Path,
-        resume_dir: Path,
-        identity: RunIdentity,
-        *,
-        with_test: bool = True,
-    ) -> dict[str, Any]:
-        """Train every epoch (resuming committed ones), score the kept checkpoint on test (unless
-        ``with_test`` is False: a tuning run), write outputs."""
-        from workflow_scripts.training.run import fit
-
-        return fit(
-            self, Path(out_dir), Path(tensorboard_dir), Path(resume_dir), identity, with_test=with_test
-        )
+def _log_done(summary: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    test = summary["test"]
+    if test is None:
+        LOG.info("done (validation only, no test pass): final val_loss %.4g", history[-1]["val_loss"])
+    else:
+        LOG.info("done: %s after %d epochs, test skill %.4f", summary["status"], len(history), test["skill"])

@@ -1,4 +1,4 @@
-"""What a run writes for people and for collect: metrics.csv, TensorBoard, summary.json.
+"""What a run writes for people and for collect: metrics.csv, TensorBoard, summary.json, weights.
 
 metrics.csv is rewritten whole (atomically) after every epoch from the run's history,
 so a resumed run's file is the same as an uninterrupted run's. TensorBoard is a
@@ -13,10 +13,18 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from workflow_scripts.jobs.io_utils import atomic_write_text
+import torch
+
+from workflow_scripts.jobs.io_utils import atomic_write_json, atomic_write_text
 from workflow_scripts.run_contract import METRIC_COLUMNS
+from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.device import describe_device
+from workflow_scripts.training.evaluation import budget_curve, convergence, learning_speed
+from workflow_scripts.training.identity import RunIdentity
+from workflow_scripts.training.model import parameter_counts
+from workflow_scripts.training.resume import save_weights
 
 #: Columns that depend on the machine's speed; every other column is deterministic on CPU.
 TIMING_COLUMNS = ("epoch_time_s", "samples_per_s")
@@ -61,6 +69,7 @@ class TensorBoardLog:
     """Scalars per epoch and the run's hparams, in ``directory`` (cleared first)."""
 
     def __init__(self, directory: Path) -> None:
+        # imported here: tensorboard is slow to import and only a training run writes events
         from torch.utils.tensorboard import SummaryWriter
 
         directory.mkdir(parents=True, exist_ok=True)
@@ -78,7 +87,7 @@ class TensorBoardLog:
 
     def hparams(self, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
         """The run's flattened settings next to its best metrics (TensorBoard's HPARAMS tab)."""
-        from torch.utils.tensorboard.summary import hparams
+        from torch.utils.tensorboard.summary import hparams  # slow to import, as in __init__
 
         experiment, start, end = hparams(dict(params), dict(metrics))
         file_writer = self._writer._get_file_writer()
@@ -104,3 +113,87 @@ def flatten_hparams(params: Mapping[str, Any], prefix: str = "") -> dict[str, An
         else:
             flat[name] = str(value)
     return flat
+
+
+#: The per-epoch keys summary.json copies for the kept (best) and the last epoch.
+EPOCH_KEYS = ("val_loss", "val_skill", "val_correlation", "val_mae")
+
+
+def run_summary(
+    trainer: Trainer,
+    history: list[dict[str, Any]],
+    best_epoch: int,
+    test: dict[str, Any] | None,
+    naive: dict[str, dict[str, float]],
+    identity: RunIdentity,
+    *,
+    resumed_from: int | None,
+    runtime_s: float,
+) -> dict[str, Any]:
+    """summary.json's content (docs/training.md lists every key)."""
+    cfg = trainer.cfg
+    best, final = history[best_epoch - 1], history[-1]
+    train_time = sum(row["train_time_s"] for row in history)
+    return {
+        "variant": trainer.variant.name,
+        "seed": trainer.seed,
+        "status": "completed" if len(history) == cfg.epochs else "early_stopped",
+        "task": cfg.task,
+        "normalisation": cfg.normalisation,
+        "epochs_completed": len(history),
+        "best_epoch": best_epoch,
+        "selection": {"metric": "val_loss", "epoch": best_epoch},
+        "best": {k: best[k] for k in EPOCH_KEYS},
+        "final": {k: final[k] for k in ("train_loss", *EPOCH_KEYS)},
+        "test": test,
+        "learning": learning_speed(history, trainer.steps, cfg.epochs),
+        "convergence": convergence(history),
+        "budget_curve": budget_curve(history),
+        "naive_baselines": naive,
+        "runtime_s": runtime_s,
+        "samples_per_s": len(history) * trainer.steps * cfg.batch_size / train_time
+        if train_time > 0
+        else 0.0,
+        **parameter_counts(trainer.model),
+        "embedding_scale": float(cast(torch.Tensor, trainer.model.embedding.scale)),
+        "device": describe_device(trainer.device),
+        "precision": trainer.precision.name,
+        "resumed_from_epoch": resumed_from,
+        "config_hash": identity.config_hash,
+        "model_hash": identity.model_hash,
+        "data_hash": identity.data_hash,
+        "description": trainer.variant.description,
+    }
+
+
+def write_outputs(
+    out_dir: Path,
+    tensorboard: TensorBoardLog,
+    trainer: Trainer,
+    history: list[dict[str, Any]],
+    summary: dict[str, Any],
+    best_tensors: dict[str, torch.Tensor] | None,
+) -> None:
+    """A finished run's files: best.safetensors (with ``best_tensors``; a tuning run writes no
+    weights), metrics.csv, summary.json, then TensorBoard's hparams (after a test pass) and close."""
+    best_epoch = summary["best_epoch"]
+    if best_tensors is not None:
+        metadata = {
+            "variant": trainer.variant.name,
+            "seed": str(trainer.seed),
+            "epoch": str(best_epoch),
+            "val_loss": repr(history[best_epoch - 1]["val_loss"]),
+            "config_hash": summary["config_hash"],
+        }
+        save_weights(out_dir / "best.safetensors", best_tensors, metadata)
+    write_metrics_csv(out_dir / "metrics.csv", history)
+    atomic_write_json(out_dir / "summary.json", summary)
+    if summary["test"] is not None:
+        tensorboard.hparams(
+            {**flatten_hparams(trainer.variant.to_params()), "seed": trainer.seed},
+            {
+                "hparam/test_skill": summary["test"]["skill"],
+                "hparam/best_val_loss": summary["best"]["val_loss"],
+            },
+        )
+    tensorboard.close()

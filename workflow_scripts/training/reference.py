@@ -13,10 +13,10 @@ from typing import Any
 import torch
 
 from workflow_scripts.config import TrainConfig
+from workflow_scripts.data.protocol import DatasetLike
 from workflow_scripts.data.timeframes import parse_timeframe
 from workflow_scripts.training import ridge
 from workflow_scripts.training.evaluation import (
-    DatasetLike,
     EvalSplit,
     Scorer,
     build_eval_split,

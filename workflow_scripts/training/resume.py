@@ -176,19 +176,14 @@ class ResumeStore:
 
     # ------------------------------------------------------------------ save
 
-    def save_async(
-        self,
-        epoch: int,
-        state: Mapping[str, Any],
-        model: Mapping[str, torch.Tensor],
-        optimizer: Mapping[str, Any],
-        best: Mapping[str, torch.Tensor] | None,
-    ) -> None:
+    def save_async(self, epoch: int, *commit: Any) -> None:
         """Commit ``epoch`` in a background thread (the next epoch trains meanwhile).
 
-        Every argument must already be a CPU copy. ``best`` None means "unchanged since
-        the previous commit", which is then hard-linked instead of rewritten.
+        ``commit``: ``save``'s (state, model, optimizer, best). Every argument must already
+        be a CPU copy. ``best`` None means "unchanged since the previous commit", which is
+        then hard-linked instead of rewritten.
         """
+        state, model, optimizer, best = commit
         self.wait()
         self._thread = threading.Thread(
             target=self._save_guarded,
