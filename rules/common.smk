@@ -6,11 +6,8 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.config import (  # noqa: E402
-    TIMESERIES_INITS,
-    ConfigError,
-    load_experiment,
-)
+from workflow_scripts.config.base import TIMESERIES_INITS, ConfigError  # noqa: E402
+from workflow_scripts.config.loader import load_experiment  # noqa: E402
 from workflow_scripts.config.tune import tuning_variant  # noqa: E402
 from workflow_scripts.jobs.deps import local_module_files  # noqa: E402
 from workflow_scripts.jobs.io_utils import canonical_json  # noqa: E402

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from workflow_scripts.config import ConfigError, load_experiment
+from workflow_scripts.config.base import ConfigError
+from workflow_scripts.config.loader import load_experiment
 from workflow_scripts.training.evaluation import CONVERGED_GAIN, budget_curve, convergence
 
 

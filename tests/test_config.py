@@ -11,16 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from workflow_scripts.config import (
-    ConfigError,
-    DataConfig,
-    TrainConfig,
-    VariantConfig,
-    load_experiment,
-    load_experiment_file,
-    load_schema,
-    model_slug,
-)
+from workflow_scripts.config.base import ConfigError, DataConfig, TrainConfig, VariantConfig, model_slug
+from workflow_scripts.config.loader import load_experiment, load_experiment_file, load_schema
 from workflow_scripts.jobs.io_utils import canonical_json
 
 REPO = Path(__file__).resolve().parent.parent

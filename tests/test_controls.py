@@ -18,7 +18,8 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.training_support import verified_model, write_synthetic_derived
-from workflow_scripts.config import ConfigError, VariantConfig, load_experiment
+from workflow_scripts.config.base import ConfigError, VariantConfig
+from workflow_scripts.config.loader import load_experiment
 from workflow_scripts.config.pretraining import PretrainConfig
 from workflow_scripts.data.derived import load_derived
 from workflow_scripts.data.source_split import SourceDataset, source_cut
@@ -383,7 +384,7 @@ def test_a_declared_negative_control_is_reported_as_a_false_alarm() -> None:
 def test_default_config_runs_both_positive_controls_and_the_aa_arm_offline_does_not() -> None:
     """config.yaml declares ts_encoder and baseline_aa enabled; offline.yaml (budget-sized) runs
     both positive controls but not the A/A arm."""
-    from workflow_scripts.config import load_experiment_file
+    from workflow_scripts.config.loader import load_experiment_file
 
     repo = Path(__file__).resolve().parents[1]
     default = load_experiment_file(repo / "config" / "config.yaml")

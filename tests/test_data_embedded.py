@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.config import DataConfig
+from workflow_scripts.config.base import DataConfig
 from workflow_scripts.data import embedded
 from workflow_scripts.data.derived import load_derived
 from workflow_scripts.data.pipeline import preprocess

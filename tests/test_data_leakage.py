@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.config import DataConfig
+from workflow_scripts.config.base import DataConfig
 from workflow_scripts.data.derived import load_derived
 from workflow_scripts.data.pipeline import preprocess
 from workflow_scripts.data.synthetic import synthetic_ohlc

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.config import DataConfig
+from workflow_scripts.config.base import DataConfig
 from workflow_scripts.data.benchmark import benchmark_preprocess
 from workflow_scripts.data.derived import DerivedFormatError, load_derived
 from workflow_scripts.data.pipeline import preprocess

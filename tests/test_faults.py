@@ -213,7 +213,7 @@ def test_config_paths_with_spaces_and_semicolons_are_never_run_as_shell(workflow
     config["model"]["name_or_path"] = str(model)
     (workflow_copy / "config" / "hostile.yaml").write_text(yaml.safe_dump(config))
 
-    from workflow_scripts.config import model_slug
+    from workflow_scripts.config.base import model_slug
 
     targets = ["data/derived/hostile", f"resources/models/{model_slug(str(model))}/verification.json"]
     run_snakemake(workflow_copy, "--configfile", "config/hostile.yaml", "--cores", "2", *targets)

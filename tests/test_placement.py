@@ -90,7 +90,8 @@ def test_a_cpu_study_claims_no_gpu_and_a_gpu_study_does(workflow_copy: Path) -> 
 
 
 def test_jobs_per_gpu_is_a_config_key_with_default_one() -> None:
-    from workflow_scripts.config import ConfigError, load_experiment
+    from workflow_scripts.config.base import ConfigError
+    from workflow_scripts.config.loader import load_experiment
 
     assert load_experiment({}).gpu_slots.jobs_per_gpu == 1
     assert load_experiment({"gpu_slots": {"jobs_per_gpu": 4}}).gpu_slots.jobs_per_gpu == 4

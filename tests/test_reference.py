@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_scripts.config import DataConfig, TrainConfig
+from workflow_scripts.config.base import DataConfig, TrainConfig
 from workflow_scripts.data.derived import load_derived
 from workflow_scripts.data.pipeline import preprocess
 from workflow_scripts.training import ridge

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_scripts.config import ConfigError, DataConfig, load_experiment
+from workflow_scripts.config.base import ConfigError, DataConfig
+from workflow_scripts.config.loader import load_experiment
 from workflow_scripts.data.derived import DerivedDataset, load_derived
 from workflow_scripts.data.pipeline import load_input, parse_timeframes, preprocess
 from workflow_scripts.data.synthetic import synthetic_ohlc

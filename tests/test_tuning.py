@@ -17,7 +17,8 @@ import yaml
 
 from tests.training_support import variant, write_synthetic_derived
 from workflow_scripts import select_lr
-from workflow_scripts.config import ConfigError, load_experiment
+from workflow_scripts.config.base import ConfigError
+from workflow_scripts.config.loader import load_experiment
 from workflow_scripts.config.tune import point_name, tuning_variant, with_rates
 
 

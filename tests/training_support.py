@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from workflow_scripts.config import TrainConfig, VariantConfig
+from workflow_scripts.config.base import TrainConfig, VariantConfig
 from workflow_scripts.data.derived import SplitArrays, write_derived
 
 TIMEFRAMES = ("m1", "m4")

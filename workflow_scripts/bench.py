@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.config import load_experiment
+from workflow_scripts.config.loader import load_experiment
 from workflow_scripts.data.benchmark import benchmark_preprocess
 from workflow_scripts.data.derived import load_derived
 from workflow_scripts.data.pipeline import preprocess

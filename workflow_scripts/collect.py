@@ -18,11 +18,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.config import load_schema
+from workflow_scripts.config.loader import load_schema
+from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.io_utils import atomic_write_json, atomic_write_text
 from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.reporting.aggregate import summarise, summary_table
-from workflow_scripts.reporting.runs import InputError, load_runs, tidy_metrics
+from workflow_scripts.reporting.runs import load_runs, tidy_metrics
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from workflow_scripts.config import TrainConfig
+from workflow_scripts.config.base import TrainConfig
 from workflow_scripts.data.derived import load_derived
 from workflow_scripts.jobs.io_utils import atomic_write_json
 from workflow_scripts.jobs.logs import setup_logging

@@ -29,16 +29,16 @@ from typing import Any
 
 from transformers.utils import logging as hf_logging
 
-from workflow_scripts.config import TIMESERIES_INITS, VariantConfig
+from workflow_scripts.config.base import TIMESERIES_INITS, VariantConfig
 from workflow_scripts.config.tune import RATE_KEYS, with_rates
 from workflow_scripts.data.derived import DerivedFormatError, load_derived
+from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.models.loading import ModelLoadError, ModelNotVerifiedError, require_verified
 from workflow_scripts.training.batches import DataShapeError
 from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.device import DeviceError, limit_threads
 from workflow_scripts.training.identity import (
-    InputError,
     RunIdentity,
     encoder_loader,
     patch_len_of,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.run_contract import METRIC_COLUMNS
 
 LOG = logging.getLogger(__name__)
@@ -33,10 +34,6 @@ REQUIRED_SUMMARY_KEYS = ("variant", "seed", "status")
 BENCHMARK_MEMORY_COLUMN = "max_rss"
 
 _RUN_PATH = re.compile(r"(?:^|/)(?P<variant>[^/]+)/seed(?P<seed>\d+)(?:/[^/]+|\.tsv)$")
-
-
-class InputError(ValueError):
-    """Bad input file: the message names the file, and the key, column or row at fault."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.config import TIMESERIES_INITS
+from workflow_scripts.config.base import TIMESERIES_INITS
+from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.io_utils import config_hash
 from workflow_scripts.models.loading import load_encoder
 
@@ -24,10 +25,6 @@ RESUME_FORMAT = 1
 #: may be resumed under another (the failure switch is removed to let the rerun finish).
 _RESUME_NEUTRAL_KEYS = ("description", "enabled")
 _RESUME_NEUTRAL_TRAIN_KEYS = ("inject_failure_at_epoch",)
-
-
-class InputError(ValueError):
-    """A bad command-line value or input file; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from workflow_scripts.config import TrainConfig
+from workflow_scripts.config.base import TrainConfig
 from workflow_scripts.data.protocol import DatasetLike
 from workflow_scripts.data.timeframes import parse_timeframe
 from workflow_scripts.training import ridge
