@@ -25,18 +25,40 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import REPO, SMOKE_ARGS, planned_jobs, run_snakemake
 
 #: Keys and CSV columns that measure the machine or the moment, never the science.
-VOLATILE = re.compile(r"(runtime_s|samples_per_s|epoch_time_s|_seconds$|^wall|elapsed|timestamp|generated)")
-#: Report lines that carry a wall time or a temporary path.
-VOLATILE_LINE = re.compile(r"(runtime|wall time|samples/s|seconds|/tmp/|generated)", re.IGNORECASE)
+#: (Snakemake's benchmark columns included: s, h:m:s, max_rss, ..., cpu_time.)
+VOLATILE = re.compile(
+    r"(runtime_s|samples_per_s|epoch_time_s|_seconds$|^wall|elapsed|timestamp|generated|^s$|^h:m:s$"
+    r"|max_rss|max_vms|max_uss|max_pss|io_in|io_out|mean_load|cpu_time|^commit$|^dirty$)"
+)
+#: Report lines that carry a wall time, memory, the commit or a temporary path.
+VOLATILE_LINE = re.compile(
+    r"(runtime|wall time|samples/s|seconds|/tmp/|generated|commit|MiB|GiB|max_rss|memory)", re.IGNORECASE
+)
 OUTPUT_DIRS = ("results", "data/derived")
 
 
 def normalised(path: Path) -> bytes:
-    """The file's content with the volatile parts removed (JSON keys, CSV columns, report lines)."""
+    """The file's content with the volatile parts removed (JSON keys, CSV columns, report lines).
+
+    A safetensors file is its metadata (sorted: the writer's key order is not fixed) and
+    its tensors' names, dtypes, shapes and bytes.
+    """
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            parts = [json.dumps(handle.metadata() or {}, sort_keys=True).encode()]
+            for name in sorted(handle.keys()):
+                tensor = handle.get_tensor(name)
+                parts.append(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+                parts.append(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return b"\n".join(parts)
     if path.suffix == ".json":
         return json.dumps(_drop_volatile(json.loads(path.read_text())), sort_keys=True).encode()
     if path.suffix == ".csv":
@@ -57,17 +79,25 @@ def _drop_volatile(value: Any) -> Any:
     return value
 
 
-def fingerprint(workdir: Path) -> dict[str, str]:
-    """sha256 of every normalised output file, by path relative to the workdir."""
+def fingerprint(workdir: Path, keep: Path | None) -> dict[str, str]:
+    """sha256 of every normalised output file, by path relative to the workdir.
+
+    With ``keep``, the normalised contents are also written there, to diff by hand.
+    """
     found = {}
     for top in OUTPUT_DIRS:
         for path in sorted((workdir / top).rglob("*")):
             if path.is_file() and "resume" not in path.parts and path.suffix != ".png":
-                found[str(path.relative_to(workdir))] = hashlib.sha256(normalised(path)).hexdigest()
+                relative = str(path.relative_to(workdir))
+                content = normalised(path)
+                found[relative] = hashlib.sha256(content).hexdigest()
+                if keep is not None:
+                    (keep / relative).parent.mkdir(parents=True, exist_ok=True)
+                    (keep / relative).write_bytes(content)
     return found
 
 
-def run_at(ref: str, root: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+def run_at(ref: str, root: Path, keep: Path | None) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Check ``ref`` out under ``root``, run the smoke DAG, return its fingerprint and dry-run plans."""
     workdir = root / ref.replace("/", "_")
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(workdir), ref], check=True)
@@ -77,7 +107,7 @@ def run_at(ref: str, root: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
             dry = run_snakemake(workdir, "-n", "--cores", "4", *configfile)
             plans[name] = planned_jobs(dry.stdout + dry.stderr)
         run_snakemake(workdir, *SMOKE_ARGS, timeout=1800)
-        return fingerprint(workdir), plans
+        return fingerprint(workdir, keep / ref.replace("/", "_") if keep else None), plans
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(workdir)], check=True)
 
@@ -86,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before")
     parser.add_argument("after", nargs="?", default="HEAD")
+    parser.add_argument("--keep", type=Path, default=None, help="write the normalised outputs here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="compare-smoke-") as tmp:
-        before, before_plans = run_at(args.before, Path(tmp))
-        after, after_plans = run_at(args.after, Path(tmp))
+        before, before_plans = run_at(args.before, Path(tmp), args.keep)
+        after, after_plans = run_at(args.after, Path(tmp), args.keep)
     differ = sorted(path for path in before.keys() & after.keys() if before[path] != after[path])
     only = sorted(before.keys() ^ after.keys())
     plans_differ = [name for name in before_plans if before_plans[name] != after_plans[name]]
