@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from workflow_scripts.jobs.cli import InputError
-from workflow_scripts.run_contract import METRIC_COLUMNS
+from workflow_scripts.training.run_contract import METRIC_COLUMNS
 
 LOG = logging.getLogger(__name__)
 

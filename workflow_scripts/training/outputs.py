@@ -18,13 +18,13 @@ from typing import Any, cast
 import torch
 
 from workflow_scripts.jobs.io_utils import atomic_write_json, atomic_write_text
-from workflow_scripts.run_contract import METRIC_COLUMNS
 from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.device import describe_device
 from workflow_scripts.training.evaluation import budget_curve, convergence, learning_speed
 from workflow_scripts.training.identity import RunIdentity
 from workflow_scripts.training.model import parameter_counts
 from workflow_scripts.training.resume import save_weights
+from workflow_scripts.training.run_contract import METRIC_COLUMNS
 
 #: Columns that depend on the machine's speed; every other column is deterministic on CPU.
 TIMING_COLUMNS = ("epoch_time_s", "samples_per_s")
