@@ -8,7 +8,8 @@ temporary worktree, runs the smoke DAG on the CPU (fixed seeds), and every outpu
 to the bit: every loss, skill, statistic and sentence, and every stored tensor. Only
 what measures the machine is left out (wall time, samples per second, paths of the
 temporary directories), by key or column name in VOLATILE. It also compares the jobs
-``snakemake -n`` plans for the default and the smoke config. Exit 0 when all agree.
+``snakemake -n -p`` plans, and their shell commands (every param), for the default, the
+smoke and the offline config with tuning and the A/A arm. Exit 0 when all agree.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ VOLATILE_LINE = re.compile(
     r"(runtime|wall time|samples/s|seconds|/tmp/|generated|commit|MiB|GiB|max_rss|memory)", re.IGNORECASE
 )
 OUTPUT_DIRS = ("results", "data/derived")
+#: The configs whose planned jobs and shell commands (params included) must not change.
+DRY_RUNS = (
+    ("default", []),
+    ("smoke", ["--configfile", "config/smoke.yaml"]),
+    ("offline + tuning + A/A", ["--configfile", "config/offline.yaml", "config/offline_tuned.yaml"]),
+)
 
 
 def normalised(path: Path) -> bytes:
@@ -107,9 +114,13 @@ def run_at(ref: str, root: Path, keep: Path | None) -> tuple[dict[str, str], dic
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(workdir), ref], check=True)
     try:
         plans = {}
-        for name, configfile in (("default", []), ("smoke", ["--configfile", "config/smoke.yaml"])):
-            dry = run_snakemake(workdir, "-n", "--cores", "4", *configfile)
-            plans[name] = planned_jobs(dry.stdout + dry.stderr)
+        for name, configfile in DRY_RUNS:
+            dry = run_snakemake(workdir, "-n", "-p", "--cores", "4", *configfile)
+            output = dry.stdout + dry.stderr
+            commands = sorted(
+                line.strip() for line in output.splitlines() if "python -m workflow_scripts" in line
+            )
+            plans[name] = planned_jobs(output) + commands
         run_snakemake(workdir, *SMOKE_ARGS, timeout=1800)
         return fingerprint(workdir, keep / ref.replace("/", "_") if keep else None), plans
     finally:
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  only in {'before' if path in before else 'after'}: {path}")
     for name, jobs in before_plans.items():
         verdict = "DIFFERENT" if name in plans_differ else "same"
-        print(f"snakemake -n ({name} config): {len(jobs)} jobs, {verdict}")
+        print(f"snakemake -n -p ({name}): {len(jobs)} jobs and commands, {verdict}")
     return 1 if differ or only or plans_differ else 0
 
 

@@ -103,6 +103,34 @@ def test_no_import_cycle() -> None:
     assert cycles(import_graph()) == []
 
 
+#: Each library package's rank: a module may import its own package or one ranked lower.
+LAYERS = {"jobs": 0, "config": 1, "data": 2, "models": 3, "training": 4, "reporting": 5}
+#: The one edge between the upper libraries: the metrics.csv columns the loop writes (torch-free).
+ALLOWED_UPWARD = {("reporting", "workflow_scripts.training.run_contract")}
+
+
+def layer(module: str) -> tuple[str, int]:
+    """The package a module belongs to and its rank (entry points, at the top level, rank 6)."""
+    parts = module.split(".")
+    if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS):
+        return parts[1], LAYERS[parts[1]]
+    return "entry", len(LAYERS)
+
+
+def test_imports_point_down_and_no_entry_point_imports_another() -> None:
+    graph = import_graph()
+    upward = []
+    for name, targets in graph.items():
+        package, rank = layer(name)
+        for target in targets:
+            target_package, target_rank = layer(target)
+            if target == "workflow_scripts" or (package, target) in ALLOWED_UPWARD:
+                continue
+            if target_package == "entry" or (target_rank >= rank and target_package != package):
+                upward.append(f"{name} -> {target}")
+    assert upward == []
+
+
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_modules_and_functions_are_small(path: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()

@@ -12,7 +12,7 @@ process itself holds the lock for its whole life and the kernel releases it when
 process ends, however it ends (``kill -9`` included). No free-memory polling, no
 round-robin: when every slot is taken the job blocks until one is released.
 
-Which GPUs form the pool (``choose_pool``), first rule that applies:
+Which GPUs form the pool (``jobs.gpu_pool.choose_pool``), first rule that applies:
 
 1. ``STAGE1_GPU_SCHEDULER`` is set (``rules/train.smk`` sets it in jobs that a cluster or
    cloud executor started, i.e. Snakemake's remote mode): nothing is assigned.
@@ -28,8 +28,8 @@ Which GPUs form the pool (``choose_pool``), first rule that applies:
    Without ``nvidia-smi`` on PATH (a machine without NVIDIA GPUs) the pool is empty and
    nothing happens; torch is never imported for the decision.
 
-``gpu_slot()`` is the same mechanism as a context manager, for an entry point that wants
-to take the slot in-process before importing torch.
+``jobs.gpu_locks.gpu_slot()`` is the same mechanism as a context manager, for an entry
+point that wants to take the slot in-process before importing torch.
 """
 
 from __future__ import annotations

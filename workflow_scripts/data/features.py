@@ -11,7 +11,7 @@ Why the bar's own values are the default: a feature that encodes a neighbour giv
 masked value away. With ``delta_close``, close_t = close_{t+1} - delta_close_{t+1}
 rebuilds the close of the last bar of a masked span exactly from the visible bar after
 it, so masked reconstruction would partly measure copying. ``bars_and_changes`` is
-therefore refused for ``task: reconstruct`` (see ``workflow_scripts.config``).
+therefore refused for ``task: reconstruct`` (``config.checks.check_cross_fields``).
 
 The first bar of every timeframe has no previous close and is dropped (in both modes,
 so the bars and samples are the same whichever features are chosen). Every feature of a

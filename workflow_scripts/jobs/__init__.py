@@ -1,5 +1,6 @@
 """Job plumbing: what every stage's job needs around its science (docs/DESIGN.md).
 
+* ``cli``         - the wrapper around an entry point's work; the one ``InputError``
 * ``io_utils``    - canonical JSON, hashes, atomic writes of files and directories
 * ``logs``        - the job log's format
 * ``environment`` - the environment a job starts in (PATH, threads, offline Hub)

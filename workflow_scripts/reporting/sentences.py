@@ -1,4 +1,4 @@
-"""Results into words: every sentence the report writes about a number comes from here.
+"""Results into words: every Δ/interval/p sentence the report writes comes from here.
 
 The statistics (:mod:`~workflow_scripts.reporting.stats`, :mod:`~workflow_scripts.reporting.paired`,
 :mod:`~workflow_scripts.reporting.power`, and the rows :mod:`~workflow_scripts.reporting.contrasts`
