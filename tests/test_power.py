@@ -102,3 +102,10 @@ def test_t_test_power_matches_a_simulated_two_sided_t_test(effect: float, n: int
     rate = float((scipy_stats.ttest_1samp(data, 0.0, axis=1).pvalue <= ALPHA).mean())
     expected = power.t_test_power(effect, n)
     assert abs(rate - expected) <= 3 * math.sqrt(expected * (1 - expected) / STUDIES)
+
+
+def test_an_unreachable_level_is_inf_even_when_every_delta_is_equal() -> None:
+    """sd of Δ = 0 (every seed's Δ the same) with too few seeds for the level: inf, not NaN."""
+    unreachable = power.minimum_detectable_effect(0.0, 4, level=0.05)
+    assert unreachable is not None and math.isinf(unreachable)
+    assert power.minimum_detectable_effect(0.0, 10) == 0.0

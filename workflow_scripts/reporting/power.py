@@ -167,10 +167,12 @@ def minimum_detectable_effect(
 ) -> float | None:
     """Smallest |mean Δ| the report's test detects with ``power`` at ``n`` seeds and two-sided
     ``level``, given the sd of Δ; ``None`` when ``n < 2`` or sd is unknown, ``inf`` when the
-    exact test cannot reach ``level`` at all."""
+    exact test cannot reach ``level`` at all (whatever the sd: ``inf × 0`` would be NaN, which
+    summary.json cannot hold)."""
     if sd is None or n < 2 or not math.isfinite(sd):
         return None
-    return mde_sd_units(n, level, power) * sd
+    units = mde_sd_units(n, level, power)
+    return math.inf if math.isinf(units) else units * sd
 
 
 def seeds_needed(
