@@ -42,8 +42,12 @@ VOLATILE = re.compile(
 MEASURED = re.compile(r"\b\d[\d.,]* ?(s|ms|MB|MiB|GiB)\b")
 #: Report lines that carry a wall time, memory, the commit or a temporary path.
 VOLATILE_LINE = re.compile(
-    r"(runtime|wall time|samples/s|seconds|/tmp/|generated|commit|MiB|GiB|max_rss|memory)", re.IGNORECASE
+    r"(runtime|wall time|samples/s|seconds|/tmp/|generated|commit|checkout|MiB|GiB|max_rss|memory)",
+    re.IGNORECASE,
 )
+#: The report's Compute section (runtime, throughput, memory per arm), to the next section.
+COMPUTE_SECTION = re.compile(r"^## Compute|<h2[^>]*>Compute</h2>")
+NEXT_SECTION = re.compile(r"^## |<h2")
 OUTPUT_DIRS = ("results", "data/derived")
 #: The configs whose planned jobs and shell commands (params included) must not change.
 DRY_RUNS = (
@@ -76,10 +80,22 @@ def normalised(path: Path) -> bytes:
         kept = [column for column in (rows[0] if rows else {}) if not VOLATILE.search(column)]
         return json.dumps([[row[column] for column in kept] for row in rows]).encode()
     if path.suffix in (".md", ".html", ".log"):
-        lines = path.read_text().splitlines()
-        shown = (MEASURED.sub("<measured>", line) for line in lines if not VOLATILE_LINE.search(line))
-        return "\n".join(shown).encode()
+        shown = (MEASURED.sub("<measured>", line) for line in without_compute(path.read_text().splitlines()))
+        return "\n".join(line for line in shown if not VOLATILE_LINE.search(line)).encode()
     return path.read_bytes()
+
+
+def without_compute(lines: list[str]) -> list[str]:
+    """The report's lines without its Compute section (measurements of the machine)."""
+    kept, skipping = [], False
+    for line in lines:
+        if COMPUTE_SECTION.search(line):
+            skipping = True
+        elif skipping and NEXT_SECTION.search(line):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    return kept
 
 
 def _drop_volatile(value: Any) -> Any:
