@@ -383,6 +383,7 @@ def write_test_profile(cluster: Cluster, directory: Path) -> dict:
     return train
 
 
+@pytest.mark.slow  # two minutes: the quick tier stays quick on a machine with Slurm installed
 def test_smoke_workflow_on_slurm(cluster: Cluster, tmp_path: Path) -> None:
     """Step 2: the smoke config through --profile profiles/slurm; every contract output exists."""
     from test_workflow import SEEDS, VARIANTS, contract_paths
