@@ -17,7 +17,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.training_support import verified_model, write_synthetic_derived
+from tests.training_support import SplitRecorder, verified_model, write_synthetic_derived
 from workflow_scripts.config.base import ConfigError, VariantConfig
 from workflow_scripts.config.loader import load_experiment
 from workflow_scripts.config.pretraining import PretrainConfig
@@ -82,22 +82,8 @@ def derived(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_derived(tmp_path_factory.mktemp("derived"))
 
 
-class _Recorder:
-    """A derived dataset that records which splits were read."""
-
-    def __init__(self, base: Any) -> None:
-        self.base, self.read = base, set()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.base, name)
-
-    def split(self, name: str) -> Any:
-        self.read.add(name)
-        return self.base.split(name)
-
-
 def test_source_split_reads_only_train_and_purges_the_gap(derived: Path) -> None:
-    base = _Recorder(load_derived(derived))
+    base = SplitRecorder(load_derived(derived))
     source = SourceDataset(base, 0.7)
     train, val = source.split("train"), source.split("val")
     assert base.read == {"train"}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.training_support import variant, write_synthetic_derived
+from tests.training_support import SplitRecorder, variant, write_synthetic_derived
 from workflow_scripts import select_lr
 from workflow_scripts.config.base import ConfigError
 from workflow_scripts.config.loader import load_experiment
@@ -126,20 +126,6 @@ def test_selection_takes_the_lowest_mean_validation_loss_and_never_a_test_result
         select_lr.select(arm.to_params(), [("x1", 1, 0.3), ("x2", 2, 0.3)])
 
 
-class _Recorder:
-    """A derived dataset that records which splits were read."""
-
-    def __init__(self, base: Any) -> None:
-        self.base, self.read = base, set()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.base, name)
-
-    def split(self, name: str) -> Any:
-        self.read.add(name)
-        return self.base.split(name)
-
-
 def test_a_tuning_run_never_reads_the_test_split(tmp_path: Path) -> None:
     import torch
 
@@ -151,7 +137,7 @@ def test_a_tuning_run_never_reads_the_test_split(tmp_path: Path) -> None:
     from workflow_scripts.training.loop import fit
 
     model = verified_model(make_tiny_t5(tmp_path / "t5"), tmp_path / "model")
-    dataset = _Recorder(load_derived(write_synthetic_derived(tmp_path / "derived")))
+    dataset = SplitRecorder(load_derived(write_synthetic_derived(tmp_path / "derived")))
     trainer = Trainer(
         variant("baseline", init="random", epochs=1, steps_per_epoch=2),
         100,

@@ -113,3 +113,17 @@ def verified_model(source: Path, destination: Path) -> Path:
 
 def variant_json(config: VariantConfig) -> str:
     return json.dumps(config.to_params(), sort_keys=True)
+
+
+class SplitRecorder:
+    """A derived dataset that records which splits were read (a test-split read is a leak)."""
+
+    def __init__(self, base: Any) -> None:
+        self.base, self.read = base, set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def split(self, name: str) -> Any:
+        self.read.add(name)
+        return self.base.split(name)
