@@ -15,8 +15,9 @@ from tests.training_support import variant, write_synthetic_derived
 from workflow_scripts.data.derived import DerivedDataset, load_derived
 from workflow_scripts.training.bench_hooks import make_step_fn
 from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.feed import train_batch
 from workflow_scripts.training.freezing import norm_parameters
-from workflow_scripts.training.loop import train_batch, train_epoch
+from workflow_scripts.training.loop import train_epoch
 from workflow_scripts.training.model import input_embedding_weight
 from workflow_scripts.training.optim import optimizer_parameter_ids
 from workflow_scripts.training.precision import PrecisionError

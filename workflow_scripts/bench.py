@@ -1,6 +1,6 @@
 """How close the workflow runs to the hardware, measured on the machine at hand.
 
-    python -m workflow_scripts.bench [--quick] [--scaling] [--model tiny|mini|t5-small]
+    python -m workflow_scripts.bench [--quick] [--scaling] [--model tiny|mini|t5-small] [--efficiency-only]
 
 The last line of output is one JSON object. Everything is generated in a temporary
 directory: a synthetic 1-minute series preprocessed by the real pipeline, and T5
@@ -12,7 +12,8 @@ encoders built from a config (weights do not change step time, so no download).
   (the closest a CPU gets to a short GPU step) and >= 0.97 with t5-small.
 * ``host_ms_per_step``: that price in milliseconds, project step - bare step; on a GPU
   it is host-side work that a short step cannot hide. ``batch_ms_per_step``: the part
-  of it that builds the batch (gather, mask draws, window statistics), timed alone.
+  of it that builds the batch (gather, mask draws, window statistics), timed alone, per
+  step of a group of ``batch_steps_ahead`` steps built together as the loop builds them.
 * ``samples_per_s``: training windows per second of the project step, per variant.
 * ``bf16_vs_fp32_speedup``: fp32 step time / bf16-autocast step time on this device.
 * ``dag_dry_run_s``: ``snakemake -n`` on the full default DAG.
@@ -163,46 +164,65 @@ def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[st
     """Best seconds per project step and per bare step at ``point``.
 
     The two are timed in alternating rounds and each keeps its best round, so a burst
-    of background load or a cold cache does not land on one side only.
+    of background load or a cold cache does not land on one side only. The loop builds
+    its batches several steps at a time (``feed.steps_ahead``), so every timing covers
+    whole groups of those steps: ``iters`` is rounded up to a multiple of the group.
     """
-    from workflow_scripts.training.bench_hooks import make_bare_step_fn, make_step_fn, time_steps
-    from workflow_scripts.training.loop import epoch_generators, train_batch
+    from workflow_scripts.training.bench_hooks import (
+        make_bare_step_fn,
+        make_step_fn,
+        time_loop_steps,
+        time_steps,
+    )
+    from workflow_scripts.training.feed import epoch_generators, steps_ahead, train_batches
 
     trainer = build_trainer(point, root)
     project_step, bare_step = make_step_fn(trainer), make_bare_step_fn(trainer)
     order, mask_generator = epoch_generators(trainer, 1)
+    ahead = steps_ahead(trainer)
+    groups = -(-iters // ahead)
 
-    def batch_step() -> None:
-        train_batch(trainer, order[0], mask_generator)
+    def batch_group() -> None:
+        train_batches(trainer, order[:ahead], mask_generator)
 
     project = bare = batch = float("inf")
     for _ in range(rounds):
-        project = min(project, time_steps(project_step, trainer.device, iters=iters))
-        bare = min(bare, time_steps(bare_step, trainer.device, iters=iters))
-        batch = min(batch, time_steps(batch_step, trainer.device, iters=iters))
-    return {"project_s": project, "bare_s": bare, "batch_s": batch}
+        project = min(project, time_loop_steps(project_step, trainer, iters=iters))
+        bare = min(bare, time_steps(bare_step, trainer.device, iters=groups * ahead))
+        batch = min(batch, time_steps(batch_group, trainer.device, iters=groups) / ahead)
+    return {"project_s": project, "bare_s": bare, "batch_s": batch, "steps_ahead": ahead}
 
 
-def measure_training(point: Point, root: Path, iters: int) -> dict[str, Any]:
-    """Efficiency of the loop, throughput per variant, and bf16 against fp32."""
-    from workflow_scripts.training.bench_hooks import make_step_fn, time_steps
+def measure_training(
+    point: Point, root: Path, iters: int, *, efficiency_only: bool = False
+) -> dict[str, Any]:
+    """Efficiency of the loop, throughput per variant, and bf16 against fp32.
+
+    ``efficiency_only``: the first three only (the variants and the emulated bf16 of a
+    large encoder on a CPU take many minutes).
+    """
+    from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps
 
     nofreeze = step_times(point, root, iters)
-    samples = {}
-    for name in VARIANTS:
-        trainer = build_trainer(dataclasses.replace(point, variant=name), root)
-        seconds = time_steps(make_step_fn(trainer, epoch=1), trainer.device, iters=iters)
-        samples[name] = round(point.batch_size / seconds, 1)
-    bf16 = step_times(dataclasses.replace(point, precision="bf16"), root, iters)
-    return {
+    result: dict[str, Any] = {
         "train_step_efficiency": round(nofreeze["bare_s"] / nofreeze["project_s"], 3),
         "train_step_s": round(nofreeze["project_s"], 5),
         "bare_step_s": round(nofreeze["bare_s"], 5),
         "host_ms_per_step": round(1000 * (nofreeze["project_s"] - nofreeze["bare_s"]), 3),
         "batch_ms_per_step": round(1000 * nofreeze["batch_s"], 3),
-        "samples_per_s": samples,
-        "bf16_vs_fp32_speedup": round(nofreeze["project_s"] / bf16["project_s"], 3),
+        "batch_steps_ahead": nofreeze["steps_ahead"],
     }
+    if efficiency_only:
+        return result
+    samples = {}
+    for name in VARIANTS:
+        trainer = build_trainer(dataclasses.replace(point, variant=name), root)
+        seconds = time_loop_steps(make_step_fn(trainer, epoch=1), trainer, iters=iters)
+        samples[name] = round(point.batch_size / seconds, 1)
+    bf16 = step_times(dataclasses.replace(point, precision="bf16"), root, iters)
+    result["samples_per_s"] = samples
+    result["bf16_vs_fp32_speedup"] = round(nofreeze["project_s"] / bf16["project_s"], 3)
+    return result
 
 
 def measure_dag_dry_run(repeats: int = 3) -> float:
@@ -256,13 +276,13 @@ def run_point(point: Point, iters: int) -> dict[str, Any]:
     """
     import torch
 
-    from workflow_scripts.training.bench_hooks import make_step_fn, time_steps
+    from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps
 
     with tempfile.TemporaryDirectory(prefix="bench-point-") as tmp:
         trainer = build_trainer(point, Path(tmp))
         Path("/proc/self/clear_refs").write_text("5")
         before_mb = _status_mb("VmRSS")
-        step_s = time_steps(make_step_fn(trainer), trainer.device, iters=iters)
+        step_s = time_loop_steps(make_step_fn(trainer), trainer, iters=iters)
         peak_mb = _status_mb("VmHWM")
     result = {**dataclasses.asdict(point), "step_s": round(step_s, 5)}
     result.update(rss_before_steps_mb=round(before_mb), step_memory_mb=round(peak_mb - before_mb))
@@ -302,6 +322,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--steps-only", action="store_true", help="only the training-step figures (no dry run, no preprocess)"
     )
+    parser.add_argument(
+        "--efficiency-only",
+        action="store_true",
+        help="only the efficiency, host and batch figures (implies --steps-only; for t5-small on a CPU)",
+    )
     parser.add_argument("--point", help=argparse.SUPPRESS)  # internal: one scaling point (JSON)
     parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
     return parser.parse_args(argv)
@@ -321,8 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.scaling_only:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             log.info("training steps: %s", point)
-            result.update(measure_training(point, Path(tmp), iters))
-    if not (args.scaling_only or args.steps_only):
+            result.update(measure_training(point, Path(tmp), iters, efficiency_only=args.efficiency_only))
+    if not (args.scaling_only or args.steps_only or args.efficiency_only):
         log.info("snakemake -n on the default DAG")
         result["dag_dry_run_s"] = measure_dag_dry_run(1 if args.quick else 3)
         rows = 300_000 if args.quick else 3_100_000

@@ -5,15 +5,16 @@ For ``workflow_scripts.bench``: ``train_step_efficiency`` is the ratio of their 
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
 from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.device import synchronize
-from workflow_scripts.training.loop import epoch_generators, train_batch, train_step
+from workflow_scripts.training.feed import epoch_batches, epoch_generators, steps_ahead, train_batch
+from workflow_scripts.training.loop import train_step
+from workflow_scripts.training.normalisation import Batch
 from workflow_scripts.training.steplog import StepLog
 from workflow_scripts.training.streaming_metrics import masked_mse
 
@@ -22,18 +23,26 @@ def make_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
     """One call = one training step of the project loop (gather, mask, forward, backward,
     clip, schedule, AdamW, on-device bookkeeping), as ``train_epoch`` runs it.
 
-    For ``workflow_scripts.bench``: time it against ``make_bare_step_fn`` (synchronise
-    the device around the timed calls, e.g. with ``time_steps``).
+    Batches are built ``feed.steps_ahead`` steps at a time, as in ``train_epoch``: time a
+    whole number of those (``time_steps``'s ``warmup`` and ``iters`` both multiples of it),
+    so the timed calls carry their share of batch building. For ``workflow_scripts.bench``:
+    time it against ``make_bare_step_fn`` (synchronise the device around the timed calls,
+    e.g. with ``time_steps``).
     """
     trainer.apply_freeze(epoch)
     trainer.model.train()
     order, mask_gen = epoch_generators(trainer, epoch)
     log = StepLog(trainer.steps, trainer.device, check_grad=trainer.scaler is None)
-    counter = itertools.count()
+
+    def epochs() -> Iterator[tuple[int, Batch]]:
+        while True:
+            yield from enumerate(epoch_batches(trainer, order, mask_gen))
+
+    batches = epochs()
 
     def step() -> None:
-        i = next(counter) % trainer.steps
-        train_step(trainer, order[i], mask_gen, log, i, (epoch - 1) * trainer.steps + i)
+        i, batch = next(batches)
+        train_step(trainer, batch, log, i, (epoch - 1) * trainer.steps + i)
 
     return step
 
@@ -83,3 +92,13 @@ def time_steps(step: Callable[[], None], device: torch.device, *, warmup: int = 
         step()
     synchronize(device)
     return (time.perf_counter() - started) / iters
+
+
+def time_loop_steps(step: Callable[[], None], trainer: Trainer, *, iters: int) -> float:
+    """``time_steps`` of a ``make_step_fn`` step over whole groups of ``feed.steps_ahead`` steps.
+
+    Warm-up and timed calls each cover whole groups (``iters`` rounded up), so every
+    timing carries its share of the batches built ahead, no more and no less.
+    """
+    ahead = steps_ahead(trainer)
+    return time_steps(step, trainer.device, warmup=ahead, iters=-(-iters // ahead) * ahead)

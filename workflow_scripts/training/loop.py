@@ -7,18 +7,18 @@ units. The kept checkpoint is the epoch with the lowest validation loss; patienc
 epochs without a lower one and restarts when a frozen encoder is unfrozen. Only the kept
 checkpoint is scored, once, on the test split (``evaluation``). Every epoch commits its
 state asynchronously (``resume.ResumeStore``), so a killed run resumes from its last
-completed epoch. Speed rules (issue 7): a step reads nothing back from the device
-(``steplog``), batches are gathered on the device (``batches``), evaluation runs under
-``torch.inference_mode`` and a frozen encoder has ``requires_grad=False``.
+completed epoch. Speed rules (issues 7 and 20): a step reads nothing back from the device
+(``steplog``), batches are gathered on the device and built several steps at a time
+(``feed``), evaluation runs under ``torch.inference_mode`` and a frozen encoder has
+``requires_grad=False``.
 
 Reproducibility: all randomness of epoch ``e`` (batch order, masks, dropout) comes from
-generators seeded with (seed, e), so a run resumed after epoch ``k`` replays epoch ``k+1``
-exactly as an uninterrupted run would.
+generators seeded with (seed, e) (``feed.epoch_generators``), so a run resumed after epoch
+``k`` replays epoch ``k+1`` exactly as an uninterrupted run would.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import time
@@ -29,14 +29,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from workflow_scripts.training.batches import epoch_order
 from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.device import describe_device, synchronize
 from workflow_scripts.training.evaluation import channel_skill, metric_row, naive_report
+from workflow_scripts.training.feed import epoch_batches, epoch_generators
 from workflow_scripts.training.identity import RunIdentity
-from workflow_scripts.training.masking import owner_span_masks
-from workflow_scripts.training.normalisation import Batch, make_batch
-from workflow_scripts.training.optim import current_lr, set_learning_rates
+from workflow_scripts.training.normalisation import Batch
+from workflow_scripts.training.optim import clip_gradients, current_lr, set_learning_rates
 from workflow_scripts.training.outputs import TensorBoardLog, run_summary, write_metrics_csv, write_outputs
 from workflow_scripts.training.resume import ResumeStore, cpu_copy, model_tensors, restore_model
 from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, StepLog
@@ -44,7 +43,7 @@ from workflow_scripts.training.streaming_metrics import MetricResult, masked_mse
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["InjectedFailure", "NonFiniteError", "derived_seed", "fit", "train_epoch"]
+__all__ = ["InjectedFailure", "NonFiniteError", "fit", "train_epoch"]
 
 
 class InjectedFailure(RuntimeError):
@@ -180,55 +179,8 @@ def _abandon(store: ResumeStore, tensorboard: TensorBoardLog) -> None:
     tensorboard.close()
 
 
-def derived_seed(seed: int, epoch: int, purpose: str) -> int:
-    """A 63-bit seed for one purpose in one epoch, independent of every other (seed, epoch, purpose)."""
-    digest = hashlib.sha256(f"{seed}:{epoch}:{purpose}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def epoch_generators(trainer: Trainer, epoch: int) -> tuple[torch.Tensor, torch.Generator]:
-    """(sample order ``[steps, batch]``, mask generator) of ``epoch``, from (seed, epoch) only."""
-    torch.manual_seed(derived_seed(trainer.seed, epoch, "dropout"))
-    order_gen = torch.Generator(device="cpu").manual_seed(derived_seed(trainer.seed, epoch, "order"))
-    order = epoch_order(trainer.train_source.n_samples, trainer.steps, trainer.cfg.batch_size, order_gen)
-    if trainer.train_source.storage.type == "cuda":
-        order = order.pin_memory()
-    order = order.to(trainer.train_source.storage, non_blocking=True)
-    mask_gen = torch.Generator(device=trainer.device).manual_seed(derived_seed(trainer.seed, epoch, "mask"))
-    return order, mask_gen
-
-
-def train_batch(trainer: Trainer, idx: torch.Tensor, mask_generator: torch.Generator) -> Batch:
-    """Training samples ``idx`` with fresh leak-free masks, in window units.
-
-    The step's only random work is here: the mask draws (on the model's device). The
-    bars' owners were computed with the source; the windows are one gather.
-    """
-    cfg, source = trainer.cfg, trainer.train_source
-    mask = None
-    if trainer.masking is not None:
-        mask = owner_span_masks(
-            source.owner_index(idx),
-            source.seq_len,
-            cfg.mask_ratio,
-            cfg.mask_span,
-            trainer.bar_ns,
-            generator=mask_generator,
-        )
-    future = source.targets(idx) if trainer.shape.task == "forecast" else None
-    return make_batch(source.windows(idx), mask, future, cfg.normalisation)
-
-
-def train_step(
-    trainer: Trainer,
-    idx: torch.Tensor,
-    mask_generator: torch.Generator,
-    log: StepLog,
-    step: int,
-    global_step: int,
-) -> None:
-    """One optimisation step on samples ``idx``; records loss and grad norm without a sync."""
-    batch = train_batch(trainer, idx, mask_generator)
+def train_step(trainer: Trainer, batch: Batch, log: StepLog, step: int, global_step: int) -> None:
+    """One optimisation step on ``batch``; records loss and grad norm without a sync."""
     with trainer.precision.autocast(trainer.device):
         pred = trainer.forward(batch.inputs, batch.mask)
     loss = masked_mse(pred, batch.target, batch.mask)
@@ -239,10 +191,7 @@ def train_step(
         scaler.unscale_(optimizer)
     else:
         loss.backward()
-    if trainer.cfg.grad_clip > 0:
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainer.trainable, trainer.cfg.grad_clip)
-    else:
-        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in trainer.trainable if p.grad is not None])
+    grad_norm = clip_gradients(trainer.trainable, trainer.cfg.grad_clip)
     set_learning_rates(optimizer, trainer.schedule, global_step)
     if scaler is not None:
         scaler.step(optimizer)
@@ -269,8 +218,8 @@ def train_epoch(trainer: Trainer, epoch: int) -> tuple[dict[str, Any], MetricRes
         dynamic_ncols=False,
     )
     with bar:
-        for step in range(steps):
-            train_step(trainer, order[step], mask_gen, log, step, (epoch - 1) * steps + step)
+        for step, batch in enumerate(epoch_batches(trainer, order, mask_gen)):
+            train_step(trainer, batch, log, step, (epoch - 1) * steps + step)
             if cfg.inject_failure_at_epoch == epoch:
                 raise InjectedFailure(
                     f"injected failure at epoch {epoch} (train.inject_failure_at_epoch, a test-only switch)"

@@ -152,27 +152,32 @@ def level_span_masks(
     *,
     generator: torch.Generator,
     device: torch.device,
+    batches: int = 1,
 ) -> torch.Tensor:
-    """Bool ``[batch, T, length]``: ``sample_span_masks`` of every timeframe, in one pass.
+    """Bool ``[batches * batch, T, length]``: ``sample_span_masks`` of every timeframe, in one pass.
 
     The same draws, in the same order, as one ``sample_span_masks`` call per timeframe
-    (so the same masks for the same generator state); only the ops after the draws are
-    batched over timeframes. Each span adds +1 at its start and -1 at its end to a
-    running sum, which is positive exactly inside a span (spans never overlap). A
-    timeframe with fewer spans is padded with offsets at ``length``, whose +1 and -1
-    land in the extra last slot and cancel there.
+    and per batch (so the same masks for the same generator state); only the ops after
+    the draws are batched over timeframes and batches. Each span adds +1 at its start
+    and -1 at its end to a running sum, which is positive exactly inside a span (spans
+    never overlap). A timeframe with fewer spans is padded with offsets at ``length``,
+    whose +1 and -1 land in the extra last slot and cancel there.
     """
     layout, steps, spans = _level_layout(length, mask_ratio, mask_span, tuple(bar_ns), device)
     widest = steps.shape[1]
-    offsets = []
-    for count, free in layout:
-        drawn = torch.randint(0, free + 1, (batch, count), generator=generator, device=device)
-        offsets.append(drawn if count == widest else F.pad(drawn, (0, widest - count), value=length))
-    ordered, _ = torch.sort(torch.stack(offsets, dim=1), dim=2)
-    starts = (ordered + steps).clamp_max_(length)  # [B, T, C]
+    per_batch = []
+    for _ in range(batches):
+        offsets = []
+        for count, free in layout:
+            drawn = torch.randint(0, free + 1, (batch, count), generator=generator, device=device)
+            offsets.append(drawn if count == widest else F.pad(drawn, (0, widest - count), value=length))
+        per_batch.append(torch.stack(offsets, dim=1))
+    ordered, _ = torch.sort(torch.cat(per_batch), dim=2)
+    rows, levels = batches * batch, len(layout)
+    starts = (ordered + steps).clamp_max_(length)  # [rows, T, C]
     edges = torch.cat([starts, (starts + spans).clamp_max_(length)], dim=2)
-    signs = _signs(len(layout), widest, device).expand(batch, -1, -1)
-    delta = torch.zeros(batch, len(layout), length + 1, dtype=torch.int32, device=device)
+    signs = _signs(levels, widest, device).expand(rows, -1, -1)
+    delta = torch.zeros(rows, levels, length + 1, dtype=torch.int32, device=device)
     delta.scatter_add_(2, edges, signs)
     return delta[..., :length].cumsum(dim=2) > 0
 
@@ -192,14 +197,25 @@ def owner_span_masks(
     bar_ns: Sequence[int],
     *,
     generator: torch.Generator,
+    batches: int = 1,
 ) -> torch.Tensor:
     """Bool ``[B, T, L]``, True = masked: span masks per timeframe, applied through the owners.
 
-    ``owners`` are ``owner_index``'s flat indices ``[B, T * L]``.
+    ``owners`` are ``owner_index``'s flat indices ``[B, T * L]``. ``batches``: the rows are
+    that many consecutive batches, masked as by one call per batch in turn.
     """
     b, t = owners.shape[0], len(bar_ns)
+    if b % batches:
+        raise ValueError(f"{b} rows of owners do not split into {batches} batches")
     per_level = level_span_masks(
-        b, length, mask_ratio, mask_span, bar_ns, generator=generator, device=owners.device
+        b // batches,
+        length,
+        mask_ratio,
+        mask_span,
+        bar_ns,
+        generator=generator,
+        device=owners.device,
+        batches=batches,
     )
     mask = per_level.reshape(b, t * length).gather(1, owners).reshape(b, t, length)
     # At least MIN_VISIBLE visible bars in every timeframe, or the sample is left unmasked.

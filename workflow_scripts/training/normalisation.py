@@ -78,6 +78,15 @@ class Batch:
         """Window units (e.g. the model's prediction) -> the derived data's train-z units."""
         return values.float() * self.scale + self.loc
 
+    def split(self, size: int) -> list[Batch]:
+        """Consecutive batches of ``size`` samples each (views of these tensors, no copy)."""
+        parts = [t.split(size) for t in (self.inputs, self.target, self.windows, self.loc, self.scale)]
+        masks = [None] * len(parts[0]) if self.mask is None else list(self.mask.split(size))
+        return [
+            Batch(inputs=i, target=t, windows=w, mask=m, loc=loc, scale=s)
+            for i, t, w, m, loc, s in zip(*parts[:3], masks, *parts[3:], strict=True)
+        ]
+
 
 def make_batch(
     windows: torch.Tensor,
