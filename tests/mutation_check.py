@@ -175,6 +175,20 @@ MUTATIONS = (
         (("export STAGE1_REQUIRE_COMPONENTS=1\n", ""),),
         CI_TESTS,
     ),
+    Mutation(
+        "masks_drawn_in_bulk",
+        "the batches built ahead draw every step's masks in one call (another order of draws)",
+        "workflow_scripts/training/feed.py",
+        (("            batches=steps,\n", ""),),
+        ("tests/test_feed.py",),
+    ),
+    Mutation(
+        "clip_scales_up",
+        "clip_gradients scales by max_norm / norm without clamping at 1 (small gradients grow)",
+        "workflow_scripts/training/optim.py",
+        (("torch.clamp(max_norm / (total + 1e-6), max=1.0)", "max_norm / (total + 1e-6)"),),
+        ("tests/test_feed.py",),
+    ),
 )
 
 
