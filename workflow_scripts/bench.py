@@ -198,8 +198,9 @@ def measure_training(
 ) -> dict[str, Any]:
     """Efficiency of the loop, throughput per variant, and bf16 against fp32.
 
-    ``efficiency_only``: the first three only (the variants and the emulated bf16 of a
-    large encoder on a CPU take many minutes).
+    ``efficiency_only``: the loop's figures only (efficiency, step times, host and batch
+    milliseconds); the variants and the emulated bf16 of a large encoder on a CPU take
+    many minutes.
     """
     from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps
 

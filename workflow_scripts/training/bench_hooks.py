@@ -23,11 +23,9 @@ def make_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
     """One call = one training step of the project loop (gather, mask, forward, backward,
     clip, schedule, AdamW, on-device bookkeeping), as ``train_epoch`` runs it.
 
-    Batches are built ``feed.steps_ahead`` steps at a time, as in ``train_epoch``: time a
-    whole number of those (``time_steps``'s ``warmup`` and ``iters`` both multiples of it),
-    so the timed calls carry their share of batch building. For ``workflow_scripts.bench``:
-    time it against ``make_bare_step_fn`` (synchronise the device around the timed calls,
-    e.g. with ``time_steps``).
+    Batches are built ``feed.steps_ahead`` steps at a time, as in ``train_epoch``, so time
+    whole groups of those with ``time_loop_steps``: the timed calls then carry their share
+    of batch building. For ``workflow_scripts.bench``: time it against ``make_bare_step_fn``.
     """
     trainer.apply_freeze(epoch)
     trainer.model.train()
