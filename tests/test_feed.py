@@ -49,6 +49,20 @@ def t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_t5(tmp_path_factory.mktemp("t5"))
 
 
+@pytest.fixture
+def group_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of steps of each group ``feed.train_batches`` builds, in order."""
+    sizes: list[int] = []
+    build = feed.train_batches
+
+    def recording(trainer: Trainer, idx: torch.Tensor, generator: torch.Generator) -> list[Batch]:
+        sizes.append(int(idx.shape[0]))
+        return build(trainer, idx, generator)
+
+    monkeypatch.setattr(feed, "train_batches", recording)
+    return sizes
+
+
 def _equal(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
 
@@ -77,38 +91,22 @@ def test_the_batches_of_several_steps_equal_one_step_at_a_time(
 
 
 def test_an_epoch_is_built_in_groups_of_steps_ahead_with_a_shorter_last_group(
-    dataset: DerivedDataset, t5_dir: Path, monkeypatch: pytest.MonkeyPatch
+    dataset: DerivedDataset, t5_dir: Path, monkeypatch: pytest.MonkeyPatch, group_sizes: list[int]
 ) -> None:
     trainer = Trainer(variant(steps_per_epoch=7), 0, dataset, t5_dir, patch_len=8)
-    sizes: list[int] = []
-    build = feed.train_batches
-
-    def recording(trainer: Trainer, idx: torch.Tensor, generator: torch.Generator) -> list[Batch]:
-        sizes.append(int(idx.shape[0]))
-        return build(trainer, idx, generator)
-
-    monkeypatch.setattr(feed, "train_batches", recording)
     monkeypatch.setattr(feed, "MAX_STEPS_AHEAD", 3)
     order, generator = feed.epoch_generators(trainer, 1)
     grouped = list(feed.epoch_batches(trainer, order, generator))
-    assert sizes == [3, 3, 1]
+    assert group_sizes == [3, 3, 1]
     _order, fresh = feed.epoch_generators(trainer, 1)
     assert all(_same(a, feed.train_batch(trainer, order[i], fresh)) for i, a in enumerate(grouped))
 
 
 def test_a_timed_loop_step_carries_its_share_of_the_batches_built_ahead(
-    dataset: DerivedDataset, t5_dir: Path, monkeypatch: pytest.MonkeyPatch
+    dataset: DerivedDataset, t5_dir: Path, monkeypatch: pytest.MonkeyPatch, group_sizes: list[int]
 ) -> None:
     """bench's timings cover whole groups of steps, so each holds its batch building once."""
     trainer = Trainer(variant(steps_per_epoch=50), 0, dataset, t5_dir, patch_len=8)
-    sizes: list[int] = []
-    build = feed.train_batches
-
-    def recording(trainer: Trainer, idx: torch.Tensor, generator: torch.Generator) -> list[Batch]:
-        sizes.append(int(idx.shape[0]))
-        return build(trainer, idx, generator)
-
-    monkeypatch.setattr(feed, "train_batches", recording)
     monkeypatch.setattr(feed, "MAX_STEPS_AHEAD", 4)
     calls = 0
     step = make_step_fn(trainer)
@@ -119,7 +117,7 @@ def test_a_timed_loop_step_carries_its_share_of_the_batches_built_ahead(
         step()
 
     time_loop_steps(counted, trainer, iters=5)  # a warm-up group, then 5 rounded up to 8
-    assert calls == 12 and sizes == [4, 4, 4]
+    assert calls == 12 and group_sizes == [4, 4, 4]
 
 
 def test_steps_ahead_is_bounded_by_the_bytes_built_ahead(

@@ -173,14 +173,14 @@ def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[st
         make_step_fn,
         time_loop_steps,
         time_steps,
+        whole_groups,
     )
     from workflow_scripts.training.feed import epoch_generators, steps_ahead, train_batches
 
     trainer = build_trainer(point, root)
     project_step, bare_step = make_step_fn(trainer), make_bare_step_fn(trainer)
     order, mask_generator = epoch_generators(trainer, 1)
-    ahead = steps_ahead(trainer)
-    groups = -(-iters // ahead)
+    ahead, steps = steps_ahead(trainer), whole_groups(trainer, iters)
 
     def batch_group() -> None:
         train_batches(trainer, order[:ahead], mask_generator)
@@ -188,8 +188,8 @@ def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[st
     project = bare = batch = float("inf")
     for _ in range(rounds):
         project = min(project, time_loop_steps(project_step, trainer, iters=iters))
-        bare = min(bare, time_steps(bare_step, trainer.device, iters=groups * ahead))
-        batch = min(batch, time_steps(batch_group, trainer.device, iters=groups) / ahead)
+        bare = min(bare, time_steps(bare_step, trainer.device, iters=steps))
+        batch = min(batch, time_steps(batch_group, trainer.device, iters=steps // ahead) / ahead)
     return {"project_s": project, "bare_s": bare, "batch_s": batch, "steps_ahead": ahead}
 
 

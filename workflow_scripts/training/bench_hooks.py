@@ -92,11 +92,16 @@ def time_steps(step: Callable[[], None], device: torch.device, *, warmup: int = 
     return (time.perf_counter() - started) / iters
 
 
+def whole_groups(trainer: Trainer, iters: int) -> int:
+    """``iters`` rounded up to whole groups of ``feed.steps_ahead`` steps."""
+    ahead = steps_ahead(trainer)
+    return -(-iters // ahead) * ahead
+
+
 def time_loop_steps(step: Callable[[], None], trainer: Trainer, *, iters: int) -> float:
     """``time_steps`` of a ``make_step_fn`` step over whole groups of ``feed.steps_ahead`` steps.
 
     Warm-up and timed calls each cover whole groups (``iters`` rounded up), so every
     timing carries its share of the batches built ahead, no more and no less.
     """
-    ahead = steps_ahead(trainer)
-    return time_steps(step, trainer.device, warmup=ahead, iters=-(-iters // ahead) * ahead)
+    return time_steps(step, trainer.device, warmup=steps_ahead(trainer), iters=whole_groups(trainer, iters))
