@@ -85,6 +85,19 @@ def planned_jobs(dry_run_output: str) -> list[str]:
     return sorted(jobs)
 
 
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Torch on one thread for a module's tests, restored after it: tiny models run
+    fastest, and steadiest on a shared machine, on one thread. (torch is imported here,
+    not at the top, so test modules that never touch it do not pay for it.)"""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def workflow_copy(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "workflow")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from conftest import REPO, job_environment
@@ -12,9 +13,10 @@ from conftest import REPO, job_environment
 pytestmark = pytest.mark.slow
 
 
-def test_quick_benchmark_prints_the_figures_as_its_last_json_line() -> None:
+def _bench(*flags: str) -> dict[str, Any]:
+    """``bench --quick --iters 2 *flags``: the JSON object of its last line."""
     result = subprocess.run(
-        [sys.executable, "-m", "workflow_scripts.bench", "--quick", "--iters", "2"],
+        [sys.executable, "-m", "workflow_scripts.bench", "--quick", "--iters", "2", *flags],
         cwd=REPO,
         env=job_environment(),
         capture_output=True,
@@ -22,7 +24,11 @@ def test_quick_benchmark_prints_the_figures_as_its_last_json_line() -> None:
         timeout=600,
         check=True,
     )
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_quick_benchmark_prints_the_figures_as_its_last_json_line() -> None:
+    figures = _bench()
     assert figures["machine"]["cpu_cores"] >= 1
     assert 0 < figures["train_step_efficiency"] < 2
     # The loop's own milliseconds per step, and the batch's share of them, reported apart.
@@ -37,16 +43,7 @@ def test_quick_benchmark_prints_the_figures_as_its_last_json_line() -> None:
 
 def test_efficiency_only_reports_the_loop_figures_alone() -> None:
     """The t5-small figure on a CPU: efficiency, host and batch milliseconds, nothing slower."""
-    result = subprocess.run(
-        [sys.executable, "-m", "workflow_scripts.bench", "--quick", "--efficiency-only", "--iters", "2"],
-        cwd=REPO,
-        env=job_environment(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = _bench("--efficiency-only")
     loop_keys = {
         "train_step_efficiency",
         "train_step_s",
