@@ -273,6 +273,56 @@ def test_profile_settings() -> None:
     assert "gpu_model" in PROFILE.read_text(), "the profile should show the optional gpu_model"
 
 
+def gpu_rules() -> tuple[str, ...]:
+    """Every rule in rules/*.smk whose resources claim ``gpu`` (``gpu=`` under ``resources:``)."""
+    names = []
+    for path in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule \w+:)", path.read_text(), flags=re.MULTILINE):
+            rule = re.match(r"rule (\w+):", block)
+            if rule and re.search(r"^\s+resources:\n(?:\s+\w+=.*\n)*?\s+gpu=", block, re.MULTILINE):
+                names.append(rule.group(1))
+    return tuple(names)
+
+
+def gpu_placement_problems(profile: dict, rules: tuple[str, ...]) -> list[str]:
+    """What keeps each GPU rule off a GPU node under ``profile`` (empty: every rule is placed)."""
+    problems = []
+    for rule in rules:
+        placed = profile.get("set-resources", {}).get(rule)
+        if not placed:
+            problems.append(f"{rule}: claims gpu but has no set-resources (default partition, 30 min)")
+            continue
+        missing = {"gpu", "cpus_per_gpu", "mem_mb", "runtime", "slurm_partition"} - set(placed)
+        if missing or not placed.get("gpu"):
+            problems.append(f"{rule}: set-resources lacks {sorted(missing) or ['gpu >= 1']}")
+        elif placed.get("cpus_per_task"):
+            problems.append(f"{rule}: cpus_per_task would hide cpus_per_gpu")
+        elif profile.get("set-threads", {}).get(rule) != placed["cpus_per_gpu"] * placed["gpu"]:
+            problems.append(f"{rule}: set-threads is not cpus_per_gpu x gpu")
+    return problems
+
+
+def test_every_gpu_rule_has_a_gpu_placement() -> None:
+    """pretrain and tune_train claim gpu like train; each needs the GPU partition and its wall time."""
+    rules = gpu_rules()
+    assert {"train", "pretrain", "tune_train"} <= set(rules), rules
+    profile = load_profile()
+    assert gpu_placement_problems(profile, rules) == []
+    # The check bites: a rule without its block, or with a CPU-only block, is named.
+    for rule in rules:
+        unplaced = copy.deepcopy(profile)
+        del unplaced["set-resources"][rule]
+        assert gpu_placement_problems(unplaced, rules) == [
+            f"{rule}: claims gpu but has no set-resources (default partition, 30 min)"
+        ]
+    cpu_only = copy.deepcopy(profile)
+    del cpu_only["set-resources"]["pretrain"]["slurm_partition"]
+    assert gpu_placement_problems(cpu_only, rules) == ["pretrain: set-resources lacks ['slurm_partition']"]
+    # The wall time follows the steps: pretraining (2x a run's steps) gets more than train.
+    resources = profile["set-resources"]
+    assert resources["pretrain"]["runtime"] >= 2 * resources["train"]["runtime"]
+
+
 class _Resources(dict):
     def __getattr__(self, name: str):
         try:
@@ -373,8 +423,10 @@ def write_test_profile(cluster: Cluster, directory: Path) -> dict:
         "cpus_per_task": 1,  # two train jobs side by side on a 2-CPU node
         "mem_mb": min(train["mem_mb"], cluster.memory_mb // (2 * cpus)),
     }
-    train.update(overrides)
-    layer = {"set-resources": set_resources, "set-threads": {"train": 1}, **CLUSTER_FLAGS}
+    for rule in gpu_rules():  # pretrain and tune_train too, should the DAG ever hold them
+        set_resources[rule].update(overrides)
+    threads = dict.fromkeys(gpu_rules(), 1)
+    layer = {"set-resources": set_resources, "set-threads": threads, **CLUSTER_FLAGS}
     directory.mkdir(parents=True)
     (directory / "config.yaml").write_text(yaml.safe_dump(layer, sort_keys=False))
     print(
