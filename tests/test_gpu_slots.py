@@ -130,6 +130,56 @@ def test_machine_without_gpus_asks_nothing_and_assigns_nothing() -> None:
         assert pool.devices == () and pool.quiet
 
 
+def test_empty_nvidia_smi_with_device_nodes_gives_a_pool_and_a_warning_naming_both() -> None:
+    """A driver but no usable nvidia-smi (a slim container): count /dev/nvidia[0-9]*, say so."""
+    nodes = ("/dev/nvidia0", "/dev/nvidia1")
+    pool = choose_pool({}, list_devices=lambda: (), has_gpu=lambda: True, list_nodes=lambda: nodes)
+    assert pool.devices == ("0", "1") and pool.warning and not pool.quiet
+    assert (
+        "nvidia-smi" in pool.source and "counted 2 device node(s): /dev/nvidia0, /dev/nvidia1" in pool.source
+    )
+    # No nodes either: an empty pool, never a silent one.
+    empty = choose_pool({}, list_devices=lambda: (), has_gpu=lambda: True, list_nodes=lambda: ())
+    assert empty.devices == () and empty.warning and not empty.quiet
+    assert "nvidia-smi" in empty.source and "no /dev/nvidia[0-9]* device node" in empty.source
+    # nvidia-smi listing devices wins; the nodes are not even looked at.
+    listed = choose_pool({}, list_devices=lambda: ("0",), has_gpu=lambda: True, list_nodes=no_devices)
+    assert listed == Pool(("0",), "nvidia-smi -L")
+
+
+def test_device_nodes_are_the_gpus_not_the_control_nodes(tmp_path: Path) -> None:
+    for name in (
+        "nvidia0",
+        "nvidia10",
+        "nvidia2",
+        "nvidiactl",
+        "nvidia-uvm",
+        "nvidia-modeset",
+        "nvidia-caps",
+    ):
+        (tmp_path / name).touch()
+    assert gpu_pool.device_nodes(tmp_path) == tuple(str(tmp_path / f"nvidia{i}") for i in (0, 2, 10))
+    assert gpu_pool.device_nodes(tmp_path / "missing") == ()
+
+
+def test_a_pool_counted_from_device_nodes_is_warned_in_the_job_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def guessed(environ: Mapping[str, str]) -> Pool:
+        return choose_pool(
+            environ, list_devices=lambda: (), has_gpu=lambda: True, list_nodes=lambda: ("/dev/nvidia0",)
+        )
+
+    monkeypatch.setattr(gpu_locks, "choose_pool", guessed)
+    environ: dict[str, str] = {}
+    with caplog.at_level("INFO", logger="workflow_scripts.gpu_slots"):
+        slot = gpu_locks.take_slot(environ, tmp_path / "slots")
+    assert slot is not None and environ["CUDA_VISIBLE_DEVICES"] == "0"
+    gpu_locks.release_slot(slot)
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1 and "counted 1 device node(s): /dev/nvidia0" in warnings[0]
+
+
 def test_a_setting_that_names_no_device_is_an_error() -> None:
     with pytest.raises(ValueError, match="STAGE1_GPUS"):
         choose_pool({"STAGE1_GPUS": ","}, list_devices=no_devices, has_gpu=lambda: True)
@@ -338,16 +388,20 @@ _STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}) ", re.MULTIL
 def test_smoke_dag_on_a_simulated_two_gpu_pool(tmp_path: Path) -> None:
     """The smoke DAG with two simulated GPUs and gpu=2: every train job holds a slot of its own.
 
-    torch is CPU-only here (or the simulated ids do not exist), so training runs on the CPU
-    (device auto); the slot a job held is in its log.
+    torch is CPU-only here, so the jobs train on the CPU on purpose (``train.device: cpu``;
+    with ``auto`` a job given a slot's CUDA_VISIBLE_DEVICES and no CUDA device stops,
+    test_gpu_paths.py) while still claiming a slot (``--set-resources train:gpu=1``);
+    the slot a job held is in its log.
     """
     workdir = copy_workflow(tmp_path / "workflow")
+    (workdir / "config" / "cpu.yaml").write_text("train:\n  device: cpu\n")
     env = job_environment()
     env.update(STAGE1_GPUS="0,1")
     for name in (*gpu_pool.SCHEDULER_JOB_VARIABLES, gpu_pool.SCHEDULER_VARIABLE):
         env.pop(name, None)
-    command = [sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml"]
+    command = [sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml", "config/cpu.yaml"]
     command += ["--cores", "4", "--resources", "gpu=2", "--set-threads", "train=2"]
+    command += ["--set-resources", "train:gpu=1"]
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-6000:]
 
@@ -381,7 +435,8 @@ def test_smoke_dag_on_a_simulated_two_gpu_pool(tmp_path: Path) -> None:
     # with the scheduler's CUDA_VISIBLE_DEVICES=1): the pool assigns nothing.
     shutil.rmtree(workdir / "results" / "runs" / "baseline" / "seed0")
     command = [sys.executable, "-m", "snakemake", "results/runs/baseline/seed0/summary.json"]
-    command += ["--mode", "remote", "--configfile", "config/smoke.yaml", "--cores", "2"]
+    command += ["--mode", "remote", "--configfile", "config/smoke.yaml", "config/cpu.yaml", "--cores", "2"]
+    command += ["--set-resources", "train:gpu=1"]
     env["CUDA_VISIBLE_DEVICES"] = "1"
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-6000:]

@@ -147,6 +147,8 @@ def lock_dir_from(environ: Mapping[str, str], lock_dir: Path | None = None) -> P
 def take_slot(environ: MutableMapping[str, str], lock_dir: Path | None = None) -> Slot | None:
     """Choose the pool, take a slot and point ``CUDA_VISIBLE_DEVICES`` at it; None: nothing to do."""
     pool = choose_pool(environ)
+    if pool.warning:
+        log.warning("GPU slot: %s", pool.source)
     if not pool.devices:
         if not pool.quiet:  # a deliberate "no": say so; no GPU at all: say nothing
             visible = environ.get("CUDA_VISIBLE_DEVICES")

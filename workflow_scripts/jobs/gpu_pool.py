@@ -1,8 +1,10 @@
 """Which GPUs a local run's jobs may take: the pool and where it came from.
 
 The decision behind ``workflow_scripts.gpu_slots`` (whose docstring gives the rules in
-order): a scheduler in charge, ``STAGE1_GPUS``, ``CUDA_VISIBLE_DEVICES`` or
-``nvidia-smi -L``. torch is never imported for it.
+order): a scheduler in charge, ``STAGE1_GPUS``, ``CUDA_VISIBLE_DEVICES``, ``nvidia-smi -L``
+or, where that lists nothing on a machine with an NVIDIA driver, the count of
+``/dev/nvidia[0-9]*`` device nodes. torch is never imported for it. ``gpu_evidence`` is
+what a job expecting a GPU is told when torch sees none (``training.device``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ SCHEDULER_JOB_VARIABLES = {
 
 _NVIDIA_SMI_GPU = re.compile(r"^GPU (\d+):")
 _NVIDIA_SMI_MIG = re.compile(r"^\s+MIG .*\(UUID: (MIG-[^)\s]+)\)")
+#: A GPU's device node (``/dev/nvidia0``), unlike ``nvidiactl``, ``nvidia-uvm``, ``nvidia-caps``.
+_DEVICE_NODE = re.compile(r"^nvidia\d+$")
+#: Where the driver's device nodes live (a parameter in tests).
+DEV_DIR = Path("/dev")
 
 log = logging.getLogger("workflow_scripts.gpu_slots")
 
@@ -53,6 +59,8 @@ class Pool:
     source: str
     #: True when there is simply no GPU here: nothing to say in the log.
     quiet: bool = False
+    #: True when the pool is a guess or empty on a machine with a GPU driver: a warning in the log.
+    warning: bool = False
 
 
 def jobs_per_gpu(environ: Mapping[str, str]) -> int:
@@ -129,7 +137,43 @@ def leave_gpus_to_scheduler(scheduler: str, environ: MutableMapping[str, str] = 
 
 def has_nvidia_gpu() -> bool:
     """Cheap: is there an NVIDIA driver on this machine at all (no subprocess, no CUDA)?"""
-    return shutil.which("nvidia-smi") is not None or Path("/dev/nvidiactl").exists()
+    return shutil.which("nvidia-smi") is not None or (DEV_DIR / "nvidiactl").exists()
+
+
+def device_nodes(dev_dir: Path = DEV_DIR) -> tuple[str, ...]:
+    """The GPU device nodes the driver created (``/dev/nvidia0``, ...), sorted; () if none.
+
+    A container given GPUs sees their nodes even where ``nvidia-smi`` was not installed.
+    """
+    try:
+        names = [entry.name for entry in dev_dir.iterdir() if _DEVICE_NODE.match(entry.name)]
+    except OSError:
+        return ()
+    return tuple(str(dev_dir / name) for name in sorted(names, key=lambda name: int(name[6:])))
+
+
+def gpu_evidence(
+    environ: Mapping[str, str],
+    list_devices: Callable[[], tuple[str, ...]] = nvidia_smi_devices,
+    dev_dir: Path = DEV_DIR,
+) -> tuple[str, ...]:
+    """Why a GPU is expected here, one fact per entry; () when nothing points to one.
+
+    A slot or a scheduler set ``CUDA_VISIBLE_DEVICES`` to devices, the driver's
+    ``/dev/nvidiactl`` exists, or ``nvidia-smi -L`` lists a device. Where torch then
+    sees no CUDA device, training on the CPU would be a silent mistake (a wheel built
+    for a newer driver, a MIG GPU without instances, a container without the device).
+    """
+    facts = []
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and parse_device_list(visible):
+        facts.append(f"CUDA_VISIBLE_DEVICES={visible} (set by a GPU slot, a scheduler or you)")
+    if (dev_dir / "nvidiactl").exists():
+        facts.append(f"{dev_dir / 'nvidiactl'} exists (an NVIDIA driver is loaded)")
+    listed = list_devices()
+    if listed:
+        facts.append(f"nvidia-smi -L lists {len(listed)} device(s): {', '.join(listed)}")
+    return tuple(facts)
 
 
 def scheduler_in_charge(environ: Mapping[str, str]) -> str | None:
@@ -146,6 +190,7 @@ def choose_pool(
     environ: Mapping[str, str],
     list_devices: Callable[[], tuple[str, ...]] = nvidia_smi_devices,
     has_gpu: Callable[[], bool] = has_nvidia_gpu,
+    list_nodes: Callable[[], tuple[str, ...]] = device_nodes,
 ) -> Pool:
     """Which devices the pool hands out (see the module docstring for the rules)."""
     setting = environ.get(GPUS_VARIABLE, "").strip()
@@ -170,4 +215,24 @@ def choose_pool(
     if visible is not None:
         return Pool(parse_device_list(visible), f"CUDA_VISIBLE_DEVICES={visible}")
     devices = list_devices()
-    return Pool(devices, "nvidia-smi -L", quiet=not devices)
+    if devices:
+        return Pool(devices, "nvidia-smi -L")
+    return pool_from_device_nodes(list_nodes())
+
+
+def pool_from_device_nodes(nodes: tuple[str, ...]) -> Pool:
+    """The pool of a machine with an NVIDIA driver whose ``nvidia-smi -L`` lists nothing.
+
+    nvidia-smi is missing (a slim container) or failed: count the device nodes and
+    number the pool 0..n-1 as CUDA numbers what this process can see (a container given
+    GPU 3 sees ``/dev/nvidia3`` as CUDA device 0). Never quiet: the job log names both facts.
+    """
+    smi = "nvidia-smi -L listed no GPU" if shutil.which("nvidia-smi") else "nvidia-smi is not on PATH"
+    if not nodes:
+        return Pool(
+            (),
+            f"an NVIDIA driver is here, but {smi} and there is no /dev/nvidia[0-9]* device node",
+            warning=True,
+        )
+    devices = tuple(str(index) for index in range(len(nodes)))
+    return Pool(devices, f"{smi}; counted {len(nodes)} device node(s): {', '.join(nodes)}", warning=True)

@@ -11,10 +11,14 @@ pretraining):
   ``workflow_scripts.gpu_slots``) and ``GPU_JOB_THREADS`` threads for the host side.
 * ``auto``: a GPU job when the jobs run elsewhere (a cluster or cloud executor: the
   scheduler's nodes, not this machine, decide), when ``STAGE1_GPUS`` names devices (the
-  pool is given explicitly), or when torch on this machine sees CUDA or MPS
-  (``torch.cuda.is_available()``); otherwise a CPU job. torch is imported for that
-  only where there could be an accelerator (an NVIDIA or AMD driver, or macOS), so a
-  dry run on a machine without one pays nothing.
+  pool is given explicitly), when torch on this machine sees CUDA or MPS
+  (``torch.cuda.is_available()``), or when a GPU is expected here but torch sees none
+  (``gpu_pool.gpu_evidence``: a driver, a device listed by nvidia-smi,
+  ``CUDA_VISIBLE_DEVICES``). That last case is warned about now, and each job stops
+  with the cause (``training.device.resolve_device``) instead of quietly becoming a
+  one-thread CPU job. Otherwise a CPU job. torch is imported for that only where
+  there could be an accelerator (an NVIDIA or AMD driver, ``CUDA_VISIBLE_DEVICES``, or
+  macOS), so a dry run on a machine without one pays nothing.
 
 ``--set-threads train=2 pretrain=2`` (Snakemake's own option) gives jobs more threads.
 """
@@ -27,7 +31,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from workflow_scripts.jobs.gpu_pool import GPUS_VARIABLE, has_nvidia_gpu, parse_device_list
+from workflow_scripts.jobs.gpu_pool import GPUS_VARIABLE, gpu_evidence, has_nvidia_gpu, parse_device_list
 
 #: Threads of a CPU job: one, so that ``--cores N`` runs N jobs at once (two one-thread
 #: runs at once beat the same two in turn with two threads each by 1.4x on 2 cores).
@@ -46,12 +50,27 @@ def pool_named(environ: Mapping[str, str]) -> bool:
 
 @functools.cache
 def local_accelerator() -> bool:
-    """Would torch on this machine train on CUDA (or ROCm) or MPS? Cached: asked once per run."""
-    if sys.platform != "darwin" and not has_nvidia_gpu() and not Path("/dev/kfd").exists():
+    """Would a job on this machine train on CUDA (or ROCm) or MPS? Cached: asked once per run.
+
+    Also True where a GPU is expected but torch sees none (with a warning on stderr):
+    the jobs then stop with the cause instead of training on the CPU for days.
+    """
+    visible = parse_device_list(os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+    if sys.platform != "darwin" and not (has_nvidia_gpu() or visible or Path("/dev/kfd").exists()):
         return False  # no driver: torch cannot see a GPU, and importing it would cost a second
     import torch
 
-    return bool(torch.cuda.is_available() or torch.backends.mps.is_available())
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        return True
+    facts = gpu_evidence(os.environ)
+    if facts:
+        print(
+            f"WARNING: train.device auto: a GPU is expected here ({'; '.join(facts)}) but torch sees "
+            "none; the jobs claim a GPU and will stop with the cause (python -m "
+            "workflow_scripts.gpu_check shows what torch sees; train.device: cpu trains on the CPU)",
+            file=sys.stderr,
+        )
+    return bool(facts)
 
 
 def trains_on_gpu(requested: str, *, local: bool, environ: Mapping[str, str] = os.environ) -> bool:
