@@ -16,7 +16,7 @@ import torch
 from tests.tiny_models import make_tiny_t5
 from tests.training_support import variant, write_synthetic_derived
 from workflow_scripts.data.derived import DerivedDataset, load_derived
-from workflow_scripts.training import feed
+from workflow_scripts.training import feed, masking
 from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps
 from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.identity import RunIdentity
@@ -157,6 +157,47 @@ def test_masks_of_several_batches_at_once_equal_one_call_per_batch() -> None:
     assert at_once.shape == (15, 2, 32)
     assert torch.equal(torch.cat(per_call), at_once)
     assert torch.equal(first.get_state(), second.get_state())
+
+
+def test_masks_of_one_seed_are_the_same_whichever_device_consumes_them(
+    dataset: DerivedDataset, t5_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mask generator is a CPU generator on every device; its draws move to the device.
+
+    A CUDA generator draws other numbers than the CPU's for the same seed, so masks drawn
+    on the device would differ between a CPU and a GPU run of one seed. Simulated here:
+    a trainer whose device is CUDA (on this CPU build a CUDA generator cannot even be
+    made), and a mask consumer on the ``meta`` device (no values, but the draws must
+    still come from the CPU generator and be the CPU consumer's draws).
+    """
+    trainer = Trainer(variant(steps_per_epoch=5), 0, dataset, t5_dir, patch_len=8)
+    order, on_cpu = feed.epoch_generators(trainer, 1)
+    cpu_batches = feed.train_batches(trainer, order, on_cpu)
+    trainer.device = torch.device("cuda", 0)  # the model's device; the data stay where they are
+    gpu_order, on_gpu = feed.epoch_generators(trainer, 1)
+    assert on_gpu.device == CPU and torch.equal(gpu_order, order)
+    gpu_batches = feed.train_batches(trainer, gpu_order, on_gpu)
+    assert all(_same(a, b) for a, b in zip(cpu_batches, gpu_batches, strict=True))
+
+    drawn: dict[str, list[torch.Tensor]] = {"cpu": [], "meta": []}
+    draw = masking.draw_offsets
+    owners = torch.arange(2 * 32).repeat(6, 1)
+    ends = {}
+    for name in drawn:
+
+        def recording(*args: object, _into: list[torch.Tensor] = drawn[name]) -> torch.Tensor:
+            _into.append(draw(*args))  # type: ignore[arg-type]
+            return _into[-1]
+
+        monkeypatch.setattr(masking, "draw_offsets", recording)
+        generator = torch.Generator().manual_seed(11)
+        bar_ns = (86_400, 604_800)
+        mask = owner_span_masks(owners.to(name), 32, 0.3, 4, bar_ns, generator=generator, batches=2)
+        assert mask.device.type == name and mask.shape == (6, 2, 32)
+        ends[name] = generator.get_state()
+    assert drawn["cpu"] and all(offsets.device == CPU for offsets in drawn["meta"])
+    assert all(torch.equal(a, b) for a, b in zip(drawn["cpu"], drawn["meta"], strict=True))
+    assert torch.equal(ends["cpu"], ends["meta"])  # the consumer's device changed no draw
 
 
 def test_owners_that_do_not_split_into_the_batches_are_refused() -> None:

@@ -15,7 +15,8 @@ builds fewer steps at once and the memory it holds stays small beside the model'
 
 Reproducibility: all randomness of epoch ``e`` (batch order, masks, dropout) comes from
 generators seeded with (seed, e), so a run resumed after epoch ``k`` replays epoch ``k+1``
-exactly as an uninterrupted run would.
+exactly as an uninterrupted run would. The order and the masks are drawn from CPU
+generators whatever the device, so one seed gives one set of batches on a CPU and a GPU.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def epoch_generators(trainer: Trainer, epoch: int) -> tuple[torch.Tensor, torch.
     if trainer.train_source.storage.type == "cuda":
         order = order.pin_memory()
     order = order.to(trainer.train_source.storage, non_blocking=True)
-    mask_gen = torch.Generator(device=trainer.device).manual_seed(derived_seed(trainer.seed, epoch, "mask"))
+    # On the CPU, like the order: a CUDA generator draws other masks for the same seed.
+    mask_gen = torch.Generator(device="cpu").manual_seed(derived_seed(trainer.seed, epoch, "mask"))
     return order, mask_gen
 
 
@@ -70,7 +72,7 @@ def train_batches(trainer: Trainer, idx: torch.Tensor, mask_generator: torch.Gen
 
     The same batches as one ``train_batch`` call per row of ``idx`` in turn, built with
     one pass of tensor ops. The step's only random work is here: the mask draws (on the
-    model's device). The bars' owners were computed with the source; the windows are
+    CPU, then moved to the model's device). The bars' owners were computed with the source; the windows are
     one gather.
     """
     cfg, source = trainer.cfg, trainer.train_source

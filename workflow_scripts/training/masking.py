@@ -71,19 +71,30 @@ def sample_span_masks(
 ) -> torch.Tensor:
     """Bool ``[batch, seq_len]``: non-overlapping spans at random positions, True = masked.
 
-    Spans never overlap, so every sample masks exactly ``count * span`` bars; the draw
-    is a handful of tensor ops on ``device`` with no host synchronisation.
+    Spans never overlap, so every sample masks exactly ``count * span`` bars. The draw
+    happens on the generator's device and the offsets move to ``device`` (default: the
+    generator's), so one generator state gives one mask on any device.
     """
     device = torch.device(device) if device is not None else generator.device
     count, span = span_count(seq_len, mask_ratio, mask_span)
     free = seq_len - count * span
     # Sorted offsets in [0, free] plus i*span place span i after span i-1 without overlap.
-    offsets = torch.randint(0, free + 1, (batch, count), generator=generator, device=device)
+    offsets = draw_offsets(free, (batch, count), generator).to(device, non_blocking=True)
     offsets, _ = torch.sort(offsets, dim=1)
     starts = offsets + torch.arange(count, device=device) * span
     positions = torch.arange(seq_len, device=device)
     inside = (positions >= starts[..., None]) & (positions < starts[..., None] + span)
     return inside.any(dim=1)
+
+
+def draw_offsets(free: int, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    """Span offsets in ``[0, free]``, drawn where the generator lives.
+
+    Training draws from a CPU generator (``feed.epoch_generators``) and moves the
+    offsets to the model's device: CUDA's generator draws other numbers than the CPU's
+    for the same seed, so drawing on the device would give one seed other masks on a GPU.
+    """
+    return torch.randint(0, free + 1, shape, generator=generator, device=generator.device)
 
 
 def level_spans(mask_span: int, bar_ns: Sequence[int]) -> list[int]:
@@ -158,7 +169,8 @@ def level_span_masks(
 
     The same draws, in the same order, as one ``sample_span_masks`` call per timeframe
     and per batch (so the same masks for the same generator state); only the ops after
-    the draws are batched over timeframes and batches. Each span adds +1 at its start
+    the draws are batched over timeframes and batches. The draws happen on the
+    generator's device (``draw_offsets``) and move to ``device`` in one copy. Each span adds +1 at its start
     and -1 at its end to a running sum, which is positive exactly inside a span (spans
     never overlap). A timeframe with fewer spans is padded with offsets at ``length``,
     whose +1 and -1 land in the extra last slot and cancel there.
@@ -169,10 +181,10 @@ def level_span_masks(
     for _ in range(batches):
         offsets = []
         for count, free in layout:
-            drawn = torch.randint(0, free + 1, (batch, count), generator=generator, device=device)
+            drawn = draw_offsets(free, (batch, count), generator)
             offsets.append(drawn if count == widest else F.pad(drawn, (0, widest - count), value=length))
         per_batch.append(torch.stack(offsets, dim=1))
-    ordered, _ = torch.sort(torch.cat(per_batch), dim=2)
+    ordered, _ = torch.sort(torch.cat(per_batch).to(device, non_blocking=True), dim=2)
     rows, levels = batches * batch, len(layout)
     starts = (ordered + steps).clamp_max_(length)  # [rows, T, C]
     edges = torch.cat([starts, (starts + spans).clamp_max_(length)], dim=2)
