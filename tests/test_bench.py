@@ -51,5 +51,7 @@ def test_efficiency_only_reports_the_loop_figures_alone() -> None:
         "host_ms_per_step",
         "batch_ms_per_step",
     }
-    assert loop_keys | {"batch_steps_ahead", "machine", "quick", "setting"} == set(figures)
+    assert loop_keys | {"batch_steps_ahead", "fp32_runs_as", "machine", "quick", "setting"} == set(figures)
+    # What "fp32" ran as: fp32 on a CPU, tf32 on CUDA (then the speedup is bf16_vs_tf32_speedup).
+    assert figures["fp32_runs_as"] == ("tf32" if figures["machine"].get("gpu") else "fp32")
     assert figures["batch_steps_ahead"] == 25  # the quick point's 32 windows fit many times over

@@ -15,7 +15,9 @@ encoders built from a config (weights do not change step time, so no download).
   of it that builds the batch (gather, mask draws, window statistics), timed alone, per
   step of a group of ``batch_steps_ahead`` steps built together as the loop builds them.
 * ``samples_per_s``: training windows per second of the project step, per variant.
-* ``bf16_vs_fp32_speedup``: fp32 step time / bf16-autocast step time on this device.
+* ``bf16_vs_fp32_speedup``: fp32 step time / bf16-autocast step time on this device; on
+  CUDA, where "fp32" runs TF32 matmuls (``training.device.configure_backends``), it is
+  named ``bf16_vs_tf32_speedup``, and ``fp32_runs_as`` says which it was.
 * ``dag_dry_run_s``: ``snakemake -n`` on the full default DAG.
 * ``preprocess_m1_rows_per_s``: the data stage's benchmark (3.1M rows, 300k with --quick).
 * ``scaling`` (with --scaling or --scaling-only): step time and the memory the steps
@@ -160,7 +162,7 @@ def build_trainer(point: Point, root: Path) -> Any:
     )
 
 
-def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[str, float]:
+def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[str, Any]:
     """Best seconds per project step and per bare step at ``point``.
 
     The two are timed in alternating rounds and each keeps its best round, so a burst
@@ -190,7 +192,13 @@ def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[st
         project = min(project, time_loop_steps(project_step, trainer, iters=iters))
         bare = min(bare, time_steps(bare_step, trainer.device, iters=steps))
         batch = min(batch, time_steps(batch_group, trainer.device, iters=steps // ahead) / ahead)
-    return {"project_s": project, "bare_s": bare, "batch_s": batch, "steps_ahead": ahead}
+    return {
+        "project_s": project,
+        "bare_s": bare,
+        "batch_s": batch,
+        "steps_ahead": ahead,
+        "device": trainer.device,
+    }
 
 
 def measure_training(
@@ -203,9 +211,12 @@ def measure_training(
     many minutes.
     """
     from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps
+    from workflow_scripts.training.device import fp32_name
 
     nofreeze = step_times(point, root, iters)
+    fp32 = fp32_name(nofreeze["device"])
     result: dict[str, Any] = {
+        "fp32_runs_as": fp32,
         "train_step_efficiency": round(nofreeze["bare_s"] / nofreeze["project_s"], 3),
         "train_step_s": round(nofreeze["project_s"], 5),
         "bare_step_s": round(nofreeze["bare_s"], 5),
@@ -222,7 +233,7 @@ def measure_training(
         samples[name] = round(point.batch_size / seconds, 1)
     bf16 = step_times(dataclasses.replace(point, precision="bf16"), root, iters)
     result["samples_per_s"] = samples
-    result["bf16_vs_fp32_speedup"] = round(nofreeze["project_s"] / bf16["project_s"], 3)
+    result[f"bf16_vs_{fp32}_speedup"] = round(nofreeze["project_s"] / bf16["project_s"], 3)
     return result
 
 
@@ -273,22 +284,28 @@ def run_point(point: Point, iters: int) -> dict[str, Any]:
 
     On Linux the peak-RSS mark is reset (``/proc/self/clear_refs``) once the trainer is
     built, so the peak read afterwards belongs to the steps: activations, gradients and
-    optimizer state.
+    optimizer state. On CUDA the device's peak is reset at the same moment
+    (``bench_hooks.reset_device_peak``), so ``cuda_peak_mb`` is the steps' peak too.
     """
-    import torch
-
-    from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps
+    from workflow_scripts.training.bench_hooks import (
+        device_peak_mb,
+        make_step_fn,
+        reset_device_peak,
+        time_loop_steps,
+    )
 
     with tempfile.TemporaryDirectory(prefix="bench-point-") as tmp:
         trainer = build_trainer(point, Path(tmp))
         Path("/proc/self/clear_refs").write_text("5")
+        reset_device_peak(trainer.device)
         before_mb = _status_mb("VmRSS")
         step_s = time_loop_steps(make_step_fn(trainer), trainer, iters=iters)
         peak_mb = _status_mb("VmHWM")
     result = {**dataclasses.asdict(point), "step_s": round(step_s, 5)}
     result.update(rss_before_steps_mb=round(before_mb), step_memory_mb=round(peak_mb - before_mb))
-    if torch.cuda.is_available():
-        result["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    cuda_peak = device_peak_mb(trainer.device)
+    if cuda_peak is not None:
+        result["cuda_peak_mb"] = cuda_peak
     return result
 
 

@@ -10,6 +10,7 @@ copied with ``non_blocking=True``.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -17,9 +18,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from workflow_scripts.jobs.gpu_pool import jobs_per_gpu
 from workflow_scripts.training.masking import owner_index
 
-#: Keep a split on the GPU when it takes at most this share of the free device memory.
+#: Keep a split on the GPU when it takes at most this share of the free device memory,
+#: divided by the jobs that share the GPU (``gpu_slots.jobs_per_gpu``; ``resident_budget``).
 DEVICE_RESIDENT_SHARE = 0.25
 
 #: Precompute a training split's mask owners when they take at most this much memory
@@ -206,11 +209,23 @@ def all_owners(source: WindowSource, chunk: int = 4096) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _storage_device(nbytes: int, device: torch.device) -> torch.device:
+def resident_budget(free_bytes: int, jobs_per_gpu: int) -> float:
+    """Bytes of a GPU's free memory one job's split may take: its fair part of the share.
+
+    k jobs that start together on one GPU each see the same free memory; without the
+    division they could claim k quarters of it before any of them has run a step.
+    """
+    return DEVICE_RESIDENT_SHARE * free_bytes / jobs_per_gpu
+
+
+def _storage_device(
+    nbytes: int, device: torch.device, environ: Mapping[str, str] = os.environ
+) -> torch.device:
+    """Where a split of ``nbytes`` lives: on ``device`` if it fits its budget, else pinned host memory."""
     if device.type != "cuda":
         return device
     free, _total = torch.cuda.mem_get_info(device)
-    return device if nbytes <= DEVICE_RESIDENT_SHARE * free else torch.device("cpu")
+    return device if nbytes <= resident_budget(free, jobs_per_gpu(environ)) else torch.device("cpu")
 
 
 def _to(tensor: torch.Tensor, storage: torch.device) -> torch.Tensor:

@@ -105,3 +105,17 @@ def time_loop_steps(step: Callable[[], None], trainer: Trainer, *, iters: int) -
     timing carries its share of the batches built ahead, no more and no less.
     """
     return time_steps(step, trainer.device, warmup=steps_ahead(trainer), iters=whole_groups(trainer, iters))
+
+
+def reset_device_peak(device: torch.device) -> None:
+    """Forget the device's memory peak so far (the build's), so the next peak is the steps'."""
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def device_peak_mb(device: torch.device) -> int | None:
+    """The most memory allocated on ``device`` since ``reset_device_peak``, in MiB; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20)
