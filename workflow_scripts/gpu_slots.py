@@ -25,8 +25,11 @@ Which GPUs form the pool (``jobs.gpu_pool.choose_pool``), first rule that applie
    ``salloc --gpus=4``).
 5. ``STAGE1_GPUS`` unset, ``auto`` or ``visible``: the devices ``CUDA_VISIBLE_DEVICES``
    names if Snakemake was started with it, else every device ``nvidia-smi -L`` lists.
-   Without ``nvidia-smi`` on PATH (a machine without NVIDIA GPUs) the pool is empty and
-   nothing happens; torch is never imported for the decision.
+   Where that lists nothing but the driver is there (``/dev/nvidiactl``; nvidia-smi
+   missing or failing, as in a slim container), the pool counts the ``/dev/nvidia[0-9]*``
+   device nodes and the job log warns, naming both facts (an empty pool on a GPU machine
+   is never silent). Without ``nvidia-smi`` and ``/dev/nvidiactl`` (a machine without
+   NVIDIA GPUs) the pool is empty and nothing happens; torch is never imported for the decision.
 
 ``jobs.gpu_locks.gpu_slot()`` is the same mechanism as a context manager, for an entry
 point that wants to take the slot in-process before importing torch.
