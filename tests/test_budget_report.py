@@ -2,86 +2,75 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
-from workflow_scripts.reporting.budget import arm_convergence, budget_block, qualify
-from workflow_scripts.reporting.conclusions import report_headline
-from workflow_scripts.reporting.contrasts import analyse
-from workflow_scripts.reporting.sentences import NO, curve_phrase
+import report_fixtures  # noqa: F401  (puts the repository on sys.path)
+from study_builders import arm, run, study
+
+from workflow_scripts.reporting.budget import arm_convergence
+from workflow_scripts.reporting.conclusions import qualify, report_headline
+from workflow_scripts.reporting.results import BudgetResult, ContrastFamily, RunEntry, StudyResult
+from workflow_scripts.reporting.sentences import NO, Headline, curve_phrase
 
 SEEDS = range(8)
 CONTRASTS = [{"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer"}]
 
 
-def _runs(skills: dict[int, float], gain: float, shift: float) -> list[dict[str, Any]]:
+def _runs(skills: dict[int, float], gain: float, shift: float) -> list[RunEntry]:
     """8 seeds: a budget curve over steps 25..100 and a final test skill."""
     return [
-        {
-            "seed": s,
-            "status": "completed",
-            "test_skill": skills[100] + shift + 0.001 * s,
-            "budget_curve": {step: value + shift + 0.001 * s for step, value in skills.items()},
-            "last_quarter_gain": gain,
-            "best_in_last_quarter": gain > 0,
-        }
+        run(
+            s,
+            skills[100] + shift + 0.001 * s,
+            budget_curve={step: value + shift + 0.001 * s for step, value in skills.items()},
+            last_quarter_gain=gain,
+            best_in_last_quarter=gain > 0,
+        )
         for s in SEEDS
     ]
 
 
-def _summary(gain_a: float, gain_b: float) -> dict[str, Any]:
+def _summary(gain_a: float, gain_b: float) -> StudyResult:
     """nofreeze behind baseline early (Δ −0.2 at 25 and 50 steps), level from 75 steps on."""
     base = {25: -0.5, 50: -0.3, 75: -0.2, 100: -0.1}
     a = _runs({25: -0.7, 50: -0.5, 75: -0.2, 100: -0.1}, gain_a, -0.03)
-    for index, run in enumerate(a):  # level late: alternate signs so no budget after 50 is significant
+    for index, entry in enumerate(a):  # level late: alternate signs so no budget after 50 is significant
         sign = 1 if index % 2 else -1
-        run["budget_curve"] = {
-            k: v + (sign * 0.06 if k >= 75 else 0.0) for k, v in run["budget_curve"].items()
-        }
-    variants = {
-        "nofreeze": {"runs": a, "metrics": {}, "beats_naive": False, "convergence": arm_convergence(a)},
-        "baseline": {
-            "runs": _runs(base, gain_b, 0.0),
-            "metrics": {},
-            "beats_naive": False,
-            "convergence": arm_convergence(_runs(base, gain_b, 0.0)),
-        },
-    }
-    return {
-        "variants": variants,
-        "contrasts": analyse(variants, CONTRASTS),
-        "budget": budget_block(variants, CONTRASTS),
-    }
+        curve = {k: (v or 0.0) + (sign * 0.06 if k >= 75 else 0.0) for k, v in entry.budget_curve.items()}
+        a[index] = replace(entry, budget_curve=curve)
+    return study({"nofreeze": arm(a), "baseline": arm(_runs(base, gain_b, 0.0))}, CONTRASTS)
 
 
 def test_the_contrast_curve_names_where_the_sign_is_significant_and_where_it_changes() -> None:
     summary = _summary(0.05, 0.05)
-    points = summary["budget"]["contrasts"][0]["points"]
-    assert [p["step"] for p in points] == [25, 50, 75, 100]
-    assert [p["significant"] for p in points] == [True, True, False, False]
-    assert points[0]["mean_delta"] < 0 and points[0]["ci_high"] < 0
+    points = summary.budget.contrasts[0].points
+    assert [p.step for p in points] == [25, 50, 75, 100]
+    assert [p.significant for p in points] == [True, True, False, False]
+    assert points[0].mean_delta < 0 and points[0].ci_high < 0
     assert curve_phrase(points) == "behind at 25–50 steps, level at 75–100 steps"
 
 
 def test_the_headline_carries_the_budget_when_a_primary_arm_has_not_converged() -> None:
     summary = _summary(0.05, 0.01)  # nofreeze still improving, baseline flat
     head = report_headline(summary)
-    assert head["answer"] == f"{NO}, at 100 steps"
-    assert "nofreeze has not converged" in head["budget"] and "early learning" in head["budget"]
-    assert "behind at 25–50 steps, level at 75–100 steps" in head["budget"]
+    assert head.answer == f"{NO}, at 100 steps"
+    assert "nofreeze has not converged" in head.budget and "early learning" in head.budget
+    assert "behind at 25–50 steps, level at 75–100 steps" in head.budget
 
 
 def test_the_headline_is_unqualified_when_both_primary_arms_converged() -> None:
     summary = _summary(0.01, 0.015)
     head = report_headline(summary)
-    assert head["answer"] == NO
-    assert "Both nofreeze and baseline converged" in head["budget"]
+    assert head.answer == NO
+    assert "Both nofreeze and baseline converged" in head.budget
 
 
 def test_an_arm_converges_only_when_every_seed_does() -> None:
-    runs = [{"seed": s, "status": "completed", "last_quarter_gain": 0.01} for s in SEEDS]
-    assert arm_convergence(runs)["converged"] is True
-    runs[3]["last_quarter_gain"] = 0.03
-    assert arm_convergence(runs)["converged"] is False and arm_convergence(runs)["n_converged"] == 7
-    runs[3]["last_quarter_gain"] = None  # a finished seed without a record cannot count as converged
-    assert arm_convergence(runs)["converged"] is False
-    assert qualify({"answer": NO}, {}, {})["answer"] == NO
+    runs = [run(s, 0.1, last_quarter_gain=0.01) for s in SEEDS]
+    assert arm_convergence(runs).converged is True
+    runs[3] = replace(runs[3], last_quarter_gain=0.03)
+    assert arm_convergence(runs).converged is False and arm_convergence(runs).n_converged == 7
+    runs[3] = replace(runs[3], last_quarter_gain=None)  # a finished seed without a record cannot count
+    assert arm_convergence(runs).converged is False
+    empty = ContrastFamily(0.05, "test_skill", "", [], [])
+    assert qualify(Headline(NO, ""), empty, BudgetResult([], {}, {}, 0.05, "")).answer == NO

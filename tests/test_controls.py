@@ -9,6 +9,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.study_builders import skill_arm, study
 from tests.training_support import SplitRecorder, verified_model, write_synthetic_derived
 from workflow_scripts.config.base import ConfigError, VariantConfig
 from workflow_scripts.config.loader import load_experiment
@@ -25,6 +27,7 @@ from workflow_scripts.data.derived import load_derived
 from workflow_scripts.data.source_split import SourceDataset, source_cut
 from workflow_scripts.reporting import contrasts, controls, sentences
 from workflow_scripts.reporting.conclusions import report_headline
+from workflow_scripts.reporting.results import StudyResult
 
 PRETRAIN_TRAIN = {
     "epochs": 2,
@@ -266,7 +269,7 @@ def test_ts_encoder_starts_from_the_pretrained_encoder_and_baselines_new_layers(
 # --------------------------------------------------------------------------- the report's wording
 
 
-def _summary(ts_gain: float, aa_gain: float, n: int = 8, enc_gain: float | None = None) -> dict[str, Any]:
+def _summary(ts_gain: float, aa_gain: float, n: int = 8, enc_gain: float | None = None) -> StudyResult:
     rng = np.random.default_rng(0)
     base = rng.normal(0.1, 0.02, n)
     arms = {
@@ -276,75 +279,68 @@ def _summary(ts_gain: float, aa_gain: float, n: int = 8, enc_gain: float | None 
         "ts_encoder": base + (ts_gain if enc_gain is None else enc_gain) * 0.8 + rng.normal(0, 0.002, n),
         "baseline_aa": base + aa_gain + rng.normal(0, 0.01, n),
     }
-    variants = {
-        name: {
-            "beats_naive": True,
-            "runs": [{"seed": s, "test_skill": float(v)} for s, v in enumerate(values)],
-        }
-        for name, values in arms.items()
-    }
     planned = [
         {"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer"},
         {"a": "ts_nofreeze", "b": "baseline", "role": "positive_control", "label": "positive control"},
         {"a": "ts_encoder", "b": "baseline", "role": "encoder_control", "label": "encoder-only control"},
         {"a": "baseline_aa", "b": "baseline", "role": "negative_control", "label": "A/A"},
     ]
-    return {"variants": variants, "contrasts": contrasts.analyse(variants, planned, metrics=("test_skill",))}
+    return study({name: skill_arm([float(v) for v in values]) for name, values in arms.items()}, planned)
 
 
 def test_control_not_detected_says_so_and_warns_the_headline() -> None:
     summary = _summary(ts_gain=0.0, aa_gain=0.0)
-    summary_block = summary["contrasts"]
+    summary_block = summary.contrasts
     result = controls.control_summary(summary_block)
-    assert result["status"] == controls.NOT_DETECTED
-    assert result["positive"].startswith(f"{controls.CONTROL_NAMES['positive_control']}: **not detected**")
-    assert "can the statistics detect a large known effect" in result["positive"]
-    assert result["encoder_status"] == controls.NOT_DETECTED
+    assert result.status == controls.NOT_DETECTED
+    assert result.positive.startswith(f"{controls.CONTROL_NAMES['positive_control']}: **not detected**")
+    assert "can the statistics detect a large known effect" in result.positive
+    assert result.encoder_status == controls.NOT_DETECTED
     # no transfer ratio as a number without a detected encoder-only control
-    assert result["ratio"].startswith("This study cannot see encoder transfer at this budget")
-    assert "not shown as a number" in result["ratio"] and "=" not in result["ratio"]
+    assert result.ratio.startswith("This study cannot see encoder transfer at this budget")
+    assert "not shown as a number" in result.ratio and "=" not in result.ratio
     headline = report_headline(summary)
-    assert headline["answer"] in (sentences.NO, sentences.CANNOT_TELL)
-    assert headline["warning"] == controls.WARNING
-    assert "could not detect a known effect" in headline["warning"]
+    assert headline.answer in (sentences.NO, sentences.CANNOT_TELL)
+    assert headline.warning == controls.WARNING
+    assert "could not detect a known effect" in headline.warning
 
 
 def test_control_detected_gives_the_transfer_ratio_and_no_warning() -> None:
     summary = _summary(ts_gain=0.2, aa_gain=0.0)
-    result = controls.control_summary(summary["contrasts"])
-    assert result["status"] == controls.DETECTED
-    assert result["positive"].startswith(
+    result = controls.control_summary(summary.contrasts)
+    assert result.status == controls.DETECTED
+    assert result.positive.startswith(
         f"{controls.CONTROL_NAMES['positive_control']}: detected — ts_nofreeze beats baseline"
     )
-    assert result["encoder"].startswith(
+    assert result.encoder.startswith(
         f"{controls.CONTROL_NAMES['encoder_control']}: detected — ts_encoder beats baseline"
     )
     # The ratio divides by the encoder-only control (its Δ is 0.8 of the whole model's): 0.5/0.8.
-    assert "(nofreeze − baseline) / (ts_encoder − baseline) = 0.62" in result["ratio"]
-    assert report_headline(summary)["warning"] == ""
-    assert result["negative"] and result["negative"][0].startswith("Negative control: no difference declared")
+    assert "(nofreeze − baseline) / (ts_encoder − baseline) = 0.62" in result.ratio
+    assert report_headline(summary).warning == ""
+    assert result.negative and result.negative[0].startswith("Negative control: no difference declared")
     ratio = controls.transfer_ratio(
-        contrasts.primary_result(summary["contrasts"]) or {},
-        controls.positive_control(summary["contrasts"], "encoder_control")["row"],
+        summary.contrasts.of_role("primary"),
+        controls.positive_control(summary.contrasts, "encoder_control").row,
     )
-    assert ratio is not None and ratio["low"] <= ratio["ratio"] <= ratio["high"]
+    assert ratio is not None and ratio.low <= ratio.ratio <= ratio.high
     whole = controls.transfer_ratio(
-        contrasts.primary_result(summary["contrasts"]) or {},
-        controls.positive_control(summary["contrasts"])["row"],
+        summary.contrasts.of_role("primary"),
+        controls.positive_control(summary.contrasts).row,
     )
-    assert whole is not None and f"= {ratio['ratio']:.2f}" in result["ratio"]
-    assert f"= {whole['ratio']:.2f}" not in result["ratio"]
+    assert whole is not None and f"= {ratio.ratio:.2f}" in result.ratio
+    assert f"= {whole.ratio:.2f}" not in result.ratio
 
 
 def test_encoder_control_not_detected_hides_the_ratio_while_the_whole_model_is_detected() -> None:
     summary = _summary(ts_gain=0.2, aa_gain=0.0, enc_gain=0.0)
-    result = controls.control_summary(summary["contrasts"])
-    assert (result["status"], result["encoder_status"]) == (controls.DETECTED, controls.NOT_DETECTED)
-    assert result["ratio"].startswith("This study cannot see encoder transfer at this budget")
-    assert "ts_encoder" in result["ratio"] and "= " not in result["ratio"]
+    result = controls.control_summary(summary.contrasts)
+    assert (result.status, result.encoder_status) == (controls.DETECTED, controls.NOT_DETECTED)
+    assert result.ratio.startswith("This study cannot see encoder transfer at this budget")
+    assert "ts_encoder" in result.ratio and "= " not in result.ratio
     skipped = _summary(ts_gain=0.2, aa_gain=0.0)
     block = contrasts.analyse(
-        skipped["variants"],
+        skipped.variants,
         [
             {"a": "nofreeze", "b": "baseline", "role": "primary"},
             {"a": "ts_nofreeze", "b": "baseline", "role": "positive_control"},
@@ -353,18 +349,18 @@ def test_encoder_control_not_detected_hides_the_ratio_while_the_whole_model_is_d
         metrics=("test_skill",),
     )
     off = controls.control_summary(block)
-    assert off["encoder"].startswith(f"{controls.CONTROL_NAMES['encoder_control']}: not run")
-    assert off["ratio"].startswith("Transfer ratio not shown")
+    assert off.encoder.startswith(f"{controls.CONTROL_NAMES['encoder_control']}: not run")
+    assert off.ratio.startswith("Transfer ratio not shown")
 
 
 def test_a_declared_negative_control_is_reported_as_a_false_alarm() -> None:
     summary = _summary(ts_gain=0.2, aa_gain=0.1)
-    assert controls.control_summary(summary["contrasts"])["negative"][0].startswith(
+    assert controls.control_summary(summary.contrasts).negative[0].startswith(
         "Negative control: FALSE ALARM"
     )
     # The headline itself carries the warning, whatever its answer.
-    assert controls.FALSE_ALARM_WARNING in report_headline(summary)["warning"]
-    assert controls.FALSE_ALARM_WARNING not in report_headline(_summary(ts_gain=0.2, aa_gain=0.0))["warning"]
+    assert controls.FALSE_ALARM_WARNING in report_headline(summary).warning
+    assert controls.FALSE_ALARM_WARNING not in report_headline(_summary(ts_gain=0.2, aa_gain=0.0)).warning
 
 
 def test_default_config_runs_both_positive_controls_and_the_aa_arm_offline_does_not() -> None:
@@ -425,13 +421,13 @@ def test_pretrain_seed_must_not_be_an_experiment_seed() -> None:
 
 def test_transfer_ratio_is_unbounded_when_the_control_delta_can_change_sign() -> None:
     seeds = list(range(8))
-    primary = {"seeds": seeds, "deltas": [0.1, -0.2, 0.05, 0.0, 0.1, -0.1, 0.2, 0.0]}
-    noisy = {"seeds": seeds, "deltas": [0.5, -0.45, 0.4, -0.35, 0.3, -0.2, 0.1, 0.05]}
+    primary: Any = SimpleNamespace(seeds=seeds, deltas=[0.1, -0.2, 0.05, 0.0, 0.1, -0.1, 0.2, 0.0])
+    noisy: Any = SimpleNamespace(seeds=seeds, deltas=[0.5, -0.45, 0.4, -0.35, 0.3, -0.2, 0.1, 0.05])
     ratio = controls.transfer_ratio(primary, noisy)
-    assert ratio is not None and ratio["low"] == -math.inf and ratio["high"] == math.inf
-    steady = {"seeds": seeds, "deltas": [0.3, 0.28, 0.31, 0.27, 0.3, 0.29, 0.33, 0.25]}
+    assert ratio is not None and ratio.low == -math.inf and ratio.high == math.inf
+    steady: Any = SimpleNamespace(seeds=seeds, deltas=[0.3, 0.28, 0.31, 0.27, 0.3, 0.29, 0.33, 0.25])
     bounded = controls.transfer_ratio(primary, steady)
-    assert bounded is not None and math.isfinite(bounded["low"]) and math.isfinite(bounded["high"])
+    assert bounded is not None and math.isfinite(bounded.low) and math.isfinite(bounded.high)
 
 
 def test_pretraining_on_the_experiments_own_input_with_other_splits_is_refused() -> None:
@@ -479,17 +475,17 @@ def test_report_names_the_pretraining_data_and_warns_when_it_is_the_own_train_sp
     from workflow_scripts import collect, report
 
     base = experiment()
-    assert controls.pretraining_data(base) == {"text": "", "warning": ""}  # no control, no line
+    assert controls.pretraining_data(base) == controls.PretrainingData()  # no control, no line
     own = controls.pretraining_data(_with_control(base, None))
-    assert own["text"].startswith("Pretraining data: the experiment's own train split (smoke")
-    assert own["warning"] == controls.SAME_DATA_WARNING
-    assert "partly measures extra training on the same data" in own["warning"]
+    assert own.text.startswith("Pretraining data: the experiment's own train split (smoke")
+    assert own.warning == controls.SAME_DATA_WARNING
+    assert "partly measures extra training on the same data" in own.warning
     # pretrain.data naming the experiment's own input (same splits) is still its own train split.
     same_input = {**base["data"], "name": "smoke-copy"}
-    assert controls.pretraining_data(_with_control(base, same_input))["warning"] == controls.SAME_DATA_WARNING
+    assert controls.pretraining_data(_with_control(base, same_input)).warning == controls.SAME_DATA_WARNING
     other = {**base["data"], "name": "usdjpy-daily", "path": "data/raw/usdjpy.parquet"}
     elsewhere = controls.pretraining_data(_with_control(base, other))
-    assert elsewhere["warning"] == "" and "usdjpy-daily (data/raw/usdjpy.parquet)" in elsewhere["text"]
+    assert elsewhere.warning == "" and "usdjpy-daily (data/raw/usdjpy.parquet)" in elsewhere.text
 
     write_smoke_runs(tmp_path)
     assert collect.main(collect_argv(tmp_path)) == 0

@@ -152,5 +152,5 @@ def test_the_strongest_naive_is_chosen_on_validation_not_on_test() -> None:
         "time_interpolation": {"val_loss": 0.55, "test_loss": 0.40},
     }
     chosen = best_naive(naive)
-    assert chosen is not None and chosen["name"] == "ohlc_interpolation"
-    assert chosen["chosen_on"] == "val_loss" and chosen["loss"] == 0.70
+    assert chosen is not None and chosen.name == "ohlc_interpolation"
+    assert chosen.chosen_on == "val_loss" and chosen.loss == 0.70

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import report_fixtures  # noqa: F401  (puts the repository on sys.path)
+from study_builders import skill_arm, study
 
-from workflow_scripts.reporting.aggregate import beats_naive
 from workflow_scripts.reporting.conclusions import (
     NOTHING_BEYOND_NAIVE,
     naive_check,
@@ -15,10 +15,9 @@ from workflow_scripts.reporting.conclusions import (
     run_health,
     write_conclusions,
 )
-from workflow_scripts.reporting.contrasts import analyse
+from workflow_scripts.reporting.results import StudyResult
 from workflow_scripts.reporting.runs import RunRecord as RunStatus
 from workflow_scripts.reporting.sentences import CANNOT_TELL, NO, YES
-from workflow_scripts.reporting.stats import describe
 
 PRIMARY = [{"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer effect"}]
 FAMILY = [
@@ -32,30 +31,10 @@ def hand_summary(
     table: Mapping[str, Sequence[float | None]],
     contrasts: Sequence[Mapping[str, Any]] = PRIMARY,
     first_step: Mapping[str, Sequence[int | str | None]] | None = None,
-) -> dict[str, Any]:
-    """A results/summary.json built from per-seed test skills (None = failed run)."""
-    variants = {}
-    for name, values in table.items():
-        steps = (first_step or {}).get(name, [100] * len(values))
-        runs = [
-            {
-                "seed": s,
-                "status": "completed" if v is not None else "failed",
-                "test_skill": v,
-                "auc_val_loss": None if v is None else 1.0 - v,
-                "first_step_beats_naive": steps[s],
-            }
-            for s, v in enumerate(values)
-        ]
-        stats = describe(values)
-        beats, clearly = beats_naive(stats)
-        variants[name] = {
-            "runs": runs,
-            "metrics": {"test_skill": stats.to_dict()},
-            "beats_naive": beats,
-            "beats_naive_clearly": clearly,
-        }
-    return {"variants": variants, "contrasts": analyse(variants, contrasts)}
+) -> StudyResult:
+    """A study built from per-seed test skills (None = failed run)."""
+    arms = {name: skill_arm(values, (first_step or {}).get(name)) for name, values in table.items()}
+    return study(arms, contrasts)
 
 
 TEN = [0.10, 0.12, 0.08, 0.11, 0.09, 0.13, 0.10, 0.12, 0.11, 0.09]
@@ -64,13 +43,13 @@ TEN = [0.10, 0.12, 0.08, 0.11, 0.09, 0.13, 0.10, 0.12, 0.11, 0.09]
 def test_yes_only_when_significant_after_holm_and_favouring_pretrained() -> None:
     better = hand_summary({"nofreeze": [v + 0.05 for v in TEN], "baseline": TEN})
     head = report_headline(better)
-    assert head["answer"] == YES and "nofreeze beats baseline" in head["text"] and not head["caveat"]
+    assert head.answer == YES and "nofreeze beats baseline" in head.text and not head.caveat
     worse = hand_summary({"nofreeze": [v - 0.05 for v in TEN], "baseline": TEN})
-    assert report_headline(worse)["answer"] == NO
+    assert report_headline(worse).answer == NO
     noise = hand_summary(
         {"nofreeze": [0.1, 0.2, 0.05, 0.15, 0.1, 0.12, 0.08, 0.11, 0.14, 0.07], "baseline": TEN}
     )
-    assert report_headline(noise)["answer"] == CANNOT_TELL
+    assert report_headline(noise).answer == CANNOT_TELL
 
 
 def test_holm_can_turn_a_raw_hit_into_cannot_tell() -> None:
@@ -85,20 +64,20 @@ def test_holm_can_turn_a_raw_hit_into_cannot_tell() -> None:
     }
     summary = hand_summary(table, FAMILY)
     row = next(
-        r for r in summary["contrasts"]["results"] if r["role"] == "primary" and r["metric"] == "test_skill"
+        r for r in summary.contrasts.results if r.role == "primary" and r.metric == "test_skill"
     )
-    assert row["p"] < 0.05 and row["p_adjusted"] > 0.05 and not row["can_reach_after_holm"]
+    assert row.p < 0.05 and row.p_adjusted > 0.05 and not row.can_reach_after_holm
     head = report_headline(summary)
-    assert head["answer"] == CANNOT_TELL and "no result could be significant" in head["text"]
+    assert head.answer == CANNOT_TELL and "no result could be significant" in head.text
     alone = hand_summary({"nofreeze": [v + 0.05 for v in six], "baseline": six})
-    assert report_headline(alone)["answer"] == YES
+    assert report_headline(alone).answer == YES
 
 
 def test_three_seeds_cannot_reach_significance_whatever_the_numbers() -> None:
     summary = hand_summary({"nofreeze": [0.9, 0.91, 0.92], "baseline": [0.1, 0.11, 0.12]})
     head = report_headline(summary)
-    assert head["answer"] == CANNOT_TELL
-    assert "smallest attainable p is 0.25" in head["text"]
+    assert head.answer == CANNOT_TELL
+    assert "smallest attainable p is 0.25" in head.text
     topics = {c.topic: c.text for c in write_conclusions(summary)}
     assert "NOT reachable whatever the numbers" in topics["What this number of seeds can show"]
 
@@ -106,31 +85,31 @@ def test_three_seeds_cannot_reach_significance_whatever_the_numbers() -> None:
 def test_caveat_when_no_variant_beats_naive() -> None:
     summary = hand_summary({"nofreeze": [-v for v in TEN], "baseline": [-v - 0.05 for v in TEN]})
     head = report_headline(summary)
-    assert head["answer"] == YES and "no variant beats the strongest naive predictor" in head["caveat"]
+    assert head.answer == YES and "no variant beats the strongest naive predictor" in head.caveat
     assert NOTHING_BEYOND_NAIVE in naive_check(summary).text
 
 
 def test_skipped_contrast_is_reported_and_not_in_the_family() -> None:
     summary = hand_summary({"nofreeze": TEN, "baseline": TEN}, FAMILY)
-    block = summary["contrasts"]
-    assert {s["a"] for s in block["skipped"]} == {"frozen_all", "freeze"}
-    assert all(r["holm_family_size"] == 1 for r in block["results"])
+    block = summary.contrasts
+    assert {s.a for s in block.skipped} == {"frozen_all", "freeze"}
+    assert all(r.holm_family_size == 1 for r in block.results)
     text = write_conclusions(summary)[0].text
     assert "skipped: frozen_all and frozen_random not enabled in this study" in text
     missing = hand_summary({"baseline": TEN})
-    assert report_headline(missing)["answer"] == CANNOT_TELL
+    assert report_headline(missing).answer == CANNOT_TELL
 
 
 def test_censored_first_step_never_is_worst_and_lower_is_better() -> None:
     steps: dict[str, list[int | str | None]] = {"nofreeze": [10] * 10, "baseline": ["never"] * 10}
     summary = hand_summary({"nofreeze": TEN, "baseline": TEN}, PRIMARY, steps)
-    row = next(r for r in summary["contrasts"]["results"] if r["metric"] == "first_step_beats_naive")
-    assert row["direction"] == "lower" and row["mean_delta"] is None and row["deltas"] == [None] * 10
-    assert row["b_values"] == ["never"] * 10 and "pooled ranks" in row["test"]
-    assert row["significant"] and row["favours"] == "a"  # nofreeze reaches naive, baseline never does
-    assert row["prob_improvement"] == 1.0 and row["paired_share"] == 1.0
-    auc = next(r for r in summary["contrasts"]["results"] if r["metric"] == "auc_val_loss")
-    assert auc["direction"] == "lower" and auc["mean_delta"] == 0.0 and not auc["significant"]
+    row = next(r for r in summary.contrasts.results if r.metric == "first_step_beats_naive")
+    assert row.direction == "lower" and row.mean_delta is None and row.deltas == [None] * 10
+    assert row.b_values == ["never"] * 10 and "pooled ranks" in row.test
+    assert row.significant and row.favours == "a"  # nofreeze reaches naive, baseline never does
+    assert row.prob_improvement == 1.0 and row.paired_share == 1.0
+    auc = next(r for r in summary.contrasts.results if r.metric == "auc_val_loss")
+    assert auc.direction == "lower" and auc.mean_delta == 0.0 and not auc.significant
 
 
 def test_run_health_lists_failed_runs() -> None:
@@ -147,22 +126,22 @@ def test_power_sentences_state_the_power_of_the_test_that_runs() -> None:
     noisy = [0.1, 0.2, 0.05, 0.15, 0.1, 0.12, 0.08, 0.11, 0.14, 0.07]
     summary = hand_summary({"nofreeze": noisy, "baseline": TEN})
     row = next(
-        r for r in summary["contrasts"]["results"] if r["role"] == "primary" and r["metric"] == "test_skill"
+        r for r in summary.contrasts.results if r.role == "primary" and r.metric == "test_skill"
     )
-    assert row["power_method"] == power.SIMULATED and 0.8 <= row["mde_power"] < 0.81
-    effect = abs(row["mean_delta"]) / row["sd_delta"]
-    assert row["seeds_needed"] == power.seeds_needed(row["mean_delta"], row["sd_delta"])
-    assert row["seeds_needed_power"] == power.sign_flip_power(effect, row["seeds_needed"]) >= 0.8
+    assert row.power_method == power.SIMULATED and 0.8 <= row.mde_power < 0.81
+    effect = abs(row.mean_delta) / row.sd_delta
+    assert row.seeds_needed == power.seeds_needed(row.mean_delta, row.sd_delta)
+    assert row.seeds_needed_power == power.sign_flip_power(effect, row.seeds_needed) >= 0.8
     text = {c.topic: c.text for c in write_conclusions(summary)}["What this number of seeds can show"]
-    mde = f"{row['mde']:.3f}"
+    mde = f"{row.mde:.3f}"
     assert (
-        f"The minimum detectable effect (power {row['mde_power']:.2f} at α/m = 0.05, Holm's first step; "
+        f"The minimum detectable effect (power {row.mde_power:.2f} at α/m = 0.05, Holm's first step; "
         f"{power.SIMULATED}; observed sd of Δ" in text
     )
     assert f") is {mde}." in text
-    method = power.power_method(row["seeds_needed"])
+    method = power.power_method(row.seeds_needed)
     assert (
-        f"About {row['seeds_needed']} seeds would detect the observed Δ at that level "
-        f"(power {row['seeds_needed_power']:.2f}; {method})." in text
+        f"About {row.seeds_needed} seeds would detect the observed Δ at that level "
+        f"(power {row.seeds_needed_power:.2f}; {method})." in text
     )
     assert "80% power" not in text and "noncentral-t approximation" not in text

@@ -110,8 +110,8 @@ def test_a_censored_contrast_favours_the_side_its_rank_test_points_to() -> None:
     a = {s: 10.0 for s in range(16)} | {s: math.inf for s in range(16, 30)}
     b = {s: 11.0 for s in range(16)} | {s: 5.0 for s in range(16, 30)}
     row = compare_pair(a, b, "first_step_beats_naive")
-    assert row["paired_share"] > 0.5  # the majority of seeds says a
-    assert row["improvement"] < 0  # the ranks (lower is better) say b
+    assert row.paired_share > 0.5  # the majority of seeds says a
+    assert row.improvement < 0  # the ranks (lower is better) say b
 
 
 def test_pairs_with_zero_difference_do_not_count_towards_the_smallest_p() -> None:
@@ -120,16 +120,18 @@ def test_pairs_with_zero_difference_do_not_count_towards_the_smallest_p() -> Non
     a = {s: float(v) for s, v in enumerate([0, 0, 0, 1, 2, 3])}
     b = {s: 0.0 for s in range(6)}
     row = compare_pair(a, b, "test_skill")
-    assert row["min_attainable_p"] == pytest.approx(2 / 2**3)
-    assert row["p"] >= row["min_attainable_p"]
+    assert row.min_attainable_p == pytest.approx(2 / 2**3)
+    assert row.p >= row.min_attainable_p
 
 
 def test_mde_and_seeds_needed_are_at_holms_first_step_level() -> None:
+    from study_builders import arm, run
+
     from workflow_scripts.reporting.contrasts import analyse
 
     rng = np.random.default_rng(4)
     runs = {
-        name: {"runs": [{"seed": s, "status": "ok", "test_skill": float(v)} for s, v in enumerate(values)]}
+        name: arm([run(s, float(v)) for s, v in enumerate(values)])
         for name, values in {
             "a": rng.normal(1.0, 1.0, 10),
             "b": rng.normal(0.0, 1.0, 10),
@@ -138,9 +140,9 @@ def test_mde_and_seeds_needed_are_at_holms_first_step_level() -> None:
         }.items()
     }
     specs = [{"a": "a", "b": x, "role": "secondary"} for x in ("b", "c", "d")]
-    row = next(r for r in analyse(runs, specs, metrics=("test_skill",))["results"] if r["b"] == "b")
+    row = next(r for r in analyse(runs, specs, metrics=("test_skill",)).results if r.b == "b")
     level = 0.05 / 3
-    assert row["power_alpha"] == pytest.approx(level)
-    assert row["mde"] == pytest.approx(power.minimum_detectable_effect(row["sd_delta"], 10, level))
-    assert row["mde"] > power.mde_sd_units(10, 0.05) * row["sd_delta"]
-    assert row["power_method"] == power.SIMULATED and row["mde_power"] >= 0.8
+    assert row.power_alpha == pytest.approx(level)
+    assert row.mde == pytest.approx(power.minimum_detectable_effect(row.sd_delta, 10, level))
+    assert row.mde > power.mde_sd_units(10, 0.05) * row.sd_delta
+    assert row.power_method == power.SIMULATED and row.mde_power >= 0.8

@@ -20,9 +20,10 @@ from typing import Any
 
 from workflow_scripts.config.loader import load_schema
 from workflow_scripts.jobs.cli import InputError
-from workflow_scripts.jobs.io_utils import atomic_write_json, atomic_write_text
+from workflow_scripts.jobs.io_utils import atomic_write_text
 from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.reporting.aggregate import summarise, summary_table
+from workflow_scripts.reporting.results import write_study
 from workflow_scripts.reporting.runs import load_runs, tidy_metrics
 
 
@@ -93,23 +94,22 @@ def main(argv: list[str] | None = None) -> int:
             log.info("run %s seed %d: %s", run.variant, run.seed, run.status)
         else:
             log.warning("run %s seed %d: %s (%s)", run.variant, run.seed, run.status, run.reason)
-    summary = summarise(runs, contrasts)
-    if args.reference is not None:
-        try:
-            summary["reference"] = read_reference(args.reference)
-        except InputError as exc:
-            log.error("collect: cannot read the learned reference. %s", exc)
-            return 2
+    try:
+        reference = None if args.reference is None else read_reference(args.reference)
+    except InputError as exc:
+        log.error("collect: cannot read the learned reference. %s", exc)
+        return 2
+    study = summarise(runs, contrasts, reference=reference)
     tidy = tidy_metrics(runs)
-    table = summary_table(summary)
+    table = summary_table(study)
     atomic_write_text(args.out_metrics, tidy.to_csv(index=False))
-    atomic_write_json(args.out_summary, summary)
+    write_study(args.out_summary, study)
     atomic_write_text(args.out_table, table.to_csv(index=False))
     ok = sum(run.ok for run in runs)
     log.info(
         "collected %d run(s) of %d variant(s), %d finished; wrote %s, %s, %s",
         len(runs),
-        len(summary["variants"]),
+        len(study.variants),
         ok,
         args.out_metrics,
         args.out_summary,

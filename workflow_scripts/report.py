@@ -23,12 +23,12 @@ from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.io_utils import atomic_write_bytes, atomic_write_text
 from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.reporting.aggregate import variant_order
+from workflow_scripts.reporting.codec import ResultFormatError
 from workflow_scripts.reporting.document import build_report
 from workflow_scripts.reporting.planned import planned_variants
 from workflow_scripts.reporting.provenance import git_state, package_versions, provenance
+from workflow_scripts.reporting.results import StudyResult, read_study
 
-SUMMARY_KEYS = ("variants",)
-VARIANT_KEYS = ("n_runs", "n_ok", "runs", "metrics", "runtime_s", "samples_per_s", "peak_rss_mb")
 TIDY_COLUMNS = ("variant", "seed", "epoch", "val_loss", "val_correlation")
 
 
@@ -81,15 +81,12 @@ def parse_experiment(text: str) -> dict[str, Any]:
     return experiment
 
 
-def check_summary(summary: dict[str, Any], path: Path) -> None:
-    """Refuse a summary.json that collect did not write (or an older format of it)."""
-    for key in SUMMARY_KEYS:
-        if not isinstance(summary.get(key), dict):
-            raise InputError(f"{path}: key '{key}' is missing or not an object; rerun collect.")
-    for name, block in summary["variants"].items():
-        for key in VARIANT_KEYS:
-            if key not in block:
-                raise InputError(f"{path}: key 'variants.{name}.{key}' is missing; rerun collect.")
+def read_collected(path: Path) -> StudyResult:
+    """results/summary.json as the typed study; an :class:`InputError` naming the file and key."""
+    try:
+        return read_study(path)
+    except ResultFormatError as exc:
+        raise InputError(f"{exc} (the collected summary)") from exc
 
 
 def read_tidy_metrics(path: Path) -> pd.DataFrame:
@@ -112,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     log = setup_logging("workflow_scripts.report")
     try:
         experiment = parse_experiment(args.experiment_json)
-        summary = read_json_object(args.summary, "collected summary")
-        check_summary(summary, args.summary)
+        study = read_collected(args.summary)
         metrics = read_tidy_metrics(args.metrics)
         verification = read_json_object(args.verification, "model verification record")
         manifest = read_json_object(args.data_manifest, "data manifest")
@@ -121,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         log.error("report: cannot read its inputs. %s", exc)
         return 2
-    variants = variant_order([*planned_variants(experiment), *summary["variants"]])
+    variants = variant_order([*planned_variants(experiment), *study.variants])
     prov = provenance(
         experiment,
         verification,
         manifest,
-        summary,
+        study,
         git=git_state(Path.cwd()),
         versions=package_versions(),
         data_dir=args.data_manifest.parent.as_posix(),
@@ -134,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         variants=variants,
     )
     rendered = build_report(
-        summary,
+        study,
         metrics,
         experiment,
         prov,

@@ -14,7 +14,16 @@ import pandas as pd
 from workflow_scripts.reporting.budget import arm_convergence, budget_block
 from workflow_scripts.reporting.contrasts import analyse
 from workflow_scripts.reporting.metrics import METRICS, NEVER, PRIMARY_METRIC
-from workflow_scripts.reporting.runs import RunRecord, finite_or_none
+from workflow_scripts.reporting.results import (
+    ArmResult,
+    IqmStats,
+    MetricValue,
+    NaiveChoice,
+    NaiveMeans,
+    RunEntry,
+    StudyResult,
+)
+from workflow_scripts.reporting.runs import OK_STATUSES, RunRecord, finite_or_none
 from workflow_scripts.reporting.stats import (
     BOOTSTRAP_RESAMPLES,
     CONFIDENCE,
@@ -51,46 +60,53 @@ def variant_order(names: Iterable[str]) -> list[str]:
     return known + sorted(unique - set(known))
 
 
-def run_entry(run: RunRecord) -> dict[str, Any]:
+def run_entry(run: RunRecord) -> RunEntry:
     """One run's line in summary.json: its status and, only if it finished, its numbers."""
     summary = run.summary or {}
-    entry: dict[str, Any] = {
-        "seed": run.seed,
-        "status": run.status,
-        "reason": run.reason,
-        "epochs_completed": summary.get("epochs_completed") if run.ok else None,
-        "best_epoch": summary.get("best_epoch") if run.ok else None,
-        "resumed_from_epoch": summary.get("resumed_from_epoch"),
-        "peak_rss_mb": run.peak_rss_mb,
-        "benchmark_s": run.benchmark_s,
-        "epochs_logged": None if run.metrics is None else len(run.metrics),
-    }
-    for name, spec in METRICS.items():
-        entry[name] = run.value(spec.section, spec.key)
-        block = summary.get(spec.section) if run.ok else None
-        if spec.censored and isinstance(block, Mapping) and spec.key in block and block[spec.key] is None:
-            entry[name] = NEVER  # finished, never reached: censored, worse than any observed value
-    for key in (*COMPUTE_FIELDS, "params_total", "params_trainable", "params_encoder"):
-        entry[key] = run.top(key)
-    for key in ("config_hash", "model_hash", "data_hash", "device", "precision"):
-        entry[key] = summary.get(key)
     finished = summary if run.ok else {}
-    entry["budget_curve"] = {
-        int(point["step"]): finite_or_none(point.get("test_skill"))
-        for point in finished.get("budget_curve") or []
-    }
+    values: dict[str, MetricValue] = {}
+    for name, spec in METRICS.items():
+        values[name] = run.value(spec.section, spec.key)
+        block = finished.get(spec.section)
+        if spec.censored and isinstance(block, Mapping) and spec.key in block and block[spec.key] is None:
+            values[name] = NEVER  # finished, never reached: censored, worse than any observed value
     convergence = finished.get("convergence") or {}
-    entry["last_quarter_gain"] = finite_or_none(convergence.get("last_quarter_gain"))
-    entry["best_in_last_quarter"] = convergence.get("best_in_last_quarter")
-    entry["channel_skill"] = dict((finished.get("test") or {}).get("channel_skill") or {})
-    return entry
+    return RunEntry(
+        seed=run.seed,
+        status=run.status,
+        reason=run.reason,
+        epochs_completed=summary.get("epochs_completed") if run.ok else None,
+        best_epoch=summary.get("best_epoch") if run.ok else None,
+        resumed_from_epoch=summary.get("resumed_from_epoch"),
+        peak_rss_mb=run.peak_rss_mb,
+        benchmark_s=run.benchmark_s,
+        epochs_logged=None if run.metrics is None else len(run.metrics),
+        **values,
+        runtime_s=run.top("runtime_s"),
+        samples_per_s=run.top("samples_per_s"),
+        params_total=run.top("params_total"),
+        params_trainable=run.top("params_trainable"),
+        params_encoder=run.top("params_encoder"),
+        config_hash=summary.get("config_hash"),
+        model_hash=summary.get("model_hash"),
+        data_hash=summary.get("data_hash"),
+        device=summary.get("device"),
+        precision=summary.get("precision"),
+        budget_curve={
+            int(point["step"]): finite_or_none(point.get("test_skill"))
+            for point in finished.get("budget_curve") or []
+        },
+        last_quarter_gain=finite_or_none(convergence.get("last_quarter_gain")),
+        best_in_last_quarter=convergence.get("best_in_last_quarter"),
+        channel_skill=dict((finished.get("test") or {}).get("channel_skill") or {}),
+    )
 
 
-def channel_means(entries: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+def channel_means(entries: Sequence[RunEntry]) -> dict[str, float | None]:
     """Mean test skill per channel ("w.close") over the seeds that report it."""
     collected: dict[str, list[float]] = {}
     for entry in entries:
-        for name, value in entry["channel_skill"].items():
+        for name, value in entry.channel_skill.items():
             if (number := finite_or_none(value)) is not None:
                 collected.setdefault(name, []).append(number)
             else:
@@ -98,7 +114,7 @@ def channel_means(entries: Sequence[Mapping[str, Any]]) -> dict[str, float | Non
     return {name: (sum(v) / len(v) if v else None) for name, v in collected.items()}
 
 
-def naive_means(runs: Sequence[RunRecord]) -> dict[str, dict[str, float | None]]:
+def naive_means(runs: Sequence[RunRecord]) -> NaiveMeans:
     """Mean of each naive baseline's metrics over the finished runs that report it.
 
     Each run scores the baselines on its own validation windows and masks, so the mean
@@ -114,7 +130,7 @@ def naive_means(runs: Sequence[RunRecord]) -> dict[str, dict[str, float | None]]
                 value = finite_or_none(block.get(metric))
                 if value is not None:
                     slot[metric].append(value)
-    means: dict[str, dict[str, float | None]] = {}
+    means: NaiveMeans = {}
     for name in sorted(collected):
         means[name] = {
             metric: (sum(vals) / len(vals) if vals else None) for metric, vals in collected[name].items()
@@ -122,7 +138,7 @@ def naive_means(runs: Sequence[RunRecord]) -> dict[str, dict[str, float | None]]
     return means
 
 
-def best_naive(naive: Mapping[str, Mapping[str, float | None]]) -> dict[str, Any] | None:
+def best_naive(naive: Mapping[str, Mapping[str, float | None]]) -> NaiveChoice | None:
     """The strongest naive baseline, chosen on **validation** loss as the runs choose it.
 
     Test skill is measured against it: ``skill = 1 − MSE(model) / MSE(strongest naive)``.
@@ -138,13 +154,7 @@ def best_naive(naive: Mapping[str, Mapping[str, float | None]]) -> dict[str, Any
         return None
     value, name = min(scored)
     test = finite_or_none(naive[name].get("test_loss"))
-    return {
-        "name": name,
-        "chosen_on": "val_loss",
-        "val_loss": value,
-        "test_loss": test,
-        "loss": value if test is None else test,
-    }
+    return NaiveChoice(name, "val_loss", value, test, value if test is None else test)
 
 
 def beats_naive(skill: SummaryStats) -> tuple[bool | None, bool | None]:
@@ -156,11 +166,11 @@ def beats_naive(skill: SummaryStats) -> tuple[bool | None, bool | None]:
     return skill.mean > 0, clearly
 
 
-def iqm_block(values: Sequence[Any], confidence: float = CONFIDENCE) -> dict[str, Any]:
+def iqm_block(values: Sequence[Any], confidence: float = CONFIDENCE) -> IqmStats:
     """Interquartile mean over the finite values with its bootstrap percentile interval."""
     kept = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     low, high = iqm_interval(kept, confidence)
-    return {"iqm": iqm(kept), "ci_low": low, "ci_high": high, "n": len(kept), "interval": IQM_INTERVAL}
+    return IqmStats(iqm(kept), low, high, len(kept), IQM_INTERVAL)
 
 
 def _unique_int(values: Iterable[float | None]) -> int | None:
@@ -169,100 +179,128 @@ def _unique_int(values: Iterable[float | None]) -> int | None:
     return max(kept) if kept else None
 
 
-def summarise_variant(runs: Sequence[RunRecord], confidence: float = CONFIDENCE) -> dict[str, Any]:
+def summarise_variant(runs: Sequence[RunRecord], confidence: float = CONFIDENCE) -> ArmResult:
     """summary.json block for one variant: statistics over its finished seeds, plus every run."""
     ordered = sorted(runs, key=lambda r: r.seed)
-    entries = [run_entry(r) for r in ordered]
     ok = [r for r in ordered if r.ok]
-    stats = {name: describe((e[name] for e in entries), confidence) for name in METRICS}
-    naive = naive_means(ordered)
-    bar = best_naive(naive)
-    beats, clearly = beats_naive(stats[PRIMARY_METRIC])
     first = next((r.summary for r in [*ok, *ordered] if r.summary is not None), None) or {}
-    return {
-        "description": first.get("description", ""),
-        "task": first.get("task"),
-        "n_runs": len(ordered),
-        "n_ok": len(ok),
-        "runs": entries,
-        "metrics": {name: s.to_dict() for name, s in stats.items()},
-        "iqm": {name: iqm_block([e[name] for e in entries], confidence) for name in METRICS},
-        "never": {
-            name: sum(1 for e in entries if e[name] == NEVER)
+    return arm_result(
+        [run_entry(r) for r in ordered],
+        naive_means(ordered),
+        description=first.get("description", ""),
+        task=first.get("task"),
+        confidence=confidence,
+    )
+
+
+def arm_result(
+    entries: Sequence[RunEntry],
+    naive: NaiveMeans | None = None,
+    *,
+    description: str = "",
+    task: str | None = None,
+    confidence: float = CONFIDENCE,
+) -> ArmResult:
+    """An arm's statistics over its runs (in seed order): the mean and t interval and the IQM
+    of every metric over the finished seeds, "never" counts, compute, naive check, convergence."""
+    naive = naive or {}
+    stats = {name: describe((e.value(name) for e in entries), confidence) for name in METRICS}
+    beats, clearly = beats_naive(stats[PRIMARY_METRIC])
+    peaks = [e.peak_rss_mb for e in entries if e.peak_rss_mb is not None]
+    return ArmResult(
+        description=description,
+        task=task,
+        n_runs=len(entries),
+        n_ok=sum(1 for e in entries if e.status in OK_STATUSES),
+        runs=list(entries),
+        metrics=stats,
+        iqm={name: iqm_block([e.value(name) for e in entries], confidence) for name in METRICS},
+        never={
+            name: sum(1 for e in entries if e.value(name) == NEVER)
             for name, spec in METRICS.items()
             if spec.censored
         },
-        "runtime_s": describe((e["runtime_s"] for e in entries), confidence).to_dict(),
-        "samples_per_s": describe((e["samples_per_s"] for e in entries), confidence).to_dict(),
-        "peak_rss_mb": describe((e["peak_rss_mb"] for e in entries), confidence).to_dict(),
-        "peak_rss_mb_max": max(
-            (e["peak_rss_mb"] for e in entries if e["peak_rss_mb"] is not None), default=None
-        ),
-        "params_total": _unique_int(e["params_total"] for e in entries),
-        "params_trainable": _unique_int(e["params_trainable"] for e in entries),
-        "naive_baselines": naive,
-        "best_naive": bar,
-        "beats_naive": beats,
-        "beats_naive_clearly": clearly,
-        "convergence": arm_convergence(entries),
-        "channel_skill": channel_means(entries),
-    }
+        runtime_s=describe((e.runtime_s for e in entries), confidence),
+        samples_per_s=describe((e.samples_per_s for e in entries), confidence),
+        peak_rss_mb=describe(peaks, confidence),
+        peak_rss_mb_max=max(peaks, default=None),
+        params_total=_unique_int(e.params_total for e in entries),
+        params_trainable=_unique_int(e.params_trainable for e in entries),
+        naive_baselines=naive,
+        best_naive=best_naive(naive),
+        beats_naive=beats,
+        beats_naive_clearly=clearly,
+        convergence=arm_convergence(entries),
+        channel_skill=channel_means(entries),
+    )
 
 
 def summarise(
     runs: Sequence[RunRecord],
     contrasts: Sequence[Mapping[str, Any]] = (),
     confidence: float = CONFIDENCE,
-) -> dict[str, Any]:
+    reference: Mapping[str, Any] | None = None,
+) -> StudyResult:
     """The whole results/summary.json: one block per variant, the pooled naive baselines and
     the planned paired contrasts (``contrasts``: the configured list of {a, b, role, label})."""
     by_variant: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_variant.setdefault(run.variant, []).append(run)
-    naive = naive_means(runs)
-    bar = best_naive(naive)
-    variants = {name: summarise_variant(rs, confidence) for name, rs in by_variant.items()}
-    budget = budget_block(variants, contrasts)
-    return {
-        "confidence": confidence,
-        "primary_metric": PRIMARY_METRIC,
-        "metric_directions": {name: spec.direction for name, spec in METRICS.items()},
-        "seeds": sorted({r.seed for r in runs}),
-        "variant_order": variant_order(by_variant),
-        "variants": variants,
-        "naive_baselines": naive,
-        "best_naive": bar,
-        "contrasts": analyse(variants, contrasts, confidence=confidence),
-        "budget": budget,
-    }
+    arms = {name: summarise_variant(rs, confidence) for name, rs in by_variant.items()}
+    return study_result(arms, contrasts, naive_means(runs), confidence=confidence, reference=reference)
 
 
-def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+def study_result(
+    arms: Mapping[str, ArmResult],
+    contrasts: Sequence[Mapping[str, Any]] = (),
+    naive: NaiveMeans | None = None,
+    *,
+    confidence: float = CONFIDENCE,
+    reference: Mapping[str, Any] | None = None,
+) -> StudyResult:
+    """The study from its arms: the planned contrasts between them and the budget curve."""
+    naive = naive or {}
+    seeds = sorted({run.seed for arm in arms.values() for run in arm.runs})
+    return StudyResult(
+        confidence=confidence,
+        primary_metric=PRIMARY_METRIC,
+        metric_directions={name: spec.direction for name, spec in METRICS.items()},
+        seeds=seeds,
+        variant_order=variant_order(arms),
+        variants=dict(arms),
+        naive_baselines=naive,
+        best_naive=best_naive(naive),
+        contrasts=analyse(arms, contrasts, confidence=confidence),
+        budget=budget_block(arms, contrasts),
+        reference=None if reference is None else dict(reference),
+    )
+
+
+def summary_table(study: StudyResult) -> pd.DataFrame:
     """results/summary_table.csv: one flat row per variant; an absent number stays empty."""
     rows = []
-    for name in variant_order(summary["variants"]):
-        block = summary["variants"][name]
+    for name in variant_order(study.variants):
+        arm = study.variants[name]
         row: dict[str, Any] = {
             "variant": name,
-            "description": block.get("description", ""),
-            "task": block.get("task"),
-            "runs": block["n_runs"],
-            "runs_ok": block["n_ok"],
-            "run_status": " ".join(f"seed{e['seed']}:{e['status']}" for e in block["runs"]),
+            "description": arm.description,
+            "task": arm.task,
+            "runs": arm.n_runs,
+            "runs_ok": arm.n_ok,
+            "run_status": " ".join(f"seed{e.seed}:{e.status}" for e in arm.runs),
         }
-        for metric, stats in block["metrics"].items():
+        for metric, stats in arm.metrics.items():
             for field in ("n", "mean", "std", "ci_low", "ci_high"):
-                row[f"{metric}_{field}"] = stats[field]
-        row["runtime_s_mean"] = block["runtime_s"]["mean"]
-        row["samples_per_s_mean"] = block["samples_per_s"]["mean"]
-        row["peak_rss_mb_max"] = block["peak_rss_mb_max"]
-        row["params_total"] = block["params_total"]
-        row["params_trainable"] = block["params_trainable"]
-        best = block.get("best_naive") or {}
-        row["best_naive"] = best.get("name")
-        row["best_naive_loss"] = best.get("loss")
-        row["beats_naive"] = block["beats_naive"]
-        row["beats_naive_clearly"] = block["beats_naive_clearly"]
+                row[f"{metric}_{field}"] = getattr(stats, field)
+        row["runtime_s_mean"] = arm.runtime_s.mean
+        row["samples_per_s_mean"] = arm.samples_per_s.mean
+        row["peak_rss_mb_max"] = arm.peak_rss_mb_max
+        row["params_total"] = arm.params_total
+        row["params_trainable"] = arm.params_trainable
+        row["best_naive"] = None if arm.best_naive is None else arm.best_naive.name
+        row["best_naive_loss"] = None if arm.best_naive is None else arm.best_naive.loss
+        row["beats_naive"] = arm.beats_naive
+        row["beats_naive_clearly"] = arm.beats_naive_clearly
         rows.append(row)
     table = pd.DataFrame(rows)
     for column in table.columns:

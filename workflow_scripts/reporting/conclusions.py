@@ -9,20 +9,24 @@ contrast names a winner. All functions are pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from workflow_scripts.reporting.aggregate import variant_order
-from workflow_scripts.reporting.budget import qualify
-from workflow_scripts.reporting.contrasts import primary_result
 from workflow_scripts.reporting.controls import control_summary, with_control_warning
 from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC, SPEED_METRICS
 from workflow_scripts.reporting.power import power_method
+from workflow_scripts.reporting.results import BudgetResult, ContrastFamily, StudyResult
 from workflow_scripts.reporting.runs import RunRecord
-from workflow_scripts.reporting.sentences import contrast_sentence, headline, stats_text
-from workflow_scripts.reporting.stats import SummaryStats
+from workflow_scripts.reporting.sentences import (
+    Headline,
+    budget_note,
+    contrast_sentence,
+    curve_phrase,
+    headline,
+    stats_text,
+)
 
 NOTHING_BEYOND_NAIVE = "learned nothing beyond naive"
 
@@ -37,30 +41,20 @@ class Conclusion:
     items: tuple[str, ...] = ()
 
 
-def _rows(block: Mapping[str, Any], metrics: Sequence[str]) -> list[Mapping[str, Any]]:
-    return [r for r in block.get("results", []) if r["metric"] in metrics]
-
-
-def planned_contrasts(block: Mapping[str, Any]) -> Conclusion:
+def planned_contrasts(family: ContrastFamily) -> Conclusion:
     """Every planned contrast on the primary metric, and which were skipped and why."""
-    sentences = [contrast_sentence(r) for r in _rows(block, (PRIMARY_METRIC,))]
-    for skipped in block.get("skipped", []):
-        sentences.append(
-            f"{skipped['label']} ({skipped['a']} vs {skipped['b']}) skipped: {skipped['reason']}."
-        )
+    sentences = [contrast_sentence(r) for r in family.on(PRIMARY_METRIC)]
+    for skipped in family.skipped:
+        sentences.append(f"{skipped.label} ({skipped.a} vs {skipped.b}) skipped: {skipped.reason}.")
     return _listed("Planned contrasts (test skill)", sentences, "No planned contrast.")
 
 
-def learning_speed(block: Mapping[str, Any]) -> Conclusion:
+def learning_speed(family: ContrastFamily) -> Conclusion:
     """The paired learning-speed contrasts (area under the val-loss curve, first step past naive)."""
-    sentences = [contrast_sentence(r) for r in _rows(block, SPEED_METRICS) if r["role"] == "primary"]
-    others = [r for r in _rows(block, SPEED_METRICS) if r["role"] != "primary" and r["significant"]]
-    sentences += [contrast_sentence(r) for r in others]
+    rows = family.on(*SPEED_METRICS)
+    sentences = [contrast_sentence(r) for r in rows if r.role == "primary"]
+    sentences += [contrast_sentence(r) for r in rows if r.role != "primary" and r.significant]
     return _listed("Learning speed", sentences, "No learning-speed contrast could be computed.")
-
-
-def _skipped(block: Mapping[str, Any], role: str) -> list[Mapping[str, Any]]:
-    return [s for s in block.get("skipped", []) if s["role"] == role]
 
 
 def _listed(topic: str, sentences: Sequence[str], empty: str) -> Conclusion:
@@ -68,31 +62,31 @@ def _listed(topic: str, sentences: Sequence[str], empty: str) -> Conclusion:
     return Conclusion(topic, " ".join(sentences) or empty, tuple(sentences) if len(sentences) > 1 else ())
 
 
-def power_statement(block: Mapping[str, Any]) -> Conclusion:
+def power_statement(family: ContrastFamily) -> Conclusion:
     """What this number of seeds can and cannot show for the primary contrast."""
     topic = "What this number of seeds can show"
-    row = next((r for r in _rows(block, (PRIMARY_METRIC,)) if r["role"] == "primary"), None)
+    row = family.of_role("primary", PRIMARY_METRIC)
     if row is None:
         return Conclusion(topic, "The primary contrast was not computed.")
-    n, m, alpha = row["n"], row["holm_family_size"], row["alpha"]
+    n, m, alpha = row.n, row.holm_family_size, row.alpha
     parts = [
-        f"With {n} paired seeds the smallest attainable sign-flip p is {row['min_attainable_p']:.3g}; "
+        f"With {n} paired seeds the smallest attainable sign-flip p is {row.min_attainable_p:.3g}; "
         f"Holm's first step over {m} contrast(s) needs p ≤ {alpha / max(m, 1):.3g}, so significance is "
-        + ("reachable." if row["can_reach_after_holm"] else "NOT reachable whatever the numbers.")
+        + ("reachable." if row.can_reach_after_holm else "NOT reachable whatever the numbers.")
     ]
-    if row["mde"] is not None:
+    if row.mde is not None:
         parts.append(
-            f"The minimum detectable effect ({_power_words(row['mde_power'])} at α/m = "
-            f"{row['power_alpha']:.3g}, Holm's first step; {row['power_method']}; "
-            f"observed sd of Δ {fmt_value(row['sd_delta'])}) is {fmt_value(row['mde'])}."
+            f"The minimum detectable effect ({_power_words(row.mde_power)} at α/m = "
+            f"{row.power_alpha:.3g}, Holm's first step; {row.power_method}; "
+            f"observed sd of Δ {fmt_value(row.sd_delta)}) is {fmt_value(row.mde)}."
         )
-    elif row.get("mde_note"):
-        parts.append(f"No minimum detectable effect: {row['mde_note']}.")
-    if row["seeds_needed"] is not None:
-        method = power_method(row["seeds_needed"])
+    elif row.mde_note:
+        parts.append(f"No minimum detectable effect: {row.mde_note}.")
+    if row.seeds_needed is not None:
+        method = power_method(row.seeds_needed)
         parts.append(
-            f"About {row['seeds_needed']} seeds would detect the observed Δ at that level "
-            f"({_power_words(row['seeds_needed_power'])}; {method})."
+            f"About {row.seeds_needed} seeds would detect the observed Δ at that level "
+            f"({_power_words(row.seeds_needed_power)}; {method})."
         )
     return Conclusion(topic, " ".join(parts))
 
@@ -102,21 +96,21 @@ def _power_words(value: float | None) -> str:
     return "power ≥ 0.8" if value is None else f"power {value:.2f}"
 
 
-def any_beats_naive(summary: Mapping[str, Any]) -> bool | None:
+def any_beats_naive(study: StudyResult) -> bool | None:
     """Whether some variant's mean test skill is above 0 (better than the strongest naive
     predictor); ``None`` when no variant has a test skill."""
-    flags = [block.get("beats_naive") for block in summary["variants"].values()]
+    flags = [arm.beats_naive for arm in study.variants.values()]
     known = [f for f in flags if f is not None]
     return None if not known else any(known)
 
 
-def naive_check(summary: Mapping[str, Any]) -> Conclusion:
+def naive_check(study: StudyResult) -> Conclusion:
     """Flag variants whose mean test skill is not above 0 (not better than naive)."""
     topic = "Comparison with naive baselines"
     sentences = []
     clear: list[str] = []
-    for name in variant_order(summary["variants"]):
-        stats = SummaryStats.from_dict(summary["variants"][name]["metrics"][PRIMARY_METRIC])
+    for name in variant_order(study.variants):
+        stats = study.variants[name].metrics[PRIMARY_METRIC]
         if stats.mean is None:
             continue
         if stats.mean <= 0:
@@ -155,27 +149,49 @@ def run_health(runs: Sequence[RunRecord]) -> Conclusion:
     )
 
 
-def write_conclusions(summary: Mapping[str, Any], runs: Sequence[RunRecord] = ()) -> list[Conclusion]:
+def write_conclusions(study: StudyResult, runs: Sequence[RunRecord] = ()) -> list[Conclusion]:
     """All conclusion topics, in the order the study asks its questions."""
-    block = summary.get("contrasts") or {}
     return [
-        planned_contrasts(block),
-        power_statement(block),
-        learning_speed(block),
-        naive_check(summary),
+        planned_contrasts(study.contrasts),
+        power_statement(study.contrasts),
+        learning_speed(study.contrasts),
+        naive_check(study),
         run_health(runs),
     ]
 
 
-def report_headline(summary: Mapping[str, Any]) -> dict[str, str]:
+def qualify(answer: Headline, family: ContrastFamily, budget: BudgetResult) -> Headline:
+    """The headline with the budget it holds at, when a primary arm has not converged.
+
+    "Yes"/"No" stand unqualified only when both primary arms converged; otherwise the answer
+    reads "No, at 200 steps" and the text says so, with the contrast along the budget when
+    there is one. A study without convergence records leaves the headline as it is.
+    """
+    row = family.of_role("primary")
+    if row is None or not budget.convergence:
+        return replace(answer, budget="")
+    primary = budget.curve_of("primary")
+    arms = (row.a, row.b)
+    open_arms = [arm for arm in arms if not (arm in budget.convergence and budget.convergence[arm].converged)]
+    steps = primary.points[-1].step if primary else None
+    along = f" Along the run, {row.a} vs {row.b}: {curve_phrase(primary.points)}." if primary else ""
+    at = f"at {steps:,} steps" if steps else "at this budget"
+    note = budget_note(arms, open_arms, at, along)
+    if not open_arms:
+        return replace(answer, budget=note)
+    return replace(answer, answer=f"{answer.answer}, {at}", budget=note)
+
+
+def report_headline(study: StudyResult) -> Headline:
     """The answer the report opens with (see :func:`sentences.headline`), with the positive
     control's warning when it was not detected and the false-alarm warning when the A/A
-    control was declared (:mod:`workflow_scripts.reporting.controls`)."""
-    block = summary.get("contrasts") or {}
-    controls = control_summary(block)
+    control was declared (:mod:`workflow_scripts.reporting.controls`), and the budget it
+    holds at (:func:`qualify`)."""
+    family = study.contrasts
+    controls = control_summary(family)
     answer = with_control_warning(
-        headline(primary_result(block), _skipped(block, "primary"), any_beats_naive(summary)),
-        controls["status"],
-        controls["false_alarm"],
+        headline(family.of_role("primary"), family.skipped_of("primary"), any_beats_naive(study)),
+        controls.status,
+        controls.false_alarm,
     )
-    return qualify(answer, block, summary.get("budget") or {})
+    return qualify(answer, family, study.budget)

@@ -17,27 +17,56 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from workflow_scripts.reporting import paired, power
 from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
+from workflow_scripts.reporting.results import ArmResult, ContrastFamily, ContrastResult, SkippedContrast
 from workflow_scripts.reporting.stats import t_interval
 
 ROLES = ("primary", "secondary", "positive_control", "encoder_control", "negative_control")
 
 
-def seed_values(block: Mapping[str, Any] | None, metric: str) -> dict[int, float]:
+@dataclass(frozen=True)
+class PairedComparison:
+    """Every number of one paired contrast before Holm (see the module docstring)."""
+
+    metric: str
+    direction: str
+    censored_metric: bool
+    n: int
+    seeds: list[int]
+    a_values: list[float | str]
+    b_values: list[float | str]
+    deltas: list[float | None]
+    mean_delta: float | None
+    sd_delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+    interval: str
+    p: float | None
+    test: str
+    d_z: float | None
+    prob_improvement: float | None
+    paired_share: float | None
+    #: the mean Δ (mean rank difference for a censored metric) oriented so > 0 favours a
+    improvement: float | None
+    min_attainable_p: float
+
+
+def seed_values(arm: ArmResult | None, metric: str) -> dict[int, float]:
     """{seed: value} of one variant's finished runs; ``never`` becomes ``+inf`` (worst for a
     lower-is-better censored metric), an absent value leaves the seed out."""
     values: dict[int, float] = {}
-    for run in (block or {}).get("runs", []):
-        value = run.get(metric)
+    for run in [] if arm is None else arm.runs:
+        value = run.value(metric)
         if value == NEVER:
-            values[int(run["seed"])] = math.inf
+            values[run.seed] = math.inf
         elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            values[int(run["seed"])] = float(value)
+            values[run.seed] = float(value)
     return values
 
 
@@ -50,7 +79,7 @@ def compare_pair(
     b_values: Mapping[int, float],
     metric: str,
     confidence: float = 0.95,
-) -> dict[str, Any]:
+) -> PairedComparison:
     """Every number of one paired contrast (before Holm): see the module docstring."""
     spec = METRICS[metric]
     seeds = sorted(set(a_values) & set(b_values))
@@ -73,95 +102,89 @@ def compare_pair(
     ]
     mean = None if raw is None or n == 0 else float(raw.mean())
     low, high = (None, None) if raw is None else t_interval(raw, confidence)
-    sd = None if raw is None or n < 2 else float(raw.std(ddof=1))
     # The side a contrast favours comes from the very numbers the test used: the mean
     # paired difference, or for a censored metric the mean rank difference (whatever the
     # majority of seeds says, the test is driven by the mean).
     basis = float(tested.mean()) if spec.censored and n else mean
-    oriented = None if basis is None else (basis if spec.higher_is_better else -basis)
-    return {
-        "metric": metric,
-        "direction": spec.direction,
-        "censored_metric": spec.censored,
-        "n": n,
-        "seeds": seeds,
-        "a_values": [_shown(float(v)) for v in xa],
-        "b_values": [_shown(float(v)) for v in xb],
-        "deltas": deltas,
-        "mean_delta": mean,
-        "sd_delta": sd,
-        "ci_low": low,
-        "ci_high": high,
-        "interval": f"{round(confidence * 100)}% Student-t interval of the mean paired difference",
-        "p": p,
-        "test": test,
-        "d_z": None if raw is None else paired.cohens_dz(raw),
-        "prob_improvement": paired.probability_of_improvement(
+    return PairedComparison(
+        metric=metric,
+        direction=spec.direction,
+        censored_metric=spec.censored,
+        n=n,
+        seeds=seeds,
+        a_values=[_shown(float(v)) for v in xa],
+        b_values=[_shown(float(v)) for v in xb],
+        deltas=deltas,
+        mean_delta=mean,
+        sd_delta=None if raw is None or n < 2 else float(raw.std(ddof=1)),
+        ci_low=low,
+        ci_high=high,
+        interval=f"{round(confidence * 100)}% Student-t interval of the mean paired difference",
+        p=p,
+        test=test,
+        d_z=None if raw is None else paired.cohens_dz(raw),
+        prob_improvement=paired.probability_of_improvement(
             list(a_values.values()), list(b_values.values()), spec.higher_is_better
         ),
-        "paired_share": paired.paired_share(tested, spec.higher_is_better),
-        "improvement": oriented,
+        paired_share=paired.paired_share(tested, spec.higher_is_better),
+        improvement=None if basis is None else (basis if spec.higher_is_better else -basis),
         # Pairs with Δ = 0 cannot change sign, so only the others count.
-        "min_attainable_p": paired.min_attainable_p(int(np.count_nonzero(tested))) if n else 1.0,
-    }
+        min_attainable_p=paired.min_attainable_p(int(np.count_nonzero(tested))) if n else 1.0,
+    )
 
 
 def analyse(
-    variants: Mapping[str, Any],
+    variants: Mapping[str, ArmResult],
     contrasts: Sequence[Mapping[str, Any]],
     alpha: float = paired.ALPHA,
     metrics: Sequence[str] = CONTRAST_METRICS,
     confidence: float = 0.95,
-) -> dict[str, Any]:
+) -> ContrastFamily:
     """The ``contrasts`` block of results/summary.json.
 
-    ``variants`` is summary.json's per-variant blocks; ``contrasts`` the configured list of
-    {a, b, role, label}. A contrast whose variant has no run here is listed under
-    ``skipped`` with the reason, and is not part of the Holm family.
+    ``variants`` is the study's arms; ``contrasts`` the configured list of {a, b, role,
+    label}. A contrast whose variant has no run here is listed under ``skipped`` with the
+    reason, and is not part of the Holm family.
     """
     present: list[Mapping[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
+    skipped: list[SkippedContrast] = []
     for spec in contrasts:
-        missing = [v for v in (spec["a"], spec["b"]) if not variants.get(v, {}).get("runs")]
+        missing = [v for v in (spec["a"], spec["b"]) if v not in variants or not variants[v].runs]
         if missing:
-            skipped.append(
-                {**_identity(spec), "reason": f"{' and '.join(missing)} not enabled in this study"}
-            )
+            reason = f"{' and '.join(missing)} not enabled in this study"
+            skipped.append(SkippedContrast(**_identity(spec), reason=reason))
         else:
             present.append(spec)
-    results = []
+    results: list[ContrastResult] = []
     for metric in metrics:
         rows = [
-            {
-                **_identity(spec),
-                **compare_pair(
+            (
+                spec,
+                compare_pair(
                     seed_values(variants[spec["a"]], metric),
                     seed_values(variants[spec["b"]], metric),
                     metric,
                     confidence,
                 ),
-            }
+            )
             for spec in present
         ]
-        family = [row for row in rows if row["p"] is not None]
-        adjusted = paired.holm([row["p"] for row in family])
-        m = len(family)
-        for row, p_adj in zip(family, adjusted, strict=True):
-            row["p_adjusted"] = p_adj
-        for row in rows:
-            row.setdefault("p_adjusted", None)
-            _power(row, m, alpha)
-        results.extend(rows)
-    return {
-        "alpha": alpha,
-        "primary_metric": PRIMARY_METRIC,
-        "correction": "Holm, per metric, over the planned contrasts present in the study",
-        "results": results,
-        "skipped": skipped,
-    }
+        family = [row for _, row in rows if row.p is not None]
+        adjusted = iter(paired.holm([row.p for row in family if row.p is not None]))
+        for spec, row in rows:
+            p_adjusted = None if row.p is None else next(adjusted)
+            results.append(_contrast_result(spec, row, p_adjusted, len(family), alpha))
+    return ContrastFamily(
+        alpha=alpha,
+        primary_metric=PRIMARY_METRIC,
+        correction="Holm, per metric, over the planned contrasts present in the study",
+        results=results,
+        skipped=skipped,
+    )
 
 
 def _identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """name, a, b, role and label of a planned contrast (the fields every row of it shares)."""
     a, b = str(spec["a"]), str(spec["b"])
     return {
         "name": f"{a}_vs_{b}",
@@ -172,51 +195,46 @@ def _identity(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _power(row: dict[str, Any], family_size: int, alpha: float) -> None:
-    """Add the honest-power fields: can n reach α (and α/m for Holm's first step), the MDE
-    and the seeds needed to detect the observed Δ."""
-    n = row["n"]
+def _contrast_result(
+    spec: Mapping[str, Any], row: PairedComparison, p_adjusted: float | None, family_size: int, alpha: float
+) -> ContrastResult:
+    """The contrast with Holm's adjusted p and the honest-power fields: can n reach α (and
+    α/m for Holm's first step), the MDE and the seeds needed to detect the observed Δ."""
+    n = row.n
     m = max(family_size, 1)
-    row["holm_family_size"] = family_size
-    row["alpha"] = alpha
-    row["can_reach_significance"] = row["min_attainable_p"] <= alpha
-    row["can_reach_after_holm"] = row["min_attainable_p"] <= alpha / m
     # Power at the level the contrast must reach to be declared whatever the others show:
     # α/m, Holm's first step, for the test this contrast runs (reporting.power).
     level = alpha / m
-    row["power_alpha"] = level
-    row["power_method"] = power.power_method(n)
-    row["mde"] = power.minimum_detectable_effect(row["sd_delta"], n, level)
-    if row["mde"] is not None and math.isinf(row["mde"]):
-        row["mde"] = None
-        row["mde_note"] = f"the exact test cannot reach p ≤ {level:.3g} (α/m) with {n} seeds"
+    mde = power.minimum_detectable_effect(row.sd_delta, n, level)
+    mde_note = None
+    if mde is not None and math.isinf(mde):
+        mde = None
+        mde_note = f"the exact test cannot reach p ≤ {level:.3g} (α/m) with {n} seeds"
     # The power each number really has (at least POWER, up to the search's resolution).
-    row["mde_power"] = (
-        power.sign_flip_power(row["mde"] / row["sd_delta"], n, level)
-        if row["mde"] is not None and row["sd_delta"]
-        else None
+    mde_power = (
+        power.sign_flip_power(mde / row.sd_delta, n, level) if mde is not None and row.sd_delta else None
     )
-    row["seeds_needed"] = power.seeds_needed(row["mean_delta"], row["sd_delta"], level)
-    row["seeds_needed_power"] = (
+    needed = power.seeds_needed(row.mean_delta, row.sd_delta, level)
+    needed_power = (
         None
-        if row["seeds_needed"] is None
-        else power.sign_flip_power(abs(row["mean_delta"]) / row["sd_delta"], row["seeds_needed"], level)
+        if needed is None or row.mean_delta is None or not row.sd_delta
+        else power.sign_flip_power(abs(row.mean_delta) / row.sd_delta, needed, level)
     )
-    p_adj = row["p_adjusted"]
-    row["significant"] = p_adj is not None and p_adj <= alpha
-    improvement = row["improvement"]
-    row["favours"] = None if not improvement else ("a" if improvement > 0 else "b")
-
-
-def role_result(block: Mapping[str, Any], role: str) -> dict[str, Any] | None:
-    """The first contrast of ``role`` on the primary metric, if it was computed."""
-    metric = block.get("primary_metric", PRIMARY_METRIC)
-    for row in block.get("results", []):
-        if row["role"] == role and row["metric"] == metric:
-            return dict(row)
-    return None
-
-
-def primary_result(block: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The primary contrast on the primary metric, if it was computed."""
-    return role_result(block, "primary")
+    return ContrastResult(
+        **_identity(spec),
+        **asdict(row),
+        p_adjusted=p_adjusted,
+        holm_family_size=family_size,
+        alpha=alpha,
+        can_reach_significance=row.min_attainable_p <= alpha,
+        can_reach_after_holm=row.min_attainable_p <= alpha / m,
+        power_alpha=level,
+        power_method=power.power_method(n),
+        mde=mde,
+        mde_power=mde_power,
+        seeds_needed=needed,
+        seeds_needed_power=needed_power,
+        significant=p_adjusted is not None and p_adjusted <= alpha,
+        favours=None if not row.improvement else ("a" if row.improvement > 0 else "b"),
+        mde_note=mde_note,
+    )

@@ -27,15 +27,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import dataclass, replace
 from typing import Any
 
 from workflow_scripts.reporting import paired
-from workflow_scripts.reporting.contrasts import primary_result, role_result
-from workflow_scripts.reporting.metrics import PRIMARY_METRIC
+from workflow_scripts.reporting.results import ContrastFamily, ContrastResult
 from workflow_scripts.reporting.sentences import (
     CANNOT_TELL,
     NO,
+    Headline,
     negative_control_line,
     positive_control_line,
     ratio_not_shown,
@@ -61,71 +61,99 @@ WARNING = (
 )
 
 
-def positive_control(block: Mapping[str, Any], role: str = "positive_control") -> dict[str, Any]:
-    """{status: detected | not detected | not run, text}: the line under the headline for the
-    control of ``role`` (positive_control: whole model; encoder_control: encoder only)."""
+@dataclass(frozen=True)
+class ControlLine:
+    """A positive control's verdict, its line under the headline, and the contrast behind it."""
+
+    status: str
+    text: str
+    row: ContrastResult | None
+
+
+@dataclass(frozen=True)
+class PretrainingData:
+    """Which data the controls' pretraining saw, and the warning when it is the train split."""
+
+    text: str = ""
+    warning: str = ""
+
+
+@dataclass(frozen=True)
+class ControlSummary:
+    """Everything the report shows under the headline about its controls."""
+
+    positive: str
+    status: str
+    encoder: str
+    encoder_status: str
+    negative: list[str]
+    false_alarm: bool
+    ratio: str
+    pretraining_data: PretrainingData = PretrainingData()
+
+
+def positive_control(family: ContrastFamily, role: str = "positive_control") -> ControlLine:
+    """The line under the headline for the control of ``role`` (positive_control: whole
+    model; encoder_control: encoder only): detected, not detected or not run."""
     name = CONTROL_NAMES[role]
-    row = role_result(block, role)
+    row = family.of_role(role)
     if row is None:
-        skipped = [s for s in block.get("skipped", []) if s["role"] == role]
-        why = skipped[0]["reason"] if skipped else f"no contrast has role {role}"
-        return {"status": NOT_RUN, "text": f"{name}: not run ({why}).", "row": None}
-    detected = bool(row["significant"]) and row["favours"] == "a"
+        skipped = family.skipped_of(role)
+        why = skipped[0].reason if skipped else f"no contrast has role {role}"
+        return ControlLine(NOT_RUN, f"{name}: not run ({why}).", None)
+    detected = row.significant and row.favours == "a"
     text = positive_control_line(name, row, detected)
-    return {"status": DETECTED if detected else NOT_DETECTED, "text": text, "row": row}
+    return ControlLine(DETECTED if detected else NOT_DETECTED, text, row)
 
 
-def false_alarm(block: Mapping[str, Any]) -> bool:
+def _negative_rows(family: ContrastFamily) -> list[ContrastResult]:
+    return [row for row in family.on(family.primary_metric) if row.role == "negative_control"]
+
+
+def false_alarm(family: ContrastFamily) -> bool:
     """Whether a negative control is declared significant on the primary metric."""
-    metric = block.get("primary_metric", PRIMARY_METRIC)
-    return any(
-        row["role"] == "negative_control" and row["metric"] == metric and row["significant"]
-        for row in block.get("results", [])
-    )
+    return any(row.significant for row in _negative_rows(family))
 
 
-def negative_controls(block: Mapping[str, Any]) -> list[str]:
+def negative_controls(family: ContrastFamily) -> list[str]:
     """One sentence per negative control on the primary metric: declared (a false alarm) or not."""
-    metric = block.get("primary_metric", PRIMARY_METRIC)
-    return [
-        negative_control_line(row)
-        for row in block.get("results", [])
-        if row["role"] == "negative_control" and row["metric"] == metric
-    ]
+    return [negative_control_line(row) for row in _negative_rows(family)]
 
 
-def transfer_ratio(primary: Mapping[str, Any], control: Mapping[str, Any]) -> dict[str, float | int] | None:
+def transfer_ratio(primary: ContrastResult, control: ContrastResult) -> paired.TransferRatio | None:
     """(primary Δ) / (control Δ) with its paired-bootstrap interval (:func:`paired.transfer_ratio`),
     on the seeds where both contrasts have a Δ."""
-    a = {s: d for s, d in zip(primary["seeds"], primary["deltas"], strict=True) if d is not None}
-    b = {s: d for s, d in zip(control["seeds"], control["deltas"], strict=True) if d is not None}
+    a = {s: d for s, d in zip(primary.seeds, primary.deltas, strict=True) if d is not None}
+    b = {s: d for s, d in zip(control.seeds, control.deltas, strict=True) if d is not None}
     seeds = sorted(set(a) & set(b))
-    ratio = paired.transfer_ratio([a[s] for s in seeds], [b[s] for s in seeds])
-    return None if ratio is None else asdict(ratio)
+    return paired.transfer_ratio([a[s] for s in seeds], [b[s] for s in seeds])
 
 
-def ratio_sentence(primary: Mapping[str, Any] | None, encoder: Mapping[str, Any]) -> str:
+def ratio_sentence(primary: ContrastResult | None, encoder: ControlLine) -> str:
     """The transfer ratio over the encoder-only control, or why it is not shown as a number."""
     if primary is None:
         return ""
-    if encoder["status"] != DETECTED:
-        return ratio_not_shown(primary, encoder["row"])
-    return ratio_text(primary, encoder["row"], transfer_ratio(primary, encoder["row"]))
+    if encoder.status != DETECTED or encoder.row is None:
+        return ratio_not_shown(primary, encoder.row)
+    return ratio_text(primary, encoder.row, transfer_ratio(primary, encoder.row))
 
 
-def control_summary(block: Mapping[str, Any]) -> dict[str, Any]:
+def control_summary(
+    family: ContrastFamily, pretraining: PretrainingData = PretrainingData()
+) -> ControlSummary:
     """Everything the templates show under the headline (see the module docstring)."""
-    positive = positive_control(block)
-    encoder = positive_control(block, "encoder_control")
-    return {
-        "positive": positive["text"],
-        "status": positive["status"],
-        "encoder": encoder["text"],
-        "encoder_status": encoder["status"],
-        "negative": negative_controls(block),
-        "false_alarm": false_alarm(block),
-        "ratio": ratio_sentence(primary_result(block), encoder),
-    }
+    positive = positive_control(family)
+    encoder = positive_control(family, "encoder_control")
+    return ControlSummary(
+        positive=positive.text,
+        status=positive.status,
+        encoder=encoder.text,
+        encoder_status=encoder.status,
+        negative=negative_controls(family),
+        false_alarm=false_alarm(family),
+        ratio=ratio_sentence(family.of_role("primary"), encoder),
+        pretraining_data=pretraining,
+    )
 
 
 SAME_DATA_WARNING = (
@@ -134,12 +162,12 @@ SAME_DATA_WARNING = (
 )
 
 
-def pretraining_data(experiment: Mapping[str, Any]) -> dict[str, str]:
+def pretraining_data(experiment: Mapping[str, Any]) -> PretrainingData:
     """Which data the controls' pretraining saw, with a warning when it is the experiment's own
     train split; empty when no enabled variant starts from the pretraining."""
     inits = {str((spec or {}).get("init")) for spec in (experiment.get("variants") or {}).values()}
     if not inits & {"timeseries", "timeseries_encoder"}:
-        return {"text": "", "warning": ""}
+        return PretrainingData()
     data = experiment.get("data") or {}
     source = (experiment.get("pretrain") or {}).get("data")
     fraction = (experiment.get("pretrain") or {}).get("source_fraction")
@@ -154,19 +182,19 @@ def pretraining_data(experiment: Mapping[str, Any]) -> dict[str, str]:
             f"Pretraining data: the experiment's own train split ({data.get('name')}, "
             f"{data.get('path')}; {share}); never its validation or test split."
         )
-        return {"text": text, "warning": SAME_DATA_WARNING}
+        return PretrainingData(text, SAME_DATA_WARNING)
     text = (
         f"Pretraining data: {source.get('name')} ({source.get('path')}), another series than the "
         f"experiment's {data.get('name')}; its train split only ({share})."
     )
-    return {"text": text, "warning": ""}
+    return PretrainingData(text)
 
 
-def with_control_warning(headline: dict[str, str], status: str, alarm: bool = False) -> dict[str, str]:
+def with_control_warning(headline: Headline, status: str, alarm: bool = False) -> Headline:
     """The headline with its warnings: "No"/"Cannot tell" when the whole-model positive control
     was not detected, any answer when a negative control raised a false alarm."""
-    warned = status == NOT_DETECTED and headline["answer"] in (NO, CANNOT_TELL)
+    warned = status == NOT_DETECTED and headline.answer in (NO, CANNOT_TELL)
     warnings = [WARNING] if warned else []
     if alarm:
         warnings.append(FALSE_ALARM_WARNING)
-    return {**headline, "warning": " ".join(warnings)}
+    return replace(headline, warning=" ".join(warnings))

@@ -19,6 +19,7 @@ from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC
 from workflow_scripts.reporting.planned import ok_run_keys, planned_seeds, with_planned_runs
 from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
+from workflow_scripts.reporting.results import NaiveChoice, StudyResult
 from workflow_scripts.reporting.runs import RunRecord
 from workflow_scripts.reporting.tuning import tuning_table
 
@@ -72,26 +73,23 @@ class RenderedReport:
 
 
 def make_plots(
-    summary: Mapping[str, Any],
+    study: StudyResult,
     finished_metrics: pd.DataFrame,
     order: list[str],
     grad_clip: float | None = None,
 ) -> dict[str, bytes]:
-    """PNG bytes of the three figures, keyed by file name."""
-    naive = summary.get("naive_baselines") or {}
+    """PNG bytes of the figures, keyed by file name."""
     return {
-        PLOT_FILES["budget_curve"]: plots.budget_curve(summary.get("budget") or {}),
-        PLOT_FILES["learning_curves"]: plots.learning_curves(finished_metrics, order, naive),
-        PLOT_FILES["final_comparison"]: plots.final_comparison(summary, order),
-        PLOT_FILES["compute"]: plots.compute_figure(summary, finished_metrics, order, grad_clip),
-        PLOT_FILES["paired_deltas"]: plots.paired_deltas(
-            [r for r in (summary.get("contrasts") or {}).get("results", []) if r["metric"] == PRIMARY_METRIC]
-        ),
+        PLOT_FILES["budget_curve"]: plots.budget_curve(study.budget),
+        PLOT_FILES["learning_curves"]: plots.learning_curves(finished_metrics, order, study.naive_baselines),
+        PLOT_FILES["final_comparison"]: plots.final_comparison(study, order),
+        PLOT_FILES["compute"]: plots.compute_figure(study, finished_metrics, order, grad_clip),
+        PLOT_FILES["paired_deltas"]: plots.paired_deltas(study.contrasts.on(PRIMARY_METRIC)),
     }
 
 
 def build_context(
-    summary: Mapping[str, Any],
+    study: StudyResult,
     finished_metrics: pd.DataFrame,
     experiment: Mapping[str, Any],
     provenance: Mapping[str, Any],
@@ -101,14 +99,14 @@ def build_context(
 ) -> dict[str, Any]:
     """The template context shared by the HTML and the Markdown report.
 
-    ``summary`` must already list every planned run (``planned.with_planned_runs``), and
+    ``study`` must already list every planned run (``planned.with_planned_runs``), and
     ``finished_metrics`` only the epochs of finished runs.
     """
-    order = variant_order(summary["variants"])
+    order = variant_order(study.variants)
     statuses = [
-        RunRecord(name, int(run["seed"]), run["status"], run.get("reason") or "")
+        RunRecord(name, run.seed, run.status, run.reason)
         for name in order
-        for run in summary["variants"][name]["runs"]
+        for run in study.variants[name].runs
     ]
     figures = []
     for key, file_name in PLOT_FILES.items():
@@ -122,36 +120,30 @@ def build_context(
                 "href": f"{plots_href}/{file_name}" if plots_href else file_name,
             }
         )
-    seeds = planned_seeds(experiment) or list(summary.get("seeds", []))
+    seeds = planned_seeds(experiment) or list(study.seeds)
     return {
         "title": TITLE,
         "model_name": (experiment.get("model") or {}).get("name_or_path", "unknown"),
         "data_name": (experiment.get("data") or {}).get("name", "unknown"),
         "seeds": seeds,
         "variants": order,
-        "confidence_pct": round(float(summary.get("confidence", 0.95)) * 100),
-        "headline": conclusions.report_headline(summary),
-        "controls": {
-            **controls.control_summary(summary.get("contrasts") or {}),
-            "pretraining_data": controls.pretraining_data(experiment),
-        },
-        "conclusions": [
-            {"topic": c.topic, "text": c.text, "items": list(c.items)}
-            for c in conclusions.write_conclusions(summary, statuses)
-        ],
-        "contrasts": tables.contrast_rows(summary),
-        "alpha": (summary.get("contrasts") or {}).get("alpha", 0.05),
+        "confidence_pct": round(study.confidence * 100),
+        "headline": conclusions.report_headline(study),
+        "controls": controls.control_summary(study.contrasts, controls.pretraining_data(experiment)),
+        "conclusions": conclusions.write_conclusions(study, statuses),
+        "contrasts": tables.contrast_rows(study),
+        "alpha": study.contrasts.alpha,
         "result_columns": tables.result_columns(),
-        "results": tables.results_rows(summary),
-        "runs": tables.run_rows(summary),
-        "naive": tables.naive_rows(summary),
-        "best_naive": _best_naive(summary.get("best_naive")),
+        "results": tables.results_rows(study),
+        "runs": tables.run_rows(study),
+        "naive": tables.naive_rows(study),
+        "best_naive": _best_naive(study.best_naive),
         "convergence": tables.convergence_rows(finished_metrics, order),
-        "budget_table": curve_tables.budget_rows(summary.get("budget") or {}),
-        "convergence_status": curve_tables.convergence_status_rows(summary, order),
-        "channels": curve_tables.channel_rows(summary, order),
-        "reference": reference_context(summary),
-        "compute": tables.compute_rows(summary, finished_metrics, experiment),
+        "budget_table": curve_tables.budget_rows(study.budget),
+        "convergence_status": curve_tables.convergence_status_rows(study, order),
+        "channels": curve_tables.channel_rows(study, order),
+        "reference": reference_context(study),
+        "compute": tables.compute_rows(study, finished_metrics, experiment),
         "settings": tables.settings_table(experiment),
         "tuning": tuning_table(tuning),
         "model_rows": tables.section_rows(experiment.get("model")),
@@ -162,15 +154,16 @@ def build_context(
     }
 
 
-def reference_context(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+def reference_context(study: StudyResult) -> dict[str, Any] | None:
     """The learned reference's test skill and each arm's distance to it (arm − reference)."""
-    reference = summary.get("reference")
+    reference = study.reference
     if not reference or reference.get("test_skill") is None:
         return None
     skill = float(reference["test_skill"])
     distances = []
-    for name in variant_order(summary["variants"]):
-        mean = (summary["variants"][name]["metrics"].get("test_skill") or {}).get("mean")
+    for name in variant_order(study.variants):
+        stats = study.variants[name].metrics.get("test_skill")
+        mean = None if stats is None else stats.mean
         if mean is not None:
             distances.append({"variant": name, "distance": f"{mean - skill:+.3f}"})
     return {
@@ -182,14 +175,14 @@ def reference_context(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _best_naive(best: Mapping[str, Any] | None) -> dict[str, str] | None:
-    if not best:
+def _best_naive(best: NaiveChoice | None) -> dict[str, str] | None:
+    if best is None:
         return None
-    return {"name": str(best["name"]), "value": fmt_value(best.get("loss"))}
+    return {"name": best.name, "value": fmt_value(best.loss)}
 
 
 def build_report(
-    summary: Mapping[str, Any],
+    study: StudyResult,
     metrics: pd.DataFrame,
     experiment: Mapping[str, Any],
     provenance: Mapping[str, Any],
@@ -200,9 +193,9 @@ def build_report(
 ) -> RenderedReport:
     """Render both documents and the figures; ``md_dir``/``plots_dir`` only set the
     Markdown's relative image links."""
-    planned = with_planned_runs(summary, experiment)
+    planned = with_planned_runs(study, experiment)
     finished = tables.ok_metrics(metrics, ok_run_keys(planned))
-    order = variant_order(planned["variants"])
+    order = variant_order(planned.variants)
     clip = (experiment.get("train") or {}).get("grad_clip")
     pngs = make_plots(planned, finished, order, float(clip) if clip else None)
     href = os.path.relpath(plots_dir, md_dir).replace(os.sep, "/")

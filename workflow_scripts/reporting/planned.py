@@ -7,12 +7,13 @@ config) with what summary.json holds.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from workflow_scripts.reporting.aggregate import IQM_INTERVAL, variant_order
 from workflow_scripts.reporting.metrics import METRICS
+from workflow_scripts.reporting.results import ArmResult, IqmStats, RunEntry, StudyResult
 from workflow_scripts.reporting.runs import MISSING, OK_STATUSES
 from workflow_scripts.reporting.stats import describe
 
@@ -27,73 +28,66 @@ def planned_seeds(experiment: Mapping[str, Any]) -> list[int]:
     return sorted(int(s) for s in experiment.get("seeds") or [])
 
 
-def _missing_entry(seed: int) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "seed": seed,
-        "status": MISSING,
-        "reason": "planned by the experiment but no results were collected for it",
-    }
-    for name in METRICS:
-        entry[name] = None
-    return entry
+def _missing_entry(seed: int) -> RunEntry:
+    return RunEntry(seed, MISSING, "planned by the experiment but no results were collected for it")
 
 
-def _empty_block() -> dict[str, Any]:
-    empty = describe([]).to_dict()
-    return {
-        "description": "",
-        "task": None,
-        "n_runs": 0,
-        "n_ok": 0,
-        "runs": [],
-        "metrics": {name: dict(empty) for name in METRICS},
-        "iqm": {
-            name: {"iqm": None, "ci_low": None, "ci_high": None, "n": 0, "interval": IQM_INTERVAL}
-            for name in METRICS
-        },
-        "never": {name: 0 for name, spec in METRICS.items() if spec.censored},
-        "runtime_s": dict(empty),
-        "samples_per_s": dict(empty),
-        "peak_rss_mb": dict(empty),
-        "peak_rss_mb_max": None,
-        "params_total": None,
-        "params_trainable": None,
-        "naive_baselines": {},
-        "best_naive": None,
-        "beats_naive": None,
-        "beats_naive_clearly": None,
-    }
+def _empty_arm(description: str) -> ArmResult:
+    """An arm the experiment planned but collect saw no run of: no numbers, no seeds."""
+    empty = describe([])
+    return ArmResult(
+        description=description,
+        task=None,
+        n_runs=0,
+        n_ok=0,
+        runs=[],
+        metrics={name: empty for name in METRICS},
+        iqm={name: IqmStats(None, None, None, 0, IQM_INTERVAL) for name in METRICS},
+        never={name: 0 for name, spec in METRICS.items() if spec.censored},
+        runtime_s=empty,
+        samples_per_s=empty,
+        peak_rss_mb=empty,
+        peak_rss_mb_max=None,
+        params_total=None,
+        params_trainable=None,
+        naive_baselines={},
+        best_naive=None,
+        beats_naive=None,
+        beats_naive_clearly=None,
+    )
 
 
-def with_planned_runs(summary: Mapping[str, Any], experiment: Mapping[str, Any]) -> dict[str, Any]:
+def with_planned_runs(study: StudyResult, experiment: Mapping[str, Any]) -> StudyResult:
     """Add an explicit ``missing`` run for every planned (variant, seed) with no result.
 
     A run whose job never ran leaves no file for collect to read; the experiment config
     is what says it should exist, so the report lists it instead of silently dropping it.
     """
-    merged = copy.deepcopy(dict(summary))
-    variants = merged.setdefault("variants", {})
+    variants = dict(study.variants)
     seeds = planned_seeds(experiment)
     for name in planned_variants(experiment):
-        block = variants.setdefault(name, _empty_block())
-        if not block.get("description"):
-            block["description"] = experiment["variants"][name].get("description", "")
-        present = {int(run["seed"]) for run in block["runs"]}
-        for seed in seeds:
-            if seed not in present:
-                block["runs"].append(_missing_entry(seed))
-        block["runs"].sort(key=lambda run: int(run["seed"]))
-        block["n_runs"] = len(block["runs"])
-    merged["variant_order"] = variant_order(variants)
-    merged["seeds"] = sorted({*seeds, *(int(s) for s in merged.get("seeds", []))})
-    return merged
+        planned_description = experiment["variants"][name].get("description", "")
+        arm = variants.get(name) or _empty_arm(planned_description)
+        present = {run.seed for run in arm.runs}
+        runs = sorted(
+            [*arm.runs, *(_missing_entry(s) for s in seeds if s not in present)], key=lambda r: r.seed
+        )
+        variants[name] = replace(
+            arm, runs=runs, n_runs=len(runs), description=arm.description or planned_description
+        )
+    return replace(
+        study,
+        variants=variants,
+        variant_order=variant_order(variants),
+        seeds=sorted({*seeds, *study.seeds}),
+    )
 
 
-def ok_run_keys(summary: Mapping[str, Any]) -> set[tuple[str, int]]:
+def ok_run_keys(study: StudyResult) -> set[tuple[str, int]]:
     """(variant, seed) of runs whose curves and numbers may enter the statistics."""
     return {
-        (name, int(run["seed"]))
-        for name, block in summary["variants"].items()
-        for run in block["runs"]
-        if run["status"] in OK_STATUSES
+        (name, run.seed)
+        for name, arm in study.variants.items()
+        for run in arm.runs
+        if run.status in OK_STATUSES
     }

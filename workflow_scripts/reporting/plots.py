@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -22,6 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from workflow_scripts.reporting.formatting import fmt_p
+from workflow_scripts.reporting.paired import ALPHA
+from workflow_scripts.reporting.results import BudgetResult, ContrastResult, StudyResult
 from workflow_scripts.reporting.stats import SummaryStats
 from workflow_scripts.reporting.tables import mean_curve
 
@@ -154,18 +155,18 @@ def _ci_panel(
     ax.grid(axis="x", alpha=0.3)
 
 
-def final_comparison(summary: Mapping[str, Any], order: Sequence[str]) -> bytes:
+def final_comparison(study: StudyResult, order: Sequence[str]) -> bytes:
     """Test skill (0 = strongest naive) and best val_loss per variant with 95% CIs."""
     colours = variant_colours(order)
     figure = Figure(figsize=(11, 0.55 * len(order) + 2.2), layout="constrained")
-    naive = summary.get("naive_baselines") or {}
+    naive = study.naive_baselines
     panels = (
         ("test_skill", None, "test skill (higher is better; 0 = strongest naive)"),
         ("best_val_loss", "val_loss", "best validation loss (lower is better)"),
     )
     for index, (metric, naive_metric, title) in enumerate(panels):
         ax = figure.add_subplot(1, 2, index + 1)
-        stats = {n: SummaryStats.from_dict(summary["variants"][n]["metrics"][metric]) for n in order}
+        stats = {n: study.variants[n].metrics[metric] for n in order}
         _ci_panel(ax, order, stats, colours, title)
         if naive_metric is None:
             ax.axvline(0.0, color="#444444", linestyle="--", linewidth=1, label="strongest naive")
@@ -178,7 +179,7 @@ def final_comparison(summary: Mapping[str, Any], order: Sequence[str]) -> bytes:
     return to_png(figure)
 
 
-def paired_deltas(rows: Sequence[Mapping[str, Any]]) -> bytes:
+def paired_deltas(rows: Sequence[ContrastResult]) -> bytes:
     """One row per contrast: per-seed Δ as dots, mean as a diamond, 95% t interval as a bar."""
     figure = Figure(figsize=(9, 0.6 * max(len(rows), 1) + 1.8), layout="constrained")
     ax = figure.add_subplot(1, 1, 1)
@@ -187,15 +188,15 @@ def paired_deltas(rows: Sequence[Mapping[str, Any]]) -> bytes:
         return to_png(figure)
     labels = []
     for index, row in enumerate(rows):
-        deltas = [d for d in row["deltas"] if d is not None]
+        deltas = [d for d in row.deltas if d is not None]
         ax.plot(deltas, [index] * len(deltas), "o", color="#1f77b4", alpha=0.6, ms=5)
-        mean, low, high = row.get("mean_delta"), row.get("ci_low"), row.get("ci_high")
+        mean, low, high = row.mean_delta, row.ci_low, row.ci_high
         if mean is not None and low is not None and high is not None:
             ax.errorbar(mean, index, xerr=[[mean - low], [high - mean]], fmt="none", ecolor="#333", capsize=4)
         if mean is not None:
             ax.plot([mean], [index], "D", color="#333", ms=7)
-        p_text = fmt_p(row.get("p_adjusted"))
-        labels.append(f"{row['a']} − {row['b']}\n({row['role']}, n={row['n']}, Holm p={p_text})")
+        p_text = fmt_p(row.p_adjusted)
+        labels.append(f"{row.a} − {row.b}\n({row.role}, n={row.n}, Holm p={p_text})")
     ax.axvline(0.0, color="#b00020", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.set_ylim(-0.7, len(rows) - 0.3)
@@ -207,7 +208,7 @@ def paired_deltas(rows: Sequence[Mapping[str, Any]]) -> bytes:
 
 
 def compute_figure(
-    summary: Mapping[str, Any],
+    study: StudyResult,
     metrics: pd.DataFrame,
     order: Sequence[str],
     grad_clip: float | None = None,
@@ -223,7 +224,7 @@ def compute_figure(
     )
     for index, (field, title) in enumerate(panels):
         ax = figure.add_subplot(2, 2, index + 1)
-        stats = {n: SummaryStats.from_dict(summary["variants"][n][field]) for n in order}
+        stats: dict[str, SummaryStats] = {n: getattr(study.variants[n], field) for n in order}
         if all(s.mean is None for s in stats.values()):
             _no_data(ax, "not recorded")
             ax.set_title(title)
@@ -263,37 +264,39 @@ def compute_figure(
     return to_png(figure)
 
 
-def budget_curve(budget: Mapping[str, Any]) -> bytes:
+def budget_curve(budget: BudgetResult) -> bytes:
     """Δ test skill against training steps for the primary contrast and the positive control:
     the mean paired difference with its 95% t interval as a band, filled markers where the
     budget's sign-flip p ≤ α (unadjusted). The answer before a sentence of it is read."""
     figure = Figure(figsize=(7.5, 4.2), layout="constrained")
     ax = figure.add_subplot(1, 1, 1)
-    curves = budget.get("contrasts") or []
+    curves = budget.contrasts
     if not curves:
         _no_data(ax, "no budget curve: the runs scored no test budgets")
         return to_png(figure)
     for index, curve in enumerate(curves):
         colour = _PALETTE[index % len(_PALETTE)]
-        points = [p for p in curve["points"] if p["mean_delta"] is not None]
-        steps = [p["step"] for p in points]
-        means = [p["mean_delta"] for p in points]
-        label = f"{curve['a']} − {curve['b']} ({curve['role'].replace('_', ' ')})"
-        ax.plot(steps, means, "-", color=colour, label=label)
-        banded = [p for p in points if p["ci_low"] is not None]
+        points = [(p, p.mean_delta) for p in curve.points if p.mean_delta is not None]
+        label = f"{curve.a} − {curve.b} ({curve.role.replace('_', ' ')})"
+        ax.plot([p.step for p, _ in points], [mean for _, mean in points], "-", color=colour, label=label)
+        banded = [
+            (p.step, low, high)
+            for p, _ in points
+            if (low := p.ci_low) is not None and (high := p.ci_high) is not None
+        ]
         ax.fill_between(
-            [p["step"] for p in banded],
-            [p["ci_low"] for p in banded],
-            [p["ci_high"] for p in banded],
+            [step for step, _, _ in banded],
+            [low for _, low, _ in banded],
+            [high for _, _, high in banded],
             color=colour,
             alpha=0.18,
             linewidth=0,
         )
-        for point in points:
-            filled = point["significant"]
+        for point, mean in points:
+            filled = point.significant
             ax.plot(
-                [point["step"]],
-                [point["mean_delta"]],
+                [point.step],
+                [mean],
                 "o",
                 color=colour,
                 markerfacecolor=colour if filled else "white",
@@ -305,7 +308,8 @@ def budget_curve(budget: Mapping[str, Any]) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     ax.set_title(
-        "Δ test skill along the run: mean over seeds, 95% t band; filled = sign-flip p ≤ 0.05 at that budget",
+        "Δ test skill along the run: mean over seeds, 95% t band; "
+        f"filled = sign-flip p ≤ {ALPHA:g} at that budget",
         fontsize=9,
     )
     return to_png(figure)

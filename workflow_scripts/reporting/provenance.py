@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.jobs.io_utils import canonical_json, config_hash
+from workflow_scripts.reporting.results import StudyResult
 
 PACKAGES = (
     "torch",
@@ -107,18 +108,18 @@ def find_hashes(value: Any, prefix: str = "") -> list[dict[str, str]]:
     return found
 
 
-def run_hashes(summary: Mapping[str, Any]) -> dict[str, list[str]]:
+def run_hashes(study: StudyResult) -> dict[str, list[str]]:
     """The distinct config/model/data hashes recorded by the runs themselves.
 
     More than one model or data hash across runs means the runs did not see the same
     inputs, which a reader must know before comparing them.
     """
     hashes: dict[str, set[str]] = {"config_hash": set(), "model_hash": set(), "data_hash": set()}
-    for block in summary.get("variants", {}).values():
-        for run in block.get("runs", []):
+    for arm in study.variants.values():
+        for run in arm.runs:
             for key, seen in hashes.items():
-                if run.get(key):
-                    seen.add(str(run[key]))
+                if value := getattr(run, key):
+                    seen.add(str(value))
     return {key: sorted(values) for key, values in hashes.items()}
 
 
@@ -180,7 +181,7 @@ def provenance(
     experiment: Mapping[str, Any],
     verification: Mapping[str, Any],
     manifest: Mapping[str, Any],
-    summary: Mapping[str, Any],
+    study: StudyResult,
     *,
     git: Mapping[str, Any],
     versions: Mapping[str, str],
@@ -198,7 +199,7 @@ def provenance(
         "data_hashes": find_hashes(manifest),
         "data_dir": data_dir,
         "model_dir": model_dir,
-        "run_hashes": run_hashes(summary),
+        "run_hashes": run_hashes(study),
         "versions": dict(versions),
         "experiment_json": canonical_json(dict(experiment)),
         "commands": reproduce_commands(experiment, git.get("commit", UNKNOWN), data_dir, model_dir, variants),

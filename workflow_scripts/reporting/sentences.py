@@ -12,19 +12,33 @@ budget-curve cells, each in its :class:`DeltaStyle`; one p formatter,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from workflow_scripts.reporting.formatting import fmt_p, fmt_value
 from workflow_scripts.reporting.metrics import METRICS
+from workflow_scripts.reporting.paired import TransferRatio
+from workflow_scripts.reporting.results import BudgetPoint, ContrastResult, SkippedContrast
 from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, SummaryStats
+from workflow_scripts.training.run_contract import CONVERGED_GAIN
 
 YES, NO, CANNOT_TELL = "Yes", "No", "Cannot tell at this number of seeds"
 NAIVE_CAVEAT = (
     "Caveat: no variant beats the strongest naive predictor on the held-out test split "
     "(mean test skill ≤ 0), so neither arm learned anything useful beyond naive."
 )
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The answer the report opens with: Yes / No / Cannot tell, its sentence, and the lines
+    that qualify it (the naive caveat, the controls' warnings, the budget it holds at)."""
+
+    answer: str
+    text: str
+    caveat: str = ""
+    warning: str = ""
+    budget: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,12 +102,10 @@ def delta_text(
     )
 
 
-def row_delta(row: Mapping[str, Any], style: DeltaStyle, extra: str = "") -> str:
+def row_delta(row: ContrastResult, style: DeltaStyle, extra: str = "") -> str:
     """A contrast row's mean Δ and interval (see :func:`delta_text`)."""
-    title = METRICS[row["metric"]].title
-    return delta_text(
-        row["mean_delta"], row["ci_low"], row["ci_high"], row["n"], style, title=title, extra=extra
-    )
+    title = METRICS[row.metric].title
+    return delta_text(row.mean_delta, row.ci_low, row.ci_high, row.n, style, title=title, extra=extra)
 
 
 def stats_text(stats: SummaryStats) -> str:
@@ -102,17 +114,17 @@ def stats_text(stats: SummaryStats) -> str:
     return delta_text(stats.mean, stats.ci_low, stats.ci_high, stats.n, MEAN, level=level)
 
 
-def numbers_text(row: Mapping[str, Any], *, detailed: bool = True) -> str:
+def numbers_text(row: ContrastResult, *, detailed: bool = True) -> str:
     """One contrast's Δ, interval and adjusted p for a sentence; ``detailed`` adds the
     metric's direction and the test's name (the headline has room for them, control lines not)."""
-    direction = f", {METRICS[row['metric']].direction} is better" if detailed else ""
-    test = f" ({row['test']})" if detailed else ""
-    return f"{row_delta(row, HEADLINE, direction)}, Holm-adjusted p = {fmt_p(row['p_adjusted'])}{test}"
+    direction = f", {METRICS[row.metric].direction} is better" if detailed else ""
+    test = f" ({row.test})" if detailed else ""
+    return f"{row_delta(row, HEADLINE, direction)}, Holm-adjusted p = {fmt_p(row.p_adjusted)}{test}"
 
 
 def headline(
-    row: Mapping[str, Any] | None, skipped: Sequence[Mapping[str, Any]], any_beats_naive: bool | None
-) -> dict[str, str]:
+    row: ContrastResult | None, skipped: Sequence[SkippedContrast], any_beats_naive: bool | None
+) -> Headline:
     """The report's opening answer to "Does the pretrained encoder help?" from the primary
     contrast ``row`` (``None`` when it was not computed; ``skipped`` says why), with a caveat
     when no variant beats the strongest naive predictor.
@@ -123,102 +135,96 @@ def headline(
     """
     caveat = NAIVE_CAVEAT if any_beats_naive is False else ""
     if row is None:
-        why = f" ({skipped[0]['reason']})" if skipped else " (no primary contrast is declared)"
-        return {
-            "answer": CANNOT_TELL,
-            "text": f"The primary contrast was not computed{why}.",
-            "caveat": caveat,
-        }
-    if row["significant"] and row["favours"] == "a":
-        answer, lead = YES, f"{row['a']} beats {row['b']}"
-    elif row["significant"] and row["favours"] == "b":
-        answer, lead = NO, f"{row['a']} does worse than {row['b']}"
+        why = f" ({skipped[0].reason})" if skipped else " (no primary contrast is declared)"
+        return Headline(CANNOT_TELL, f"The primary contrast was not computed{why}.", caveat)
+    if row.significant and row.favours == "a":
+        answer, lead = YES, f"{row.a} beats {row.b}"
+    elif row.significant and row.favours == "b":
+        answer, lead = NO, f"{row.a} does worse than {row.b}"
     else:
         answer = CANNOT_TELL
-        if not row["can_reach_after_holm"]:
+        if not row.can_reach_after_holm:
             lead = (
-                f"with {row['n']} seeds the smallest attainable p is {row['min_attainable_p']:.3g}, above "
-                f"α/m = {row['alpha']:g}/{row['holm_family_size']}, so no result could be significant"
+                f"with {row.n} seeds the smallest attainable p is {row.min_attainable_p:.3g}, above "
+                f"α/m = {row.alpha:g}/{row.holm_family_size}, so no result could be significant"
             )
         else:
-            lead = f"the difference between {row['a']} and {row['b']} is not significant after Holm"
-    return {"answer": answer, "text": f"{row['label']}: {lead}; {numbers_text(row)}.", "caveat": caveat}
+            lead = f"the difference between {row.a} and {row.b} is not significant after Holm"
+    return Headline(answer, f"{row.label}: {lead}; {numbers_text(row)}.", caveat)
 
 
-def contrast_sentence(row: Mapping[str, Any]) -> str:
+def contrast_sentence(row: ContrastResult) -> str:
     """One planned contrast in words: who is ahead (only if significant after Holm), Δ with
     its interval, the adjusted p and the test, d_z and the probability of improvement."""
-    spec = METRICS[row["metric"]]
-    a, b = row["a"], row["b"]
-    poi = fmt_value(row["prob_improvement"], 2)
+    spec = METRICS[row.metric]
+    a, b = row.a, row.b
+    poi = fmt_value(row.prob_improvement, 2)
     stats = (
-        f"p = {fmt_p(row['p'])}, Holm-adjusted {fmt_p(row['p_adjusted'])} ({row['test']}); "
-        f"d_z {fmt_value(row['d_z'], 2)}; P({a} better) {poi}"
+        f"p = {fmt_p(row.p)}, Holm-adjusted {fmt_p(row.p_adjusted)} ({row.test}); "
+        f"d_z {fmt_value(row.d_z, 2)}; P({a} better) {poi}"
     )
-    if row["significant"]:
-        winner, loser = (a, b) if row["favours"] == "a" else (b, a)
+    if row.significant:
+        winner, loser = (a, b) if row.favours == "a" else (b, a)
         verdict = f"{winner} is better than {loser} on {spec.title}"
-    elif not row["can_reach_after_holm"]:
+    elif not row.can_reach_after_holm:
         verdict = (
-            f"{a} vs {b} on {spec.title} cannot be significant with {row['n']} seeds "
-            f"(smallest attainable p {row['min_attainable_p']:.3g})"
+            f"{a} vs {b} on {spec.title} cannot be significant with {row.n} seeds "
+            f"(smallest attainable p {row.min_attainable_p:.3g})"
         )
     else:
-        verdict = f"no difference between {a} and {b} on {spec.title} can be shown with {row['n']} seeds"
-    return f"{row['label']}: {verdict}; {row_delta(row, CONCLUSION)}, {spec.direction} is better; {stats}."
+        verdict = f"no difference between {a} and {b} on {spec.title} can be shown with {row.n} seeds"
+    return f"{row.label}: {verdict}; {row_delta(row, CONCLUSION)}, {spec.direction} is better; {stats}."
 
 
-def positive_control_line(name: str, row: Mapping[str, Any], detected: bool) -> str:
+def positive_control_line(name: str, row: ContrastResult, detected: bool) -> str:
     """The line under the headline for a positive control that ran: detected or not, and why."""
     numbers = numbers_text(row, detailed=False)
     if detected:
-        return f"{name}: detected — {row['a']} beats {row['b']}; {numbers}."
+        return f"{name}: detected — {row.a} beats {row.b}; {numbers}."
     reason = (
-        f"with {row['n']} seeds no result could be significant after Holm"
-        if not row["can_reach_after_holm"]
-        else f"{row['a']} vs {row['b']} is not significantly better after Holm"
+        f"with {row.n} seeds no result could be significant after Holm"
+        if not row.can_reach_after_holm
+        else f"{row.a} vs {row.b} is not significantly better after Holm"
     )
     return f"{name}: **not detected** — {reason}; {numbers}."
 
 
-def negative_control_line(row: Mapping[str, Any]) -> str:
+def negative_control_line(row: ContrastResult) -> str:
     """A negative control on the primary metric: declared (a false alarm) or not."""
     numbers = numbers_text(row, detailed=False)
-    if row["significant"]:
+    if row.significant:
         return (
-            f"Negative control: FALSE ALARM — the statistics declare {row['a']} vs {row['b']} "
+            f"Negative control: FALSE ALARM — the statistics declare {row.a} vs {row.b} "
             f"(two draws of the same arm) different; {numbers}. Treat every "
             "significant contrast of this study with suspicion."
         )
     return (
-        f"Negative control: no difference declared between {row['a']} and {row['b']} "
+        f"Negative control: no difference declared between {row.a} and {row.b} "
         f"(two draws of the same arm), as expected; {numbers}."
     )
 
 
-def ratio_text(
-    primary: Mapping[str, Any], control: Mapping[str, Any], ratio: Mapping[str, Any] | None
-) -> str:
+def ratio_text(primary: ContrastResult, control: ContrastResult, ratio: TransferRatio | None) -> str:
     """The transfer ratio over a detected encoder-only control (``ratio`` as
     :func:`workflow_scripts.reporting.controls.transfer_ratio` returns it)."""
-    quotient = f"({primary['a']} − {primary['b']}) / ({control['a']} − {control['b']})"
+    quotient = f"({primary.a} − {primary.b}) / ({control.a} − {control.b})"
     if ratio is None:
         return f"Transfer ratio {quotient} not shown: fewer than 2 shared seeds or a control Δ of 0."
-    if math.isinf(ratio["low"]):
+    if math.isinf(ratio.low):
         return (
-            f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio['ratio']:.2f}, but its "
+            f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio.ratio:.2f}, but its "
             "interval is unbounded: the control's Δ changes sign in more than 2.5% of the bootstrap "
             "resamples."
         )
     return (
-        f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio['ratio']:.2f} "
-        f"(95% paired bootstrap interval {ratio['low']:.2f} to {ratio['high']:.2f}, "
-        f"{BOOTSTRAP_RESAMPLES} resamples of {ratio['n']} seeds, seed {BOOTSTRAP_SEED}); 1 = the text "
+        f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio.ratio:.2f} "
+        f"(95% paired bootstrap interval {ratio.low:.2f} to {ratio.high:.2f}, "
+        f"{BOOTSTRAP_RESAMPLES} resamples of {ratio.n} seeds, seed {BOOTSTRAP_SEED}); 1 = the text "
         "encoder helps as much as an encoder pretrained on bars behind the same interface, 0 = not at all."
     )
 
 
-def ratio_not_shown(primary: Mapping[str, Any], control: Mapping[str, Any] | None) -> str:
+def ratio_not_shown(primary: ContrastResult, control: ContrastResult | None) -> str:
     """Why the transfer ratio is not a number: the encoder-only control did not run
     (``control`` is ``None``) or was not detected."""
     if control is None:
@@ -226,28 +232,28 @@ def ratio_not_shown(primary: Mapping[str, Any], control: Mapping[str, Any] | Non
             "Transfer ratio not shown: the encoder-only positive control (role encoder_control) was not "
             "run, so there is no in-domain encoder transfer to compare text transfer with."
         )
-    quotient = f"({primary['a']} − {primary['b']}) / ({control['a']} − {control['b']})"
+    quotient = f"({primary.a} − {primary.b}) / ({control.a} − {control.b})"
     return (
         "This study cannot see encoder transfer at this budget: the encoder-only positive control was "
         f"not detected, so the transfer ratio {quotient} is not shown as a number."
     )
 
 
-def budget_cell(point: Mapping[str, Any]) -> str:
+def budget_cell(point: BudgetPoint) -> str:
     """One budget's Δ [95% CI], its unadjusted p and a star when significant."""
-    delta = delta_text(point["mean_delta"], point["ci_low"], point["ci_high"], point["n"], CELL)
-    mark = " *" if point["significant"] else ""
-    return f"{delta}, p = {fmt_p(point['p'])}{mark}"
+    delta = delta_text(point.mean_delta, point.ci_low, point.ci_high, point.n, CELL)
+    mark = " *" if point.significant else ""
+    return f"{delta}, p = {fmt_p(point.p)}{mark}"
 
 
-def sign_of(point: Mapping[str, Any]) -> int:
+def sign_of(point: BudgetPoint) -> int:
     """+1 / −1 where the budget's Δ is significant (unadjusted) that way, 0 where it is level."""
-    if not point["significant"] or point["mean_delta"] is None:
+    if not point.significant or point.mean_delta is None:
         return 0
-    return 1 if point["mean_delta"] > 0 else -1
+    return 1 if point.mean_delta > 0 else -1
 
 
-def curve_phrase(points: Sequence[Mapping[str, Any]]) -> str:
+def curve_phrase(points: Sequence[BudgetPoint]) -> str:
     """The contrast along the budget in words: where the sign is significant and where it changes,
     e.g. "behind at 25–100 steps, level at 125–200 steps"."""
     words = {1: "ahead", -1: "behind", 0: "level"}
@@ -255,9 +261,9 @@ def curve_phrase(points: Sequence[Mapping[str, Any]]) -> str:
     for point in points:
         sign = sign_of(point)
         if runs and runs[-1][0] == sign:
-            runs[-1][1].append(point["step"])
+            runs[-1][1].append(point.step)
         else:
-            runs.append((sign, [point["step"]]))
+            runs.append((sign, [point.step]))
     parts = []
     for sign, steps in runs:
         where = f"{steps[0]:,} steps" if len(steps) == 1 else f"{steps[0]:,}–{steps[-1]:,} steps"
@@ -268,11 +274,12 @@ def curve_phrase(points: Sequence[Mapping[str, Any]]) -> str:
 def budget_note(arms: tuple[str, str], open_arms: Sequence[str], at: str, along: str) -> str:
     """The line under the headline on convergence: both primary ``arms`` converged, or the
     answer holds ``at`` a budget because ``open_arms`` have not; ``along`` is the curve."""
+    rule = f"{CONVERGED_GAIN:.0%}"
     if not open_arms:
-        return f"Both {arms[0]} and {arms[1]} converged (every seed's last-quarter gain < 2%).{along}"
+        return f"Both {arms[0]} and {arms[1]} converged (every seed's last-quarter gain < {rule}).{along}"
     unconverged = " and ".join(open_arms)
     return (
         f"This answer holds {at}: {unconverged} {'has' if len(open_arms) == 1 else 'have'} not converged "
-        f"(validation loss still fell ≥ 2% over the last quarter on some seed), so it is about early "
+        f"(validation loss still fell ≥ {rule} over the last quarter on some seed), so it is about early "
         f"learning, not about what either arm can learn.{along}"
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -58,6 +58,8 @@ class SummaryStats:
     confidence: float = CONFIDENCE
     values: tuple[float, ...] = field(default=())
     note: str = ""
+    #: written beside the fields in results/summary.json (reporting.codec)
+    JSON_DERIVED: ClassVar[dict[str, str]] = {"ci_half_width": "half_width"}
 
     @property
     def has_ci(self) -> bool:

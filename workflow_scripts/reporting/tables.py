@@ -25,8 +25,9 @@ from workflow_scripts.reporting.formatting import (
 )
 from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER
 from workflow_scripts.reporting.planned import planned_variants
+from workflow_scripts.reporting.results import ArmResult, StudyResult
 from workflow_scripts.reporting.runs import OK_STATUSES
-from workflow_scripts.reporting.stats import SummaryStats, describe
+from workflow_scripts.reporting.stats import describe
 
 CONVERGENCE_EPOCHS = (1, 3, 5)
 VARIANT_KEYS = ("init", "encoder", "freeze_epochs", "trainable_while_frozen", "small_encoder")
@@ -82,67 +83,55 @@ def section_rows(section: Mapping[str, Any] | None) -> list[dict[str, str]]:
     return [{"key": k, "value": _plain(v)} for k, v in sorted((section or {}).items())]
 
 
-def _stats(block: Mapping[str, Any], metric: str) -> SummaryStats:
-    return SummaryStats.from_dict(block["metrics"][metric])
-
-
-def _naive_flag(block: Mapping[str, Any]) -> str:
-    beats, clearly = block.get("beats_naive"), block.get("beats_naive_clearly")
-    if beats is None:
+def _naive_flag(arm: ArmResult) -> str:
+    if arm.beats_naive is None:
         return "cannot tell (no test skill)"
-    if not beats:
+    if not arm.beats_naive:
         return "no: learned nothing beyond naive (test skill ≤ 0)"
-    if clearly:
+    if arm.beats_naive_clearly:
         return "yes, whole CI of test skill above 0"
     return "on the mean only (CI includes 0)"
 
 
-def _iqm_text(block: Mapping[str, Any], metric: str) -> str:
-    iqm = (block.get("iqm") or {}).get(metric) or {}
-    if iqm.get("iqm") is None:
+def _iqm_text(arm: ArmResult, metric: str) -> str:
+    iqm = arm.iqm.get(metric)
+    if iqm is None or iqm.iqm is None:
         return ""
-    interval = (
-        "" if iqm.get("ci_low") is None else f" [{fmt_value(iqm['ci_low'])}, {fmt_value(iqm['ci_high'])}]"
-    )
-    return f"IQM {fmt_value(iqm['iqm'])}{interval}"
+    interval = "" if iqm.ci_low is None else f" [{fmt_value(iqm.ci_low)}, {fmt_value(iqm.ci_high)}]"
+    return f"IQM {fmt_value(iqm.iqm)}{interval}"
 
 
-def results_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+def results_rows(study: StudyResult) -> list[dict[str, Any]]:
     """One row per variant: mean ± CI (t interval) and IQM [bootstrap interval] of each
     result metric, the count of "never" for a censored one, run statuses, naive check."""
     rows = []
-    for name in variant_order(summary["variants"]):
-        block = summary["variants"][name]
+    for name in variant_order(study.variants):
+        arm = study.variants[name]
         metrics = {}
         for metric in RESULT_METRICS:
-            stats = _stats(block, metric)
-            never = (block.get("never") or {}).get(metric, 0)
-            extra = f"never in {never} run(s)" if never else _iqm_text(block, metric)
+            stats = arm.metrics[metric]
+            never = arm.never.get(metric, 0)
+            extra = f"never in {never} run(s)" if never else _iqm_text(arm, metric)
             metrics[metric] = {
                 "mean_ci": fmt_mean_ci(stats)
-                if block["n_ok"] and stats.n
-                else ("no successful run" if not block["n_ok"] else "no value"),
+                if arm.n_ok and stats.n
+                else ("no successful run" if not arm.n_ok else "no value"),
                 "interval": " ".join(t for t in (fmt_interval(stats) if stats.has_ci else "", extra) if t),
                 "n": stats.n,
             }
         runs = [
-            {
-                "seed": run["seed"],
-                "status": run["status"],
-                "ok": run["status"] in OK_STATUSES,
-                "reason": run.get("reason") or "",
-            }
-            for run in block["runs"]
+            {"seed": run.seed, "status": run.status, "ok": run.status in OK_STATUSES, "reason": run.reason}
+            for run in arm.runs
         ]
         rows.append(
             {
                 "name": name,
-                "description": block.get("description") or "",
-                "n_ok": block["n_ok"],
-                "n_runs": block["n_runs"],
+                "description": arm.description,
+                "n_ok": arm.n_ok,
+                "n_runs": arm.n_runs,
                 "metrics": metrics,
                 "runs": runs,
-                "naive": _naive_flag(block),
+                "naive": _naive_flag(arm),
             }
         )
     return rows
@@ -155,73 +144,67 @@ def result_columns() -> list[dict[str, str]]:
     ]
 
 
-def contrast_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+def contrast_rows(study: StudyResult) -> list[dict[str, Any]]:
     """Every computed contrast as formatted cells (per-seed Δ shown, "never" for censored)."""
     rows = []
-    block = summary.get("contrasts") or {}
-    for row in block.get("results", []):
-        if row["metric"] not in CONTRAST_METRICS:
-            continue
-        interval = (
-            "" if row["ci_low"] is None else f"[{fmt_value(row['ci_low'])}, {fmt_value(row['ci_high'])}]"
-        )
+    for row in study.contrasts.on(*CONTRAST_METRICS):
+        interval = "" if row.ci_low is None else f"[{fmt_value(row.ci_low)}, {fmt_value(row.ci_high)}]"
         per_seed = ", ".join(
             f"{seed}: {NEVER if d is None else fmt_value(d)}"
-            for seed, d in zip(row["seeds"], row["deltas"], strict=True)
+            for seed, d in zip(row.seeds, row.deltas, strict=True)
         )
         rows.append(
             {
-                "label": row["label"],
-                "pair": f"{row['a']} − {row['b']}",
-                "role": row["role"],
-                "metric": f"{METRICS[row['metric']].title} ({row['direction']} is better)",
-                "n": row["n"],
-                "mean_delta": fmt_value(row["mean_delta"]),
+                "label": row.label,
+                "pair": f"{row.a} − {row.b}",
+                "role": row.role,
+                "metric": f"{METRICS[row.metric].title} ({row.direction} is better)",
+                "n": row.n,
+                "mean_delta": fmt_value(row.mean_delta),
                 "interval": interval or ABSENT,
-                "p": fmt_p(row["p"]),
-                "p_adjusted": fmt_p(row["p_adjusted"]),
-                "test": row["test"],
-                "d_z": fmt_value(row["d_z"], 2),
-                "poi": fmt_value(row["prob_improvement"], 2),
-                "share": fmt_value(row["paired_share"], 2),
-                "min_p": f"{row['min_attainable_p']:.3g}",
-                "mde": fmt_value(row["mde"]),
-                "seeds_needed": fmt_int(row["seeds_needed"]),
+                "p": fmt_p(row.p),
+                "p_adjusted": fmt_p(row.p_adjusted),
+                "test": row.test,
+                "d_z": fmt_value(row.d_z, 2),
+                "poi": fmt_value(row.prob_improvement, 2),
+                "share": fmt_value(row.paired_share, 2),
+                "min_p": f"{row.min_attainable_p:.3g}",
+                "mde": fmt_value(row.mde),
+                "seeds_needed": fmt_int(row.seeds_needed),
                 "per_seed": per_seed,
-                "significant": row["significant"],
+                "significant": row.significant,
             }
         )
     return rows
 
 
-def run_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+def run_rows(study: StudyResult) -> list[dict[str, Any]]:
     """Every run with its status and numbers; a failed or missing run shows a dash, not 0."""
     rows = []
-    for name in variant_order(summary["variants"]):
-        for run in summary["variants"][name]["runs"]:
+    for name in variant_order(study.variants):
+        for run in study.variants[name].runs:
+            first = run.first_step_beats_naive
             rows.append(
                 {
                     "variant": name,
-                    "seed": run["seed"],
-                    "status": run["status"],
-                    "ok": run["status"] in OK_STATUSES,
-                    "reason": run.get("reason") or "",
-                    "epochs": fmt_int(run.get("epochs_completed")),
-                    "best_epoch": fmt_int(run.get("best_epoch")),
-                    "test_skill": fmt_value(run.get("test_skill")),
-                    "auc_val_loss": fmt_value(run.get("auc_val_loss")),
-                    "first_step": NEVER
-                    if run.get("first_step_beats_naive") == NEVER
-                    else fmt_int(run.get("first_step_beats_naive")),
-                    "best_val_loss": fmt_value(run.get("best_val_loss")),
-                    "runtime": fmt_seconds(run.get("runtime_s")),
-                    "resumed": fmt_int(run.get("resumed_from_epoch")),
+                    "seed": run.seed,
+                    "status": run.status,
+                    "ok": run.status in OK_STATUSES,
+                    "reason": run.reason,
+                    "epochs": fmt_int(run.epochs_completed),
+                    "best_epoch": fmt_int(run.best_epoch),
+                    "test_skill": fmt_value(run.test_skill),
+                    "auc_val_loss": fmt_value(run.auc_val_loss),
+                    "first_step": NEVER if first == NEVER else fmt_int(first),
+                    "best_val_loss": fmt_value(run.best_val_loss),
+                    "runtime": fmt_seconds(run.runtime_s),
+                    "resumed": fmt_int(run.resumed_from_epoch),
                 }
             )
     return rows
 
 
-def naive_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+def naive_rows(study: StudyResult) -> list[dict[str, str]]:
     """The pooled naive baselines (mean over all finished runs)."""
     return [
         {
@@ -230,7 +213,7 @@ def naive_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
             "test_loss": fmt_value(block.get("test_loss")),
             "val_correlation": fmt_value(block.get("val_correlation")),
         }
-        for name, block in sorted((summary.get("naive_baselines") or {}).items())
+        for name, block in sorted(study.naive_baselines.items())
     ]
 
 
@@ -312,25 +295,22 @@ def mean_curve(metrics: pd.DataFrame, variant: str, column: str) -> pd.DataFrame
 
 
 def compute_rows(
-    summary: Mapping[str, Any], metrics: pd.DataFrame, experiment: Mapping[str, Any]
+    study: StudyResult, metrics: pd.DataFrame, experiment: Mapping[str, Any]
 ) -> list[dict[str, str]]:
     """Runtime, throughput, peak memory, parameter counts and grad-norm pattern per variant."""
     rows = []
-    for name in variant_order(summary["variants"]):
-        block = summary["variants"][name]
-        runtime = SummaryStats.from_dict(block["runtime_s"])
-        throughput = SummaryStats.from_dict(block["samples_per_s"])
+    for name in variant_order(study.variants):
+        arm = study.variants[name]
         curve = mean_curve(metrics, name, "grad_norm")
+        throughput = arm.samples_per_s.mean
         rows.append(
             {
                 "name": name,
-                "runtime": fmt_seconds(runtime.mean),
-                "throughput": ABSENT if throughput.mean is None else f"{throughput.mean:,.0f}",
-                "peak_rss": ABSENT
-                if block.get("peak_rss_mb_max") is None
-                else f"{block['peak_rss_mb_max']:,.0f} MB",
-                "params_total": fmt_int(block.get("params_total")),
-                "params_trainable": fmt_int(block.get("params_trainable")),
+                "runtime": fmt_seconds(arm.runtime_s.mean),
+                "throughput": ABSENT if throughput is None else f"{throughput:,.0f}",
+                "peak_rss": ABSENT if arm.peak_rss_mb_max is None else f"{arm.peak_rss_mb_max:,.0f} MB",
+                "params_total": fmt_int(arm.params_total),
+                "params_trainable": fmt_int(arm.params_trainable),
                 "grad_norm": grad_norm_pattern(
                     list(curve["epoch"]), list(curve["mean"]), grad_clip_of(experiment, name)
                 ),

@@ -26,6 +26,7 @@ from workflow_scripts.training.batches import SplitLike, WindowSource, eval_subs
 from workflow_scripts.training.masking import evaluation_masks
 from workflow_scripts.training.naive import OHLC, forecast_baselines, reconstruct_baselines, season_length
 from workflow_scripts.training.normalisation import Batch, make_batch
+from workflow_scripts.training.run_contract import CONVERGED_GAIN
 from workflow_scripts.training.streaming_metrics import (
     MetricResult,
     StreamingMetrics,
@@ -317,7 +318,6 @@ def learning_speed(history: Sequence[Mapping[str, Any]], steps_per_epoch: int, e
 
 
 #: Relative validation-loss gain over the last quarter below which a run counts as converged.
-CONVERGED_GAIN = 0.02
 
 
 def convergence(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -3,6 +3,11 @@
 Kept free of heavy imports: ``collect`` and ``report`` run without torch.
 """
 
+#: The convergence rule, in one place: a run has converged when its best validation loss
+#: improved by less than this share over the last quarter of its epochs (the run's own flag,
+#: collect's per-arm verdict and every sentence of the report read it from here).
+CONVERGED_GAIN = 0.02
+
 #: metrics.csv columns, in DESIGN.md's order. ``step`` is the global step at the end of the
 #: epoch; ``test_loss`` and ``test_skill`` are filled only on the row of the kept (lowest
 #: validation loss) epoch, the one checkpoint scored on the test split, and empty elsewhere.

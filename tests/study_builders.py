@@ -1,0 +1,46 @@
+"""Hand-made typed study results for the reporting tests: runs from per-seed values, arms and
+studies through the very functions collect uses (``aggregate.arm_result``, ``study_result``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from workflow_scripts.reporting.aggregate import arm_result, study_result
+from workflow_scripts.reporting.results import ArmResult, RunEntry, StudyResult
+
+
+def run(seed: int, test_skill: float | None, **fields: Any) -> RunEntry:
+    """A finished run (``failed`` when its test skill is None) with the given metric fields."""
+    status = "completed" if test_skill is not None else "failed"
+    return RunEntry(seed=seed, status=status, reason="", test_skill=test_skill, **fields)
+
+
+def arm(runs: Sequence[RunEntry]) -> ArmResult:
+    """An arm over ``runs``, its statistics computed as collect computes them."""
+    return arm_result(sorted(runs, key=lambda r: r.seed))
+
+
+def skill_arm(values: Sequence[float | None], first_step: Sequence[Any] | None = None) -> ArmResult:
+    """An arm from per-seed test skills (None = a failed run); auc = 1 − skill. Every run has
+    converged (last-quarter gain 0), so a headline about it names no budget."""
+    steps = first_step or [100] * len(values)
+    return arm(
+        [
+            run(
+                s,
+                v,
+                auc_val_loss=None if v is None else 1.0 - v,
+                first_step_beats_naive=steps[s],
+                last_quarter_gain=0.0,
+            )
+            for s, v in enumerate(values)
+        ]
+    )
+
+
+def study(
+    arms: Mapping[str, ArmResult], contrasts: Sequence[Mapping[str, Any]] = (), **kwargs: Any
+) -> StudyResult:
+    """A study of ``arms`` with the planned ``contrasts`` analysed as collect does."""
+    return study_result(arms, contrasts, **kwargs)

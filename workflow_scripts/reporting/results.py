@@ -1,0 +1,307 @@
+"""The study's results, typed: what results/summary.json holds, field by field.
+
+``collect`` builds a :class:`StudyResult` from the finished runs and writes it with
+:func:`write_study`; ``report`` reads it back with :func:`read_study` into the same types,
+so a missing, renamed or mistyped field stops the report naming its key path
+(:mod:`workflow_scripts.reporting.codec`). Every number the report shows travels from here
+as a field; no module below the report reaches into summary.json by string.
+
+Numbers only: every sentence is written at report time (:mod:`~workflow_scripts.reporting.sentences`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workflow_scripts.jobs.io_utils import atomic_write_json
+from workflow_scripts.reporting.codec import OMIT_WHEN_NONE, ResultFormatError, decode, encode
+from workflow_scripts.reporting.stats import SummaryStats
+
+#: A run's value of a metric: a number, ``None`` (no value) or ``"never"`` (censored).
+MetricValue = float | str | None
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One planned (variant, seed) run: its status and, only if it finished, its numbers.
+
+    The seven metric fields are :data:`~workflow_scripts.reporting.measures.MEASURES`' names
+    (a test checks they match), so ``getattr(entry, name)`` reads any of them.
+    """
+
+    seed: int
+    status: str
+    reason: str
+    test_skill: MetricValue = None
+    test_skill_price: MetricValue = None
+    test_skill_other: MetricValue = None
+    auc_val_loss: MetricValue = None
+    first_step_beats_naive: MetricValue = None
+    best_val_loss: MetricValue = None
+    best_val_correlation: MetricValue = None
+    epochs_completed: int | None = None
+    best_epoch: int | None = None
+    resumed_from_epoch: int | None = None
+    peak_rss_mb: float | None = None
+    benchmark_s: float | None = None
+    epochs_logged: int | None = None
+    runtime_s: float | None = None
+    samples_per_s: float | None = None
+    params_total: float | None = None
+    params_trainable: float | None = None
+    params_encoder: float | None = None
+    config_hash: str | None = None
+    model_hash: str | None = None
+    data_hash: str | None = None
+    device: str | None = None
+    precision: str | None = None
+    #: {step: test skill of that step's model} (the budget curve)
+    budget_curve: dict[int, float | None] = field(default_factory=dict)
+    last_quarter_gain: float | None = None
+    best_in_last_quarter: bool | None = None
+    #: {"w.close": test skill of that timeframe and field}
+    channel_skill: dict[str, float | None] = field(default_factory=dict)
+
+    def value(self, metric: str) -> MetricValue:
+        """The run's value of ``metric`` (one of the metric fields)."""
+        return getattr(self, metric)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class IqmStats:
+    """Interquartile mean over seeds with its percentile-bootstrap interval."""
+
+    iqm: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    interval: str
+
+
+@dataclass(frozen=True)
+class NaiveChoice:
+    """The strongest naive baseline, chosen on validation loss; ``loss`` is its test loss
+    (its validation loss where no run reports a test loss)."""
+
+    name: str
+    chosen_on: str
+    val_loss: float
+    test_loss: float | None
+    loss: float
+
+
+@dataclass(frozen=True)
+class ArmConvergence:
+    """An arm has converged when every finished seed's last-quarter gain is below the rule."""
+
+    converged: bool
+    n_seeds: int
+    n_converged: int
+    max_last_quarter_gain: float | None
+    mean_last_quarter_gain: float | None
+    best_in_last_quarter: int
+    rule: str
+
+
+#: {baseline name: {"val_loss": mean, "test_loss_price": mean, ...}}
+NaiveMeans = dict[str, dict[str, float | None]]
+
+
+@dataclass(frozen=True)
+class ArmResult:
+    """One variant (arm) over its seeds: statistics of its finished runs, plus every run."""
+
+    description: str
+    task: str | None
+    n_runs: int
+    n_ok: int
+    runs: list[RunEntry]
+    metrics: dict[str, SummaryStats]
+    iqm: dict[str, IqmStats]
+    never: dict[str, int]
+    runtime_s: SummaryStats
+    samples_per_s: SummaryStats
+    peak_rss_mb: SummaryStats
+    peak_rss_mb_max: float | None
+    params_total: int | None
+    params_trainable: int | None
+    naive_baselines: NaiveMeans
+    best_naive: NaiveChoice | None
+    beats_naive: bool | None
+    beats_naive_clearly: bool | None
+    convergence: ArmConvergence | None = None
+    channel_skill: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContrastResult:
+    """One planned paired contrast ``a vs b`` on one metric, Holm-adjusted, with its power."""
+
+    name: str
+    a: str
+    b: str
+    role: str
+    label: str
+    metric: str
+    direction: str
+    censored_metric: bool
+    n: int
+    seeds: list[int]
+    a_values: list[float | str]
+    b_values: list[float | str]
+    #: per seed a − b (``None`` where a run never reached a censored metric)
+    deltas: list[float | None]
+    mean_delta: float | None
+    sd_delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+    interval: str
+    p: float | None
+    test: str
+    d_z: float | None
+    prob_improvement: float | None
+    paired_share: float | None
+    improvement: float | None
+    min_attainable_p: float
+    p_adjusted: float | None
+    holm_family_size: int
+    alpha: float
+    can_reach_significance: bool
+    can_reach_after_holm: bool
+    power_alpha: float
+    power_method: str
+    mde: float | None
+    mde_power: float | None
+    seeds_needed: int | None
+    seeds_needed_power: float | None
+    significant: bool
+    favours: str | None
+    mde_note: str | None = field(default=None, metadata=OMIT_WHEN_NONE)
+
+
+@dataclass(frozen=True)
+class SkippedContrast:
+    """A planned contrast that could not run, and why."""
+
+    name: str
+    a: str
+    b: str
+    role: str
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ContrastFamily:
+    """Every planned contrast on every contrast metric; Holm runs per metric over them."""
+
+    alpha: float
+    primary_metric: str
+    correction: str
+    results: list[ContrastResult]
+    skipped: list[SkippedContrast]
+
+    def of_role(self, role: str, metric: str | None = None) -> ContrastResult | None:
+        """The first contrast of ``role`` on ``metric`` (the primary metric by default)."""
+        wanted = metric or self.primary_metric
+        return next((r for r in self.results if r.role == role and r.metric == wanted), None)
+
+    def on(self, *metrics: str) -> list[ContrastResult]:
+        """The contrasts on the given metrics, in the order they were planned."""
+        return [r for r in self.results if r.metric in metrics]
+
+    def skipped_of(self, role: str) -> list[SkippedContrast]:
+        return [s for s in self.skipped if s.role == role]
+
+
+@dataclass(frozen=True)
+class BudgetPoint:
+    """A contrast's paired Δ test skill at one scored budget (unadjusted sign-flip p)."""
+
+    step: int
+    n: int
+    mean_delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p: float | None
+    significant: bool
+
+
+@dataclass(frozen=True)
+class ArmBudgetPoint:
+    """An arm's mean test skill at one budget with its Student-t interval over seeds."""
+
+    step: int
+    mean: float
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class BudgetCurve:
+    """One primary or control contrast along the budget."""
+
+    a: str
+    b: str
+    role: str
+    label: str
+    points: list[BudgetPoint]
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """The answer along the run: the curves and each arm's convergence."""
+
+    contrasts: list[BudgetCurve]
+    arms: dict[str, list[ArmBudgetPoint]]
+    convergence: dict[str, ArmConvergence]
+    alpha: float
+    tests: str
+
+    def curve_of(self, role: str) -> BudgetCurve | None:
+        return next((c for c in self.contrasts if c.role == role), None)
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """results/summary.json: every arm, the pooled naive baselines, the planned contrasts,
+    the budget curve and (when the reference rule ran) the learned reference's summary."""
+
+    confidence: float
+    primary_metric: str
+    metric_directions: dict[str, str]
+    seeds: list[int]
+    variant_order: list[str]
+    variants: dict[str, ArmResult]
+    naive_baselines: NaiveMeans
+    best_naive: NaiveChoice | None
+    contrasts: ContrastFamily
+    budget: BudgetResult
+    #: the learned reference's own summary (fit_reference), as that rule wrote it
+    reference: dict[str, Any] | None = field(default=None, metadata=OMIT_WHEN_NONE)
+
+
+def write_study(path: Path, study: StudyResult) -> None:
+    """results/summary.json, atomically."""
+    atomic_write_json(path, encode(study))
+
+
+def study_from_json(data: Any) -> StudyResult:
+    """The typed study from parsed JSON; :class:`ResultFormatError` names the first bad key."""
+    return decode(StudyResult, data)  # type: ignore[no-any-return]
+
+
+def read_study(path: Path) -> StudyResult:
+    """results/summary.json as a :class:`StudyResult`; ``ValueError`` naming the file and key."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFormatError(f"{path}: not readable JSON ({exc}).") from exc
+    try:
+        return study_from_json(data)
+    except ResultFormatError as exc:
+        raise ResultFormatError(f"{path}: {exc}") from exc
