@@ -72,5 +72,5 @@ def test_an_arm_converges_only_when_every_seed_does() -> None:
     assert arm_convergence(runs).converged is False and arm_convergence(runs).n_converged == 7
     runs[3] = replace(runs[3], last_quarter_gain=None)  # a finished seed without a record cannot count
     assert arm_convergence(runs).converged is False
-    empty = ContrastFamily(0.05, "test_skill", "", [], [])
-    assert qualify(Headline(NO, ""), empty, BudgetResult([], {}, {}, 0.05, "")).answer == NO
+    empty = ContrastFamily(0.05, "test_skill", [], [])
+    assert qualify(Headline(NO, ""), empty, BudgetResult([], {}, {}, 0.05)).answer == NO

@@ -25,7 +25,6 @@ from workflow_scripts.reporting.results import (
 )
 from workflow_scripts.reporting.runs import OK_STATUSES, RunRecord, finite_or_none
 from workflow_scripts.reporting.stats import (
-    BOOTSTRAP_RESAMPLES,
     CONFIDENCE,
     SummaryStats,
     describe,
@@ -35,11 +34,6 @@ from workflow_scripts.reporting.stats import (
 
 COMPUTE_FIELDS = ("runtime_s", "samples_per_s")
 NAIVE_METRICS = ("val_loss", "test_loss", "val_correlation", "val_mae")
-IQM_INTERVAL = (
-    f"percentile bootstrap over seeds ({BOOTSTRAP_RESAMPLES} resamples, fixed RNG); "
-    "rliable's stratified bootstrap with one task"
-)
-
 #: the study's own variants first, in the order the questions are asked, then the rest.
 PREFERRED_ORDER = (
     "baseline",
@@ -170,7 +164,7 @@ def iqm_block(values: Sequence[Any], confidence: float = CONFIDENCE) -> IqmStats
     """Interquartile mean over the finite values with its bootstrap percentile interval."""
     kept = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     low, high = iqm_interval(kept, confidence)
-    return IqmStats(iqm(kept), low, high, len(kept), IQM_INTERVAL)
+    return IqmStats(iqm(kept), low, high, len(kept))
 
 
 def _unique_int(values: Iterable[float | None]) -> int | None:

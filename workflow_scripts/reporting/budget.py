@@ -69,7 +69,6 @@ def arm_convergence(runs: Sequence[RunEntry]) -> ArmConvergence:
         max_last_quarter_gain=max(gains) if gains else None,
         mean_last_quarter_gain=sum(gains) / len(gains) if gains else None,
         best_in_last_quarter=sum(1 for run in runs if run.best_in_last_quarter),
-        rule=f"every seed's last-quarter validation-loss gain < {CONVERGED_GAIN:.0%}",
     )
 
 
@@ -103,5 +102,4 @@ def budget_block(variants: Mapping[str, ArmResult], contrasts: Sequence[Mapping[
         arms={name: arm_curve(arm.runs) for name, arm in variants.items()},
         convergence={name: arm.convergence for name, arm in variants.items() if arm.convergence},
         alpha=paired.ALPHA,
-        tests="exact sign-flip per budget, unadjusted (descriptive); the headline's test is Holm-adjusted",
     )

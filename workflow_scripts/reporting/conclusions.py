@@ -77,11 +77,14 @@ def power_statement(family: ContrastFamily) -> Conclusion:
     if row.mde is not None:
         parts.append(
             f"The minimum detectable effect ({_power_words(row.mde_power)} at α/m = "
-            f"{row.power_alpha:.3g}, Holm's first step; {row.power_method}; "
+            f"{row.power_alpha:.3g}, Holm's first step; {power_method(row.n)}; "
             f"observed sd of Δ {fmt_value(row.sd_delta)}) is {fmt_value(row.mde)}."
         )
-    elif row.mde_note:
-        parts.append(f"No minimum detectable effect: {row.mde_note}.")
+    elif row.mde_unreachable:
+        parts.append(
+            f"No minimum detectable effect: the exact test cannot reach p ≤ {row.power_alpha:.3g} (α/m) "
+            f"with {row.n} seeds."
+        )
     if row.seeds_needed is not None:
         method = power_method(row.seeds_needed)
         parts.append(

@@ -46,7 +46,6 @@ class PairedComparison:
     sd_delta: float | None
     ci_low: float | None
     ci_high: float | None
-    interval: str
     p: float | None
     test: str
     d_z: float | None
@@ -119,7 +118,6 @@ def compare_pair(
         sd_delta=None if raw is None or n < 2 else float(raw.std(ddof=1)),
         ci_low=low,
         ci_high=high,
-        interval=f"{round(confidence * 100)}% Student-t interval of the mean paired difference",
         p=p,
         test=test,
         d_z=None if raw is None else paired.cohens_dz(raw),
@@ -177,7 +175,6 @@ def analyse(
     return ContrastFamily(
         alpha=alpha,
         primary_metric=PRIMARY_METRIC,
-        correction="Holm, per metric, over the planned contrasts present in the study",
         results=results,
         skipped=skipped,
     )
@@ -206,10 +203,9 @@ def _contrast_result(
     # α/m, Holm's first step, for the test this contrast runs (reporting.power).
     level = alpha / m
     mde = power.minimum_detectable_effect(row.sd_delta, n, level)
-    mde_note = None
-    if mde is not None and math.isinf(mde):
+    unreachable = mde is not None and math.isinf(mde)
+    if unreachable:
         mde = None
-        mde_note = f"the exact test cannot reach p ≤ {level:.3g} (α/m) with {n} seeds"
     # The power each number really has (at least POWER, up to the search's resolution).
     mde_power = (
         power.sign_flip_power(mde / row.sd_delta, n, level) if mde is not None and row.sd_delta else None
@@ -229,12 +225,11 @@ def _contrast_result(
         can_reach_significance=row.min_attainable_p <= alpha,
         can_reach_after_holm=row.min_attainable_p <= alpha / m,
         power_alpha=level,
-        power_method=power.power_method(n),
         mde=mde,
         mde_power=mde_power,
         seeds_needed=needed,
         seeds_needed_power=needed_power,
         significant=p_adjusted is not None and p_adjusted <= alpha,
         favours=None if not row.improvement else ("a" if row.improvement > 0 else "b"),
-        mde_note=mde_note,
+        mde_unreachable=unreachable,
     )

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from workflow_scripts.reporting.aggregate import IQM_INTERVAL, variant_order
+from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.metrics import METRICS
 from workflow_scripts.reporting.results import ArmResult, IqmStats, RunEntry, StudyResult
 from workflow_scripts.reporting.runs import MISSING, OK_STATUSES
@@ -42,7 +42,7 @@ def _empty_arm(description: str) -> ArmResult:
         n_ok=0,
         runs=[],
         metrics={name: empty for name in METRICS},
-        iqm={name: IqmStats(None, None, None, 0, IQM_INTERVAL) for name in METRICS},
+        iqm={name: IqmStats(None, None, None, 0) for name in METRICS},
         never={name: 0 for name, spec in METRICS.items() if spec.censored},
         runtime_s=empty,
         samples_per_s=empty,

@@ -6,7 +6,8 @@ so a missing, renamed or mistyped field stops the report naming its key path
 (:mod:`workflow_scripts.reporting.codec`). Every number the report shows travels from here
 as a field; no module below the report reaches into summary.json by string.
 
-Numbers only: every sentence is written at report time (:mod:`~workflow_scripts.reporting.sentences`).
+Numbers only (and the names of the tests that gave them): every sentence is written at report
+time (:mod:`~workflow_scripts.reporting.sentences`, :mod:`~workflow_scripts.reporting.conclusions`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,6 @@ class IqmStats:
     ci_low: float | None
     ci_high: float | None
     n: int
-    interval: str
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,6 @@ class ArmConvergence:
     max_last_quarter_gain: float | None
     mean_last_quarter_gain: float | None
     best_in_last_quarter: int
-    rule: str
 
 
 #: {baseline name: {"val_loss": mean, "test_loss_price": mean, ...}}
@@ -158,8 +157,8 @@ class ContrastResult:
     sd_delta: float | None
     ci_low: float | None
     ci_high: float | None
-    interval: str
     p: float | None
+    #: the name of the test that gave p (exact sign-flip, or paired t above 20 seeds)
     test: str
     d_z: float | None
     prob_improvement: float | None
@@ -172,14 +171,14 @@ class ContrastResult:
     can_reach_significance: bool
     can_reach_after_holm: bool
     power_alpha: float
-    power_method: str
+    #: None when unknown (n < 2) or when the exact test cannot reach power_alpha (mde_unreachable)
     mde: float | None
     mde_power: float | None
     seeds_needed: int | None
     seeds_needed_power: float | None
     significant: bool
     favours: str | None
-    mde_note: str | None = field(default=None, metadata=OMIT_WHEN_NONE)
+    mde_unreachable: bool
 
 
 @dataclass(frozen=True)
@@ -200,7 +199,6 @@ class ContrastFamily:
 
     alpha: float
     primary_metric: str
-    correction: str
     results: list[ContrastResult]
     skipped: list[SkippedContrast]
 
@@ -260,7 +258,6 @@ class BudgetResult:
     arms: dict[str, list[ArmBudgetPoint]]
     convergence: dict[str, ArmConvergence]
     alpha: float
-    tests: str
 
     def curve_of(self, role: str) -> BudgetCurve | None:
         return next((c for c in self.contrasts if c.role == role), None)
