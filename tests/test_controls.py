@@ -355,9 +355,7 @@ def test_encoder_control_not_detected_hides_the_ratio_while_the_whole_model_is_d
 
 def test_a_declared_negative_control_is_reported_as_a_false_alarm() -> None:
     summary = _summary(ts_gain=0.2, aa_gain=0.1)
-    assert controls.control_summary(summary.contrasts).negative[0].startswith(
-        "Negative control: FALSE ALARM"
-    )
+    assert controls.control_summary(summary.contrasts).negative[0].startswith("Negative control: FALSE ALARM")
     # The headline itself carries the warning, whatever its answer.
     assert controls.FALSE_ALARM_WARNING in report_headline(summary).warning
     assert controls.FALSE_ALARM_WARNING not in report_headline(_summary(ts_gain=0.2, aa_gain=0.0)).warning
