@@ -7,7 +7,8 @@ import yaml
 
 from workflow_scripts.config.base import ConfigError
 from workflow_scripts.config.loader import load_experiment
-from workflow_scripts.training.evaluation import CONVERGED_GAIN, budget_curve, convergence
+from workflow_scripts.training.evaluation import budget_curve, convergence
+from workflow_scripts.training.run_contract import CONVERGED_GAIN, BudgetScore
 
 
 def _history(losses: list[float], steps: int = 25) -> list[dict[str, float]]:
@@ -33,8 +34,8 @@ def test_budget_curve_keeps_only_the_scheduled_rows() -> None:
     rows = _history([1.0, 0.9, 0.8])
     rows[0].update(budget_test_skill=-0.5, budget_test_loss=1.5)
     rows[2].update(budget_test_skill=-0.1, budget_test_loss=1.1)
-    assert [p["step"] for p in budget_curve(rows)] == [25, 75]
-    assert budget_curve(rows)[1] == {"step": 75, "test_skill": -0.1, "test_loss": 1.1, "val_loss": 0.8}
+    assert [p.step for p in budget_curve(rows)] == [25, 75]
+    assert budget_curve(rows)[1] == BudgetScore(step=75, test_skill=-0.1, test_loss=1.1, val_loss=0.8)
 
 
 def test_test_budgets_must_be_epoch_ends_within_the_run() -> None:

@@ -144,7 +144,7 @@ def test_a_run_built_one_step_at_a_time_is_the_same_run(
         root = tmp_path / str(ahead)
         trainer = Trainer(config, 0, dataset, t5_dir, patch_len=8)
         summary = fit(trainer, root / "out", root / "tb", root / "resume", identity)
-        runs[ahead] = (_metric_rows(root / "out" / "metrics.csv"), summary["test"])
+        runs[ahead] = (_metric_rows(root / "out" / "metrics.csv"), summary.test)
     assert runs[4] == runs[1]
     assert len(runs[4][0]) == 2
 

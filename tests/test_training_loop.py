@@ -75,12 +75,10 @@ def test_a_tiny_model_learns_a_learnable_series(
     # the masked spans of a smooth series are learnable: the model beats carrying the last bar
     # forward and "predict nothing" (interpolating a smooth sine is near-perfect, so the
     # strongest naive rule is out of reach for 120 steps of a tiny model)
-    naive = summary["naive_baselines"]
-    assert summary["best"]["val_loss"] < min(
-        naive["last_value"]["val_loss"], naive["window_mean"]["val_loss"]
-    )
-    assert summary["best"]["val_loss"] < 0.5 * naive["window_mean"]["val_loss"]
-    assert summary["test"]["skill"] < 1 and summary["learning"]["auc_val_loss"] > summary["best"]["val_loss"]
+    naive = summary.naive_baselines
+    assert summary.best.val_loss < min(naive["last_value"]["val_loss"], naive["window_mean"]["val_loss"])
+    assert summary.best.val_loss < 0.5 * naive["window_mean"]["val_loss"]
+    assert summary.test.skill < 1 and summary.learning.auc_val_loss > summary.best.val_loss
     rows = _metrics(tmp_path / "out" / "metrics.csv")
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 
@@ -150,7 +148,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(
     with caplog.at_level(logging.INFO):
         summary = _fit(dataset, t5_dir, tmp_path / "rerun", variant("freeze", **RESUME_CONFIG), resume)
     assert "resuming from epoch 2" in caplog.text
-    assert summary["resumed_from_epoch"] == 2
+    assert summary.resumed_from_epoch == 2
     assert _metrics(tmp_path / "rerun" / "out" / "metrics.csv") == _metrics(
         uninterrupted / "out" / "metrics.csv"
     )
@@ -187,7 +185,7 @@ def test_corrupted_resume_state_restarts_from_scratch(
     with caplog.at_level(logging.WARNING):
         summary = _fit(dataset, t5_dir, tmp_path / "rerun", variant("freeze", **RESUME_CONFIG), resume)
     assert "corrupted" in caplog.text and "from scratch" in caplog.text
-    assert summary["resumed_from_epoch"] is None
+    assert summary.resumed_from_epoch is None
     assert _metrics(tmp_path / "rerun" / "out" / "metrics.csv") == _metrics(
         uninterrupted / "out" / "metrics.csv"
     )
@@ -198,8 +196,8 @@ def test_early_stopping_keeps_the_best_epoch(dataset: DerivedDataset, t5_dir: Pa
     config = variant(epochs=4, steps_per_epoch=2, learning_rate=1e-12, encoder_learning_rate=1e-12,
                      early_stopping_patience=1)  # fmt: skip
     summary = _fit(dataset, t5_dir, tmp_path, config)
-    assert summary["status"] == "early_stopped" and summary["epochs_completed"] < 4
-    assert summary["best_epoch"] <= summary["epochs_completed"]
+    assert summary.status == "early_stopped" and summary.epochs_completed < 4
+    assert summary.best_epoch <= summary.epochs_completed
 
 
 @pytest.fixture(scope="module")

@@ -149,9 +149,9 @@ def test_a_tuning_run_never_reads_the_test_split(tmp_path: Path) -> None:
     identity = RunIdentity("c", "m", "d", "k")
     summary = fit(trainer, tmp_path / "run", tmp_path / "tb", tmp_path / "resume", identity, with_test=False)
     assert dataset.read == {"train", "val"}
-    assert summary["test"] is None and summary["final"]["val_loss"] > 0
+    assert summary.test is None and summary.final.val_loss > 0
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.csv", "summary.json"]
-    logging.getLogger(__name__).info("tuning run: %s", summary["final"])
+    logging.getLogger(__name__).info("tuning run: %s", summary.final)
 
 
 # --------------------------------------------------------------------------- the DAG (slow)

@@ -42,6 +42,7 @@ from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.device import limit_threads
 from workflow_scripts.training.identity import RunIdentity, model_hash, patch_len_of, pretrain_resume_key
 from workflow_scripts.training.loop import fit
+from workflow_scripts.training.run_contract import RunSummary
 from workflow_scripts.training.transfer import STAGE1_LAYERS_FILE, export_new_layers
 
 #: Files of the exported directory besides manifest.json and stage1_layers.safetensors
@@ -126,14 +127,14 @@ def pretrain(
     identity = RunIdentity(**hashes, resume_key=pretrain_resume_key(config.to_params(), hashes))
     summary, history = _train(trainer, out_dir, resume_dir, identity)
     stage1_layers = export_encoder(trainer, model_dir, out_dir)
-    steps = int(summary["epochs_completed"]) * variant.train.steps_per_epoch
+    steps = summary.epochs_completed * variant.train.steps_per_epoch
     provenance = {
         "architecture_from": str(model_dir),
         "architecture_model_hash": hashes["model_hash"],
         "seed": config.seed,
         "steps": steps,
         "planned_steps": variant.train.epochs * variant.train.steps_per_epoch,
-        "best_epoch": summary["best_epoch"],
+        "best_epoch": summary.best_epoch,
         "source_data_dir": str(data_dir),
         "source_data_hash": hashes["data_hash"],
         "source_split": {
@@ -145,8 +146,8 @@ def pretrain(
         "settings": config.to_params(),
         "config_hash": hashes["config_hash"],
         "loss_curve": loss_curve(history),
-        "best_val_loss": summary["best"]["val_loss"],
-        "resumed_from_epoch": summary["resumed_from_epoch"],
+        "best_val_loss": summary.best.val_loss,
+        "resumed_from_epoch": summary.resumed_from_epoch,
         "stage1_layers": stage1_layers,
     }
     manifest: dict[str, Any] = {
@@ -164,7 +165,7 @@ def pretrain(
 
 def _train(
     trainer: Trainer, out_dir: Path, resume_dir: Path | None, identity: RunIdentity
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[RunSummary, list[dict[str, Any]]]:
     """Empty ``out_dir``, then train in a temporary directory: the run's summary and history."""
     if out_dir.exists():
         shutil.rmtree(out_dir)

@@ -22,8 +22,8 @@ import pandas as pd
 from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.io_utils import atomic_write_bytes, atomic_write_text
 from workflow_scripts.jobs.logs import setup_logging
+from workflow_scripts.jobs.typed_json import ResultFormatError
 from workflow_scripts.reporting.aggregate import variant_order
-from workflow_scripts.reporting.codec import ResultFormatError
 from workflow_scripts.reporting.document import build_report
 from workflow_scripts.reporting.planned import planned_variants
 from workflow_scripts.reporting.provenance import git_state, package_versions, provenance

@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from transformers.utils import logging as hf_logging
 
@@ -47,6 +46,7 @@ from workflow_scripts.training.identity import (
 )
 from workflow_scripts.training.loop import InjectedFailure, NonFiniteError, fit
 from workflow_scripts.training.precision import PrecisionError
+from workflow_scripts.training.run_contract import RunSummary
 from workflow_scripts.training.transfer import TransferError, load_new_layers
 
 
@@ -101,7 +101,7 @@ def tuned_rates(path: Path, variant_name: str) -> dict[str, float]:
         raise InputError(f"--rates {path} is not a readable selected.json ({error})") from error
 
 
-def run(args: argparse.Namespace, log: logging.Logger) -> dict[str, Any]:
+def run(args: argparse.Namespace, log: logging.Logger) -> RunSummary:
     trainer, identity = prepare(args, log)
     return fit(
         trainer,

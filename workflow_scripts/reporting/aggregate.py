@@ -17,7 +17,6 @@ from workflow_scripts.reporting.metrics import METRICS, NEVER, PRIMARY_METRIC
 from workflow_scripts.reporting.results import (
     ArmResult,
     IqmStats,
-    MetricValue,
     NaiveChoice,
     NaiveMeans,
     RunEntry,
@@ -56,22 +55,30 @@ def variant_order(names: Iterable[str]) -> list[str]:
 
 def run_entry(run: RunRecord) -> RunEntry:
     """One run's line in summary.json: its status and, only if it finished, its numbers."""
-    summary = run.summary or {}
-    finished = summary if run.ok else {}
-    values: dict[str, MetricValue] = {}
+    summary = run.summary if run.ok else None
+    values: dict[str, Any] = {}  # the metric fields of RunEntry (MetricValue each)
     for name, spec in METRICS.items():
         values[name] = run.value(spec.section, spec.key)
-        block = finished.get(spec.section)
-        if spec.censored and isinstance(block, Mapping) and spec.key in block and block[spec.key] is None:
+        section = None if summary is None else getattr(summary, spec.section)
+        if spec.censored and section is not None and getattr(section, spec.key) is None:
             values[name] = NEVER  # finished, never reached: censored, worse than any observed value
-    convergence = finished.get("convergence") or {}
+    if summary is None:
+        return RunEntry(
+            seed=run.seed,
+            status=run.status,
+            reason=run.reason,
+            peak_rss_mb=run.peak_rss_mb,
+            benchmark_s=run.benchmark_s,
+            epochs_logged=None if run.metrics is None else len(run.metrics),
+            **values,
+        )
     return RunEntry(
         seed=run.seed,
         status=run.status,
         reason=run.reason,
-        epochs_completed=summary.get("epochs_completed") if run.ok else None,
-        best_epoch=summary.get("best_epoch") if run.ok else None,
-        resumed_from_epoch=summary.get("resumed_from_epoch"),
+        epochs_completed=summary.epochs_completed,
+        best_epoch=summary.best_epoch,
+        resumed_from_epoch=summary.resumed_from_epoch,
         peak_rss_mb=run.peak_rss_mb,
         benchmark_s=run.benchmark_s,
         epochs_logged=None if run.metrics is None else len(run.metrics),
@@ -81,18 +88,15 @@ def run_entry(run: RunRecord) -> RunEntry:
         params_total=run.top("params_total"),
         params_trainable=run.top("params_trainable"),
         params_encoder=run.top("params_encoder"),
-        config_hash=summary.get("config_hash"),
-        model_hash=summary.get("model_hash"),
-        data_hash=summary.get("data_hash"),
-        device=summary.get("device"),
-        precision=summary.get("precision"),
-        budget_curve={
-            int(point["step"]): finite_or_none(point.get("test_skill"))
-            for point in finished.get("budget_curve") or []
-        },
-        last_quarter_gain=finite_or_none(convergence.get("last_quarter_gain")),
-        best_in_last_quarter=convergence.get("best_in_last_quarter"),
-        channel_skill=dict((finished.get("test") or {}).get("channel_skill") or {}),
+        config_hash=summary.config_hash,
+        model_hash=summary.model_hash,
+        data_hash=summary.data_hash,
+        device=summary.device,
+        precision=summary.precision,
+        budget_curve={point.step: finite_or_none(point.test_skill) for point in summary.budget_curve},
+        last_quarter_gain=finite_or_none(summary.convergence.last_quarter_gain),
+        best_in_last_quarter=summary.convergence.best_in_last_quarter,
+        channel_skill={} if summary.test is None else dict(summary.test.channel_skill),
     )
 
 
@@ -118,7 +122,7 @@ def naive_means(runs: Sequence[RunRecord]) -> NaiveMeans:
     for run in runs:
         if not run.ok or run.summary is None:
             continue
-        for name, block in (run.summary.get("naive_baselines") or {}).items():
+        for name, block in run.summary.naive_baselines.items():
             slot = collected.setdefault(name, {m: [] for m in NAIVE_METRICS})
             for metric in NAIVE_METRICS:
                 value = finite_or_none(block.get(metric))
@@ -177,12 +181,12 @@ def summarise_variant(runs: Sequence[RunRecord], confidence: float = CONFIDENCE)
     """summary.json block for one variant: statistics over its finished seeds, plus every run."""
     ordered = sorted(runs, key=lambda r: r.seed)
     ok = [r for r in ordered if r.ok]
-    first = next((r.summary for r in [*ok, *ordered] if r.summary is not None), None) or {}
+    first = next((r.summary for r in [*ok, *ordered] if r.summary is not None), None)
     return arm_result(
         [run_entry(r) for r in ordered],
         naive_means(ordered),
-        description=first.get("description", ""),
-        task=first.get("task"),
+        description="" if first is None else first.description,
+        task=None if first is None else first.task,
         confidence=confidence,
     )
 

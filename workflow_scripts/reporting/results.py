@@ -3,7 +3,7 @@
 ``collect`` builds a :class:`StudyResult` from the finished runs and writes it with
 :func:`write_study`; ``report`` reads it back with :func:`read_study` into the same types,
 so a missing, renamed or mistyped field stops the report naming its key path
-(:mod:`workflow_scripts.reporting.codec`). Every number the report shows travels from here
+(:mod:`workflow_scripts.jobs.typed_json`). Every number the report shows travels from here
 as a field; no module below the report reaches into summary.json by string.
 
 Numbers only (and the names of the tests that gave them): every sentence is written at report
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.jobs.io_utils import atomic_write_json
-from workflow_scripts.reporting.codec import OMIT_WHEN_NONE, ResultFormatError, decode, encode
+from workflow_scripts.jobs.typed_json import OMIT_WHEN_NONE, ResultFormatError, decode, encode
 from workflow_scripts.reporting.stats import SummaryStats
 
 #: A run's value of a metric: a number, ``None`` (no value) or ``"never"`` (censored).

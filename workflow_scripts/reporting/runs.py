@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from workflow_scripts.jobs.cli import InputError
-from workflow_scripts.training.run_contract import METRIC_COLUMNS
+from workflow_scripts.jobs.typed_json import ResultFormatError, decode
+from workflow_scripts.training.run_contract import METRIC_COLUMNS, RunSummary
 
 LOG = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class RunRecord:
     seed: int
     status: str
     reason: str = ""
-    summary: Mapping[str, Any] | None = None
+    summary: RunSummary | None = None
     metrics: pd.DataFrame | None = None
     peak_rss_mb: float | None = None
     benchmark_s: float | None = None
@@ -55,19 +56,16 @@ class RunRecord:
         return self.status in OK_STATUSES
 
     def value(self, section: str, key: str) -> float | None:
-        """``summary[section][key]`` as a finite float, or ``None`` when there is none."""
+        """``summary.section.key`` as a finite float, or ``None`` when there is none."""
         if not self.ok or self.summary is None:
             return None
-        block = self.summary.get(section)
-        if not isinstance(block, Mapping):
-            return None
-        return finite_or_none(block.get(key))
+        return finite_or_none(getattr(getattr(self.summary, section), key, None))
 
     def top(self, key: str) -> float | None:
         """A top-level numeric field of the summary (runtime_s, params_total, ...)."""
         if not self.ok or self.summary is None:
             return None
-        return finite_or_none(self.summary.get(key))
+        return finite_or_none(getattr(self.summary, key))
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -90,8 +88,20 @@ def run_key_from_path(path: str | Path) -> tuple[str, int] | None:
     return match.group("variant"), int(match.group("seed"))
 
 
-def read_summary(path: Path) -> dict[str, Any] | None:
-    """Parse and check a run's summary.json; ``None`` if the file does not exist."""
+@dataclass(frozen=True)
+class ReportedFailure:
+    """A run summary whose status says the run did not finish, and the detail it gave."""
+
+    variant: str
+    seed: int
+    status: str
+    detail: str
+
+
+def read_summary(path: Path) -> RunSummary | ReportedFailure | None:
+    """A run's summary.json as the typed :class:`RunSummary` the train job wrote (a
+    :class:`ReportedFailure` when its status is not a finished one); ``None`` if the file
+    does not exist. A missing, renamed or mistyped key is refused, naming the file and key."""
     if not path.exists():
         return None
     try:
@@ -100,43 +110,21 @@ def read_summary(path: Path) -> dict[str, Any] | None:
         raise InputError(f"{path}: not a readable JSON run summary ({exc}).") from exc
     if not isinstance(data, dict):
         raise InputError(f"{path}: a run summary must be a JSON object, got {type(data).__name__}.")
-    validate_summary(data, path)
-    return data
-
-
-def validate_summary(summary: Mapping[str, Any], path: Path) -> None:
-    """Refuse a summary that cannot be attributed to a run or whose numbers are not numbers."""
     for key in REQUIRED_SUMMARY_KEYS:
-        if key not in summary:
+        if key not in data:
             raise InputError(f"{path}: missing required key '{key}' in the run summary.")
-    if not isinstance(summary["variant"], str) or not summary["variant"]:
+    if not isinstance(data["variant"], str) or not data["variant"]:
         raise InputError(f"{path}: key 'variant' must be a non-empty string.")
-    seed = summary["seed"]
+    seed = data["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InputError(f"{path}: key 'seed' must be an integer, got {seed!r}.")
-    if summary["status"] not in OK_STATUSES:
-        return
-    for section in ("best", "final"):
-        block = summary.get(section)
-        if not isinstance(block, Mapping):
-            raise InputError(
-                f"{path}: status is '{summary['status']}' but key '{section}' is missing or not "
-                "an object; a finished run must report its best and final metrics."
-            )
-        _check_numbers(block, path, section)
-    naive = summary.get("naive_baselines", {})
-    if not isinstance(naive, Mapping):
-        raise InputError(f"{path}: key 'naive_baselines' must be an object of baselines.")
-    for name, block in naive.items():
-        if not isinstance(block, Mapping):
-            raise InputError(f"{path}: key 'naive_baselines.{name}' must be an object.")
-        _check_numbers(block, path, f"naive_baselines.{name}")
-
-
-def _check_numbers(block: Mapping[str, Any], path: Path, where: str) -> None:
-    for key, value in block.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise InputError(f"{path}: key '{where}.{key}' must be a number or null, got {value!r}.")
+    if data["status"] not in OK_STATUSES:
+        detail = str(data.get("error") or data.get("reason") or "")
+        return ReportedFailure(data["variant"], seed, str(data["status"]), detail)
+    try:
+        return decode(RunSummary, data)  # type: ignore[no-any-return]
+    except ResultFormatError as exc:
+        raise InputError(f"{path}: {exc}") from exc
 
 
 def read_metrics(path: Path) -> pd.DataFrame | None:
@@ -205,7 +193,7 @@ def read_benchmark(path: Path) -> tuple[float | None, float | None]:
     return peak, seconds
 
 
-def status_of(summary: Mapping[str, Any] | None, metrics: pd.DataFrame | None) -> tuple[str, str]:
+def status_of(summary: RunSummary | ReportedFailure | None, metrics: pd.DataFrame | None) -> tuple[str, str]:
     """(status, reason) of a run from what it left behind.
 
     No summary but some metric rows means training started and died (``failed``); neither
@@ -218,19 +206,17 @@ def status_of(summary: Mapping[str, Any] | None, metrics: pd.DataFrame | None) -
                 "so training started but did not finish"
             )
         return MISSING, "no summary.json or metrics.csv for this run"
-    status = str(summary["status"])
-    if status in OK_STATUSES:
-        return status, ""
-    detail = summary.get("error") or summary.get("reason") or ""
-    reason = f"run reported status '{status}'" + (f": {detail}" if detail else "")
+    if isinstance(summary, RunSummary):
+        return summary.status, ""
+    reason = f"run reported status '{summary.status}'" + (f": {summary.detail}" if summary.detail else "")
     return FAILED, reason
 
 
-def _key_for(path: Path, summary: Mapping[str, Any] | None) -> tuple[str, int]:
+def _key_for(path: Path, summary: RunSummary | ReportedFailure | None) -> tuple[str, int]:
     """Run identity: the summary's own fields, cross-checked against the path layout."""
     from_path = run_key_from_path(path)
     if summary is not None:
-        key = (str(summary["variant"]), int(summary["seed"]))
+        key = (summary.variant, summary.seed)
         if from_path is not None and from_path != key:
             raise InputError(
                 f"{path}: the summary says variant '{key[0]}' seed {key[1]}, but the path says "
@@ -275,7 +261,7 @@ def load_runs(
     metrics.csv is matched to the summary in the same directory (or, failing that, by its
     path layout); benchmark files are matched by ``.../{variant}/seed{seed}.tsv``.
     """
-    summaries: dict[tuple[str, int], dict[str, Any] | None] = {}
+    summaries: dict[tuple[str, int], RunSummary | ReportedFailure | None] = {}
     dirs: dict[Path, tuple[str, int]] = {}
     for path in summary_paths:
         summary = read_summary(path)
@@ -302,7 +288,8 @@ def load_runs(
         if status in OK_STATUSES and frame is None:
             LOG.warning("run %s seed %d finished but has no metrics.csv", *key)
         peak, seconds = benchmarks.get(key, (None, None))
-        records.append(RunRecord(key[0], key[1], status, reason, summary, frame, peak, seconds))
+        typed = summary if isinstance(summary, RunSummary) else None
+        records.append(RunRecord(key[0], key[1], status, reason, typed, frame, peak, seconds))
     return records
 
 

@@ -58,7 +58,7 @@ class SummaryStats:
     confidence: float = CONFIDENCE
     values: tuple[float, ...] = field(default=())
     note: str = ""
-    #: written beside the fields in results/summary.json (reporting.codec)
+    #: written beside the fields in results/summary.json (jobs.typed_json)
     JSON_DERIVED: ClassVar[dict[str, str]] = {"ci_half_width": "half_width"}
 
     @property

@@ -26,7 +26,7 @@ from workflow_scripts.training.batches import SplitLike, WindowSource, eval_subs
 from workflow_scripts.training.masking import evaluation_masks
 from workflow_scripts.training.naive import OHLC, forecast_baselines, reconstruct_baselines, season_length
 from workflow_scripts.training.normalisation import Batch, make_batch
-from workflow_scripts.training.run_contract import CONVERGED_GAIN
+from workflow_scripts.training.run_contract import CONVERGED_GAIN, BudgetScore
 from workflow_scripts.training.streaming_metrics import (
     MetricResult,
     StreamingMetrics,
@@ -348,15 +348,15 @@ def convergence(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def budget_curve(history: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
+def budget_curve(history: Sequence[Mapping[str, Any]]) -> list[BudgetScore]:
     """The rows scored on the test split along the run: (step, test skill, test loss, val loss)."""
     return [
-        {
-            "step": int(row["step"]),
-            "test_skill": float(row["budget_test_skill"]),
-            "test_loss": float(row["budget_test_loss"]),
-            "val_loss": float(row["val_loss"]),
-        }
+        BudgetScore(
+            step=int(row["step"]),
+            test_skill=float(row["budget_test_skill"]),
+            test_loss=float(row["budget_test_loss"]),
+            val_loss=float(row["val_loss"]),
+        )
         for row in history
         if "budget_test_skill" in row
     ]

@@ -38,6 +38,7 @@ from workflow_scripts.training.normalisation import Batch
 from workflow_scripts.training.optim import clip_gradients, current_lr, set_learning_rates
 from workflow_scripts.training.outputs import TensorBoardLog, run_summary, write_metrics_csv, write_outputs
 from workflow_scripts.training.resume import ResumeStore, cpu_copy, model_tensors, restore_model
+from workflow_scripts.training.run_contract import RunSummary
 from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, StepLog
 from workflow_scripts.training.streaming_metrics import MetricResult, masked_mse
 
@@ -58,7 +59,7 @@ def fit(
     identity: RunIdentity,
     *,
     with_test: bool = True,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Train every epoch (resuming committed ones), score the kept checkpoint on test, write outputs.
 
     ``with_test=False`` (a learning-rate tuning run, ``config.tune``): the test split is never
@@ -341,9 +342,10 @@ def _log_test(test: dict[str, Any], best_epoch: int) -> None:
     )
 
 
-def _log_done(summary: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    test = summary["test"]
-    if test is None:
+def _log_done(summary: RunSummary, history: list[dict[str, Any]]) -> None:
+    if summary.test is None:
         LOG.info("done (validation only, no test pass): final val_loss %.4g", history[-1]["val_loss"])
     else:
-        LOG.info("done: %s after %d epochs, test skill %.4f", summary["status"], len(history), test["skill"])
+        LOG.info(
+            "done: %s after %d epochs, test skill %.4f", summary.status, len(history), summary.test.skill
+        )

@@ -18,13 +18,23 @@ from typing import Any, cast
 import torch
 
 from workflow_scripts.jobs.io_utils import atomic_write_json, atomic_write_text
+from workflow_scripts.jobs.typed_json import encode
 from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.device import describe_device
 from workflow_scripts.training.evaluation import budget_curve, convergence, learning_speed
 from workflow_scripts.training.identity import RunIdentity
 from workflow_scripts.training.model import parameter_counts
 from workflow_scripts.training.resume import save_weights
-from workflow_scripts.training.run_contract import METRIC_COLUMNS
+from workflow_scripts.training.run_contract import (
+    METRIC_COLUMNS,
+    EpochScores,
+    FinalScores,
+    LearningSpeed,
+    RunConvergence,
+    RunSummary,
+    Selection,
+    TestScores,
+)
 
 #: Columns that depend on the machine's speed; every other column is deterministic on CPU.
 TIMING_COLUMNS = ("epoch_time_s", "samples_per_s")
@@ -129,41 +139,39 @@ def run_summary(
     *,
     resumed_from: int | None,
     runtime_s: float,
-) -> dict[str, Any]:
-    """summary.json's content (docs/training.md lists every key)."""
+) -> RunSummary:
+    """summary.json's content (``run_contract.RunSummary``; docs/training.md lists every key)."""
     cfg = trainer.cfg
     best, final = history[best_epoch - 1], history[-1]
     train_time = sum(row["train_time_s"] for row in history)
-    return {
-        "variant": trainer.variant.name,
-        "seed": trainer.seed,
-        "status": "completed" if len(history) == cfg.epochs else "early_stopped",
-        "task": cfg.task,
-        "normalisation": cfg.normalisation,
-        "epochs_completed": len(history),
-        "best_epoch": best_epoch,
-        "selection": {"metric": "val_loss", "epoch": best_epoch},
-        "best": {k: best[k] for k in EPOCH_KEYS},
-        "final": {k: final[k] for k in ("train_loss", *EPOCH_KEYS)},
-        "test": test,
-        "learning": learning_speed(history, trainer.steps, cfg.epochs),
-        "convergence": convergence(history),
-        "budget_curve": budget_curve(history),
-        "naive_baselines": naive,
-        "runtime_s": runtime_s,
-        "samples_per_s": len(history) * trainer.steps * cfg.batch_size / train_time
-        if train_time > 0
-        else 0.0,
+    return RunSummary(
+        variant=trainer.variant.name,
+        seed=trainer.seed,
+        status="completed" if len(history) == cfg.epochs else "early_stopped",
+        task=cfg.task,
+        normalisation=cfg.normalisation,
+        epochs_completed=len(history),
+        best_epoch=best_epoch,
+        selection=Selection("val_loss", best_epoch),
+        best=EpochScores(**{k: best[k] for k in EPOCH_KEYS}),
+        final=FinalScores(**{k: final[k] for k in ("train_loss", *EPOCH_KEYS)}),
+        test=None if test is None else TestScores(**test),
+        learning=LearningSpeed(**learning_speed(history, trainer.steps, cfg.epochs)),
+        convergence=RunConvergence(**convergence(history)),
+        budget_curve=budget_curve(history),
+        naive_baselines=naive,
+        runtime_s=runtime_s,
+        samples_per_s=len(history) * trainer.steps * cfg.batch_size / train_time if train_time > 0 else 0.0,
         **parameter_counts(trainer.model),
-        "embedding_scale": float(cast(torch.Tensor, trainer.model.embedding.scale)),
-        "device": describe_device(trainer.device),
-        "precision": trainer.precision.name,
-        "resumed_from_epoch": resumed_from,
-        "config_hash": identity.config_hash,
-        "model_hash": identity.model_hash,
-        "data_hash": identity.data_hash,
-        "description": trainer.variant.description,
-    }
+        embedding_scale=float(cast(torch.Tensor, trainer.model.embedding.scale)),
+        device=describe_device(trainer.device),
+        precision=trainer.precision.name,
+        resumed_from_epoch=resumed_from,
+        config_hash=identity.config_hash,
+        model_hash=identity.model_hash,
+        data_hash=identity.data_hash,
+        description=trainer.variant.description,
+    )
 
 
 def write_outputs(
@@ -171,29 +179,29 @@ def write_outputs(
     tensorboard: TensorBoardLog,
     trainer: Trainer,
     history: list[dict[str, Any]],
-    summary: dict[str, Any],
+    summary: RunSummary,
     best_tensors: dict[str, torch.Tensor] | None,
 ) -> None:
     """A finished run's files: best.safetensors (with ``best_tensors``; a tuning run writes no
     weights), metrics.csv, summary.json, then TensorBoard's hparams (after a test pass) and close."""
-    best_epoch = summary["best_epoch"]
+    best_epoch = summary.best_epoch
     if best_tensors is not None:
         metadata = {
             "variant": trainer.variant.name,
             "seed": str(trainer.seed),
             "epoch": str(best_epoch),
             "val_loss": repr(history[best_epoch - 1]["val_loss"]),
-            "config_hash": summary["config_hash"],
+            "config_hash": summary.config_hash,
         }
         save_weights(out_dir / "best.safetensors", best_tensors, metadata)
     write_metrics_csv(out_dir / "metrics.csv", history)
-    atomic_write_json(out_dir / "summary.json", summary)
-    if summary["test"] is not None:
+    atomic_write_json(out_dir / "summary.json", encode(summary))
+    if summary.test is not None:
         tensorboard.hparams(
             {**flatten_hparams(trainer.variant.to_params()), "seed": trainer.seed},
             {
-                "hparam/test_skill": summary["test"]["skill"],
-                "hparam/best_val_loss": summary["best"]["val_loss"],
+                "hparam/test_skill": summary.test.skill,
+                "hparam/best_val_loss": summary.best.val_loss,
             },
         )
     tensorboard.close()

@@ -1,10 +1,11 @@
 """Typed results to JSON and back, strictly: a missing, unexpected or mistyped key is named.
 
-results/summary.json is written by ``collect`` and read by ``report``, two jobs that may run
-from different versions of the code. Reading it back into the very dataclasses that wrote it
-(:mod:`workflow_scripts.reporting.results`) turns a renamed or removed field into one error
-naming its path (``variants.baseline.runs[0].seed``) instead of a ``KeyError`` three modules
-later, or a silently absent number.
+A result file is written by one job and read by another (a run's summary.json by ``collect``,
+results/summary.json by ``report``), jobs that may run from different versions of the code.
+Reading it back into the very dataclasses that wrote it (``training.run_contract.RunSummary``,
+``reporting.results.StudyResult``) turns a renamed or removed field into one error naming its
+path (``variants.baseline.runs[0].seed``) instead of a ``KeyError`` three modules later, or a
+silently absent number.
 
 The supported field types are the ones the results use: ``int``, ``float`` (an ``int`` is
 accepted, JSON writes ``1.0`` as ``1.0`` but a hand-written file may not), ``str``, ``bool``,
