@@ -120,17 +120,10 @@ MUTATIONS = (
         ("tests/test_report_conclusions.py",),
     ),
     Mutation(
-        "no_warning_block_md",
-        "the warning block deleted from report.md.j2",
-        "workflow_scripts/reporting/templates/report.md.j2",
-        (("{% if headline.warning %}\n\n**{{ headline.warning | md }}**\n{% endif %}\n", ""),),
-        WARNING_TESTS,
-    ),
-    Mutation(
-        "no_warning_block_html",
-        "the warning block deleted from report.html.j2",
-        "workflow_scripts/reporting/templates/report.html.j2",
-        (("  {% if headline.warning %}<p><strong>{{ headline.warning }}</strong></p>{% endif %}\n", ""),),
+        "no_warning_block",
+        "the warning block deleted from the shared headline section (both formats)",
+        "workflow_scripts/reporting/templates/section_headline.j2",
+        (("{% if headline.warning %}\n\n{{ f.para(f.strong(headline.warning | t)) }}\n{% endif %}\n", ""),),
         WARNING_TESTS,
     ),
     Mutation(

@@ -8,7 +8,7 @@ reach Holm's α/2 = 0.025 since 2/2^8 = 0.0078) and reads the two files:
 * control not run (its arm disabled, or no positive_control contrast): the line says
   "not run" and no answer is warned;
 * answer Yes with the control not detected: no warning (docs/controls.md says why); the
-  control line still says **not detected**.
+  control line still says **not detected** (bold in both files).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def test_warning_shown_when_the_control_is_not_detected(
     head = _headline_md(markdown)
     assert f"{WHOLE_MODEL}: **not detected** — ts_nofreeze vs baseline is not significantly better" in head
     assert f"**{WARNING}, so this experiment could not detect a known effect" in head
-    assert _control_html(html).startswith(f"{WHOLE_MODEL}: not detected")
+    assert _control_html(html).startswith(f"{WHOLE_MODEL}: <strong>not detected</strong> — ")
     assert f"<p><strong>{WARNING}, so this experiment could not detect a known effect" in html
     assert html.count(WARNING) == markdown.count(WARNING) == 1
 
@@ -139,5 +139,5 @@ def test_a_yes_is_not_warned_but_the_undetected_control_is_shown(reports: dict[s
     html, markdown = reports["yes_undetected"]
     assert _answer(markdown) == YES
     assert f"{WHOLE_MODEL}: **not detected**" in _headline_md(markdown)
-    assert _control_html(html).startswith(f"{WHOLE_MODEL}: not detected")
+    assert _control_html(html).startswith(f"{WHOLE_MODEL}: <strong>not detected</strong> — ")
     assert WARNING not in html and WARNING not in markdown

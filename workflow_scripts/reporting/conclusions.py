@@ -16,7 +16,7 @@ from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.controls import control_summary, with_control_warning
 from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC, SPEED_METRICS
-from workflow_scripts.reporting.power import power_method
+from workflow_scripts.reporting.power import POWER, power_method
 from workflow_scripts.reporting.results import BudgetResult, ContrastFamily, StudyResult
 from workflow_scripts.reporting.runs import RunRecord
 from workflow_scripts.reporting.sentences import (
@@ -96,7 +96,7 @@ def power_statement(family: ContrastFamily) -> Conclusion:
 
 def _power_words(value: float | None) -> str:
     """The power a number really has, as the simulation measured it."""
-    return "power ≥ 0.8" if value is None else f"power {value:.2f}"
+    return f"power ≥ {POWER:g}" if value is None else f"power {value:.2f}"
 
 
 def any_beats_naive(study: StudyResult) -> bool | None:

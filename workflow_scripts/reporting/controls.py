@@ -43,6 +43,8 @@ from workflow_scripts.reporting.sentences import (
 )
 
 DETECTED, NOT_DETECTED, NOT_RUN = "detected", "not detected", "not run"
+#: When a positive control counts as detected, in the words the report states it (:func:`is_detected`).
+DETECTION_RULE = "significant after Holm's correction and favours the pretrained arm"
 #: How each positive control is named in the report: what it shows.
 CONTROL_NAMES = {
     "positive_control": "Positive control, whole model (can the statistics detect a large known effect?)",
@@ -101,9 +103,14 @@ def positive_control(family: ContrastFamily, role: str = "positive_control") -> 
         skipped = family.skipped_of(role)
         why = skipped[0].reason if skipped else f"no contrast has role {role}"
         return ControlLine(NOT_RUN, f"{name}: not run ({why}).", None)
-    detected = row.significant and row.favours == "a"
+    detected = is_detected(row)
     text = positive_control_line(name, row, detected)
     return ControlLine(DETECTED if detected else NOT_DETECTED, text, row)
+
+
+def is_detected(row: ContrastResult) -> bool:
+    """:data:`DETECTION_RULE`: significant after Holm, and ``a`` (the pretrained arm) ahead."""
+    return row.significant and row.favours == "a"
 
 
 def _negative_rows(family: ContrastFamily) -> list[ContrastResult]:

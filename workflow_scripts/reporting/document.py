@@ -18,10 +18,13 @@ from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.metrics import PRIMARY_METRIC
 from workflow_scripts.reporting.planned import ok_run_keys, planned_seeds, with_planned_runs
+from workflow_scripts.reporting.power import POWER
 from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
 from workflow_scripts.reporting.results import NaiveChoice, StudyResult
 from workflow_scripts.reporting.runs import RunRecord
+from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES
 from workflow_scripts.reporting.tuning import tuning_table
+from workflow_scripts.training.run_contract import CONVERGED_GAIN
 
 TITLE = "Does a pretrained encoder help? Results across variants and seeds"
 TENSORBOARD_COMMAND = "tensorboard --logdir logs/tensorboard"
@@ -32,13 +35,15 @@ PLOT_FILES = {
     "compute": "compute.png",
     "paired_deltas": "paired_deltas.png",
 }
+#: Each figure's title and caption; ``{confidence}`` and ``{budget_alpha}`` are the study's
+#: rules (:class:`ReportRules`), never written here as numbers.
 _FIGURE_TEXT = {
     "budget_curve": (
         "The answer along the run",
         "Δ test skill against training steps for the primary contrast and the positive control: the "
-        "line is the mean paired difference over seeds, the band its 95% t interval, a filled marker a "
-        "budget where the exact sign-flip p ≤ 0.05 (unadjusted, descriptive). Each point scores the "
-        "model of that step on the fixed test masks; nothing is chosen on these scores.",
+        "line is the mean paired difference over seeds, the band its {confidence} t interval, a filled "
+        "marker a budget where the exact sign-flip p ≤ {budget_alpha} (unadjusted, descriptive). Each "
+        "point scores the model of that step on the fixed test masks; nothing is chosen on these scores.",
     ),
     "learning_curves": (
         "Learning curves",
@@ -48,12 +53,13 @@ _FIGURE_TEXT = {
     "final_comparison": (
         "Final comparison",
         "Test skill (0 = the strongest naive predictor) and best validation loss per variant: "
-        "diamond = mean, bar = 95% t interval over seeds, dots = individual seeds.",
+        "diamond = mean, bar = {confidence} t interval over seeds, dots = individual seeds.",
     ),
     "paired_deltas": (
         "Paired differences per seed",
         "Each planned contrast on test skill: one dot per seed (Δ = a − b on that seed), diamond = mean "
-        "Δ, bar = its 95% t interval; right of the dashed zero line favours the first-named variant.",
+        "Δ, bar = its {confidence} t interval; right of the dashed zero line favours the first-named "
+        "variant.",
     ),
     "compute": (
         "Compute",
@@ -61,6 +67,40 @@ _FIGURE_TEXT = {
         "variant, and the mean gradient norm per epoch.",
     ),
 }
+
+
+@dataclass(frozen=True)
+class ReportRules:
+    """The study's rules as the report states them, each written from the one value that applies
+    it, so a sentence cannot say 2% while the code tests 3%."""
+
+    #: the confidence level of every interval over seeds (``study.confidence``), e.g. "95%"
+    confidence: str
+    #: α of the planned contrasts, Holm-adjusted (``study.contrasts.alpha``)
+    alpha: str
+    #: α of the unadjusted, descriptive test at each budget (``study.budget.alpha``)
+    budget_alpha: str
+    #: the convergence rule's largest last-quarter gain (``run_contract.CONVERGED_GAIN``)
+    converged_gain: str
+    #: the power the minimum detectable effect is sized for (``power.POWER``)
+    power: str
+    #: the percentile bootstrap's resamples (``stats.BOOTSTRAP_RESAMPLES``)
+    bootstrap_resamples: str
+    #: when a positive control counts as detected (``controls.DETECTION_RULE``)
+    detection: str
+
+
+def report_rules(study: StudyResult) -> ReportRules:
+    """The rules of ``study`` in the words the report uses."""
+    return ReportRules(
+        confidence=f"{study.confidence:.0%}",
+        alpha=f"{study.contrasts.alpha:g}",
+        budget_alpha=f"{study.budget.alpha:g}",
+        converged_gain=f"{CONVERGED_GAIN:.0%}",
+        power=f"{POWER:.0%}",
+        bootstrap_resamples=str(BOOTSTRAP_RESAMPLES),
+        detection=controls.DETECTION_RULE,
+    )
 
 
 @dataclass(frozen=True)
@@ -108,6 +148,7 @@ def build_context(
         for name in order
         for run in study.variants[name].runs
     ]
+    rules = report_rules(study)
     figures = []
     for key, file_name in PLOT_FILES.items():
         title, caption = _FIGURE_TEXT[key]
@@ -115,7 +156,7 @@ def build_context(
             {
                 "id": key,
                 "title": title,
-                "caption": caption,
+                "caption": caption.format(confidence=rules.confidence, budget_alpha=rules.budget_alpha),
                 "data_uri": png_data_uri(pngs[file_name]),
                 "href": f"{plots_href}/{file_name}" if plots_href else file_name,
             }
@@ -127,12 +168,11 @@ def build_context(
         "data_name": (experiment.get("data") or {}).get("name", "unknown"),
         "seeds": seeds,
         "variants": order,
-        "confidence_pct": round(study.confidence * 100),
+        "rules": rules,
         "headline": conclusions.report_headline(study),
         "controls": controls.control_summary(study.contrasts, controls.pretraining_data(experiment)),
         "conclusions": conclusions.write_conclusions(study, statuses),
         "contrasts": tables.contrast_rows(study),
-        "alpha": study.contrasts.alpha,
         "result_columns": tables.result_columns(),
         "results": tables.results_rows(study),
         "runs": tables.run_rows(study),
