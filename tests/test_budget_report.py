@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import report_fixtures  # noqa: F401  (puts the repository on sys.path)
 from study_builders import arm, run, study
 
@@ -74,3 +75,41 @@ def test_an_arm_converges_only_when_every_seed_does() -> None:
     assert arm_convergence(runs).converged is False
     empty = ContrastFamily(0.05, "test_skill", [], [])
     assert qualify(Headline(NO, ""), empty, BudgetResult([], {}, {}, 0.05)).answer == NO
+
+
+def _offset_runs(shift: float, offsets: list[float], skip: dict[int, int] | None = None) -> list[RunEntry]:
+    """Runs whose budget curve is a large per-seed offset plus ``shift``; ``skip`` = {seed: step}
+    leaves that seed's point out at that step."""
+    runs = []
+    for seed, offset in enumerate(offsets):
+        curve = {step: offset + shift + 0.001 * step for step in (50, 100)}
+        if skip and seed in skip:
+            del curve[skip[seed]]
+        runs.append(run(seed, offset + shift, budget_curve=curve, last_quarter_gain=0.0))
+    return runs
+
+
+OFFSETS = [0.9, -0.7, 0.4, -1.1, 0.2, 0.8, -0.3, 1.2]
+
+
+def test_the_budget_curve_is_paired_by_seed() -> None:
+    """A Δ of −0.02 on every seed under per-seed offsets of ±1: only the paired Δ sees it. An
+    unpaired comparison (a difference of means, or arms matched by rank) has an interval
+    wider than the offsets and would not call it."""
+    a = _offset_runs(-0.02, OFFSETS)
+    b = _offset_runs(0.0, OFFSETS)
+    point = study({"nofreeze": arm(a), "baseline": arm(b)}, CONTRASTS).budget.contrasts[0].points[0]
+    assert point.mean_delta == pytest.approx(-0.02)
+    assert point.significant and point.ci_high is not None and point.ci_high < 0
+    assert point.ci_high - point.ci_low < 0.01  # the offsets cancel within each seed
+
+
+def test_a_seed_missing_at_one_budget_is_left_out_of_that_budget_only() -> None:
+    """nofreeze lacks seed 3 at step 100: that budget pairs the other 7 seeds, Δ stays −0.02
+    (matching by rank would pair seed 4 with seed 3 and move Δ by a whole offset)."""
+    a = _offset_runs(-0.02, OFFSETS, skip={3: 100})
+    b = _offset_runs(0.0, OFFSETS)
+    points = study({"nofreeze": arm(a), "baseline": arm(b)}, CONTRASTS).budget.contrasts[0].points
+    assert [(p.step, p.n) for p in points] == [(50, 8), (100, 7)]
+    assert points[1].mean_delta == pytest.approx(-0.02)
+    assert points[1].significant
