@@ -127,6 +127,13 @@ MUTATIONS = (
         WARNING_TESTS,
     ),
     Mutation(
+        "uninformative_rows_kept",
+        "contrasts in which every run is never keep their row and sentence",
+        "workflow_scripts/reporting/uninformative.py",
+        (("    return bool(values) and all(value == NEVER for value in values)\n", "    return False\n"),),
+        ("tests/test_report_uninformative.py",),
+    ),
+    Mutation(
         "warning_on_yes",
         "the warning also shown when the answer is Yes",
         CONTROLS,

@@ -27,6 +27,7 @@ from workflow_scripts.reporting.sentences import (
     headline,
     stats_text,
 )
+from workflow_scripts.reporting.uninformative import split_contrasts
 
 NOTHING_BEYOND_NAIVE = "learned nothing beyond naive"
 
@@ -50,8 +51,11 @@ def planned_contrasts(family: ContrastFamily) -> Conclusion:
 
 
 def learning_speed(family: ContrastFamily) -> Conclusion:
-    """The paired learning-speed contrasts (area under the val-loss curve, first step past naive)."""
-    rows = family.on(*SPEED_METRICS)
+    """The paired learning-speed contrasts (area under the val-loss curve, first step past naive).
+
+    A contrast that carries no information is not a sentence here: the line under the contrast
+    table says it once for all of them (:mod:`workflow_scripts.reporting.uninformative`)."""
+    rows = split_contrasts(family.on(*SPEED_METRICS)).informative
     sentences = [contrast_sentence(r) for r in rows if r.role == "primary"]
     sentences += [contrast_sentence(r) for r in rows if r.role != "primary" and r.significant]
     return _listed("Learning speed", sentences, "No learning-speed contrast could be computed.")

@@ -16,7 +16,7 @@ import pandas as pd
 from workflow_scripts.reporting import conclusions, controls, curve_tables, plots, tables
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
-from workflow_scripts.reporting.metrics import PRIMARY_METRIC
+from workflow_scripts.reporting.metrics import CONTRAST_METRICS, PRIMARY_METRIC
 from workflow_scripts.reporting.planned import ok_run_keys, planned_seeds, with_planned_runs
 from workflow_scripts.reporting.power import POWER
 from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
@@ -24,6 +24,7 @@ from workflow_scripts.reporting.results import NaiveChoice, StudyResult
 from workflow_scripts.reporting.runs import RunRecord
 from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES
 from workflow_scripts.reporting.tuning import tuning_table
+from workflow_scripts.reporting.uninformative import split_contrasts
 from workflow_scripts.training.run_contract import CONVERGED_GAIN
 
 TITLE = "Does a pretrained encoder help? Results across variants and seeds"
@@ -173,6 +174,7 @@ def build_context(
         "controls": controls.control_summary(study.contrasts, controls.pretraining_data(experiment)),
         "conclusions": conclusions.write_conclusions(study, statuses),
         "contrasts": tables.contrast_rows(study),
+        "uninformative": split_contrasts(study.contrasts.on(*CONTRAST_METRICS)).collapsed,
         "result_columns": tables.result_columns(),
         "results": tables.results_rows(study),
         "runs": tables.run_rows(study),

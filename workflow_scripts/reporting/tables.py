@@ -28,6 +28,7 @@ from workflow_scripts.reporting.planned import planned_variants
 from workflow_scripts.reporting.results import ArmResult, StudyResult
 from workflow_scripts.reporting.runs import OK_STATUSES
 from workflow_scripts.reporting.stats import describe
+from workflow_scripts.reporting.uninformative import split_contrasts
 
 CONVERGENCE_EPOCHS = (1, 3, 5)
 VARIANT_KEYS = ("init", "encoder", "freeze_epochs", "trainable_while_frozen", "small_encoder")
@@ -145,9 +146,10 @@ def result_columns() -> list[dict[str, str]]:
 
 
 def contrast_rows(study: StudyResult) -> list[dict[str, Any]]:
-    """Every computed contrast as formatted cells (per-seed Δ shown, "never" for censored)."""
+    """Every informative contrast as formatted cells (per-seed Δ shown, "never" for censored);
+    the ones that carry no information are one line under the table (:mod:`.uninformative`)."""
     rows = []
-    for row in study.contrasts.on(*CONTRAST_METRICS):
+    for row in split_contrasts(study.contrasts.on(*CONTRAST_METRICS)).informative:
         interval = "" if row.ci_low is None else f"[{fmt_value(row.ci_low)}, {fmt_value(row.ci_high)}]"
         per_seed = ", ".join(
             f"{seed}: {NEVER if d is None else fmt_value(d)}"
