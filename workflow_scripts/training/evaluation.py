@@ -137,11 +137,13 @@ def build_eval_split(
     batch_size: int,
     max_batches: int | None,
     masking: tuple[float, int, Sequence[int]] | None,
+    draw: int = 0,
 ) -> EvalSplit:
     """Batches of ``split`` (all windows, or an evenly spaced subset of ``max_batches``).
 
     ``masking`` = (mask_ratio, mask_span, bar_ns) for reconstruct: the split's masks are
-    drawn once from its fixed seed, the same for every run.
+    drawn once from its fixed seed (``draw`` picks one of its independent draws), the same
+    for every run.
     """
     source = make_source(split, timeframes, seq_len, horizon=horizon, device=device, split_name=name)
     subset = torch.from_numpy(eval_subset(source.n_samples, batch_size, max_batches))
@@ -149,7 +151,7 @@ def build_eval_split(
     if masking is not None:
         ratio, span, bar_ns = masking
         times = source.window_times(subset.to(source.storage)).cpu()
-        masks = evaluation_masks(times, bar_ns, ratio, span, name)
+        masks = evaluation_masks(times, bar_ns, ratio, span, name, draw)
     batches = []
     for start in range(0, len(subset), batch_size):
         idx = subset[start : start + batch_size].to(source.storage)
