@@ -94,7 +94,7 @@ def test_local_module_files_follows_imports_transitively(tmp_path: Path) -> None
 def test_entry_points_track_their_library_modules() -> None:
     train = local_module_files("workflow_scripts.train")
     report = local_module_files("workflow_scripts.report")
-    assert "workflow_scripts/training/streaming_metrics.py" in train
+    assert "workflow_scripts/training/running_scores.py" in train
     assert "workflow_scripts/reporting/plots.py" in report
     assert "workflow_scripts/reporting/plots.py" not in train
 

@@ -387,7 +387,7 @@ def test_init_timeseries_refuses_altered_or_misfitting_stage1_layers(tmp_path: P
     """The pretraining's new layers are pinned by sha256 and must fit the model they go into."""
     from torch import nn
 
-    from workflow_scripts.training.transfer import TransferError, export_new_layers, load_new_layers
+    from workflow_scripts.training.new_layers import NewLayersError, export_new_layers, load_new_layers
 
     class Tiny(nn.Module):
         def __init__(self, width: int) -> None:
@@ -403,11 +403,11 @@ def test_init_timeseries_refuses_altered_or_misfitting_stage1_layers(tmp_path: P
     assert load_new_layers(target, tmp_path, record) == record["tensors"]
     assert torch.equal(target.head.weight, source.head.weight)
     assert not torch.equal(target.encoder.weight, source.encoder.weight)  # the encoder comes elsewhere
-    with pytest.raises(TransferError, match="does not fit this model"):
+    with pytest.raises(NewLayersError, match="does not fit this model"):
         load_new_layers(Tiny(5), tmp_path, record)
-    with pytest.raises(TransferError, match="no longer has the sha256"):
+    with pytest.raises(NewLayersError, match="no longer has the sha256"):
         load_new_layers(target, tmp_path, {**record, "sha256": "0" * 64})
-    with pytest.raises(TransferError, match="is missing"):
+    with pytest.raises(NewLayersError, match="is missing"):
         load_new_layers(target, tmp_path, None)
 
 

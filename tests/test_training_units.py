@@ -24,7 +24,7 @@ from workflow_scripts.training.optim import Schedule
 from workflow_scripts.training.outputs import METRIC_COLUMNS, metrics_csv_text
 from workflow_scripts.training.precision import PrecisionError, resolve_precision
 from workflow_scripts.training.resume import MODEL_FILE, ResumeStore
-from workflow_scripts.training.streaming_metrics import (
+from workflow_scripts.training.running_scores import (
     StreamingMetrics,
     masked_mse,
     pearson_from_sums,
@@ -73,7 +73,7 @@ def test_span_count_validates_and_caps() -> None:
 # ---------------------------------------------------------------------- metrics
 
 
-def test_streaming_metrics_match_scipy_and_numpy_over_batches_with_masks() -> None:
+def test_running_scores_match_scipy_and_numpy_over_batches_with_masks() -> None:
     rng = np.random.default_rng(0)
     n, channels = 1000, 5
     target = rng.standard_normal((n, channels))

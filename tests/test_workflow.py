@@ -177,7 +177,7 @@ def test_reordering_config_keys_plans_nothing(completed_run: Path) -> None:
     [
         ("workflow_scripts/reporting/plots.py", ["all", "report"]),
         (
-            "workflow_scripts/training/streaming_metrics.py",
+            "workflow_scripts/training/running_scores.py",
             ["all", "collect", "reference", "report", *["train"] * 10],
         ),
         (

@@ -5,7 +5,7 @@ ts_nofreeze (the positive control, from the pretrain rule) and baseline_aa (the 
 negative control), 8 seeds so that the exact sign-flip test can reach Holm's α/4
 (smallest p = 2/2^8 = 0.0078 <= 0.05/4). ts_encoder (the encoder-only positive control)
 runs beside ts_nofreeze. The pretraining runs 2,000 steps, the fine-tuning
-8, and init: timeseries starts from the whole pretrained Stage-1 model (training.transfer),
+8, and init: timeseries starts from the whole pretrained Stage-1 model (training.new_layers),
 so the in-domain advantage is real; the report must detect it, and must not declare the
 A/A contrast.
 """

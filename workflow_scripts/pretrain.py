@@ -42,12 +42,12 @@ from workflow_scripts.training.build import Trainer
 from workflow_scripts.training.device import limit_threads
 from workflow_scripts.training.identity import RunIdentity, model_hash, patch_len_of, pretrain_resume_key
 from workflow_scripts.training.loop import fit
+from workflow_scripts.training.new_layers import STAGE1_LAYERS_FILE, export_new_layers
 from workflow_scripts.training.run_contract import RunSummary
-from workflow_scripts.training.transfer import STAGE1_LAYERS_FILE, export_new_layers
 
 #: Files of the exported directory besides manifest.json and stage1_layers.safetensors
 #: (the patch embedding and head, which ``init: timeseries`` runs start from too:
-#: ``training.transfer``).
+#: ``training.new_layers``).
 EXPORTED = ("config.json", "model.safetensors")
 
 

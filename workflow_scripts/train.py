@@ -45,9 +45,9 @@ from workflow_scripts.training.identity import (
     variant_identity,
 )
 from workflow_scripts.training.loop import InjectedFailure, NonFiniteError, fit
+from workflow_scripts.training.new_layers import NewLayersError, load_new_layers
 from workflow_scripts.training.precision import PrecisionError
 from workflow_scripts.training.run_contract import RunSummary
-from workflow_scripts.training.transfer import TransferError, load_new_layers
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         DataShapeError,
         DeviceError,
         PrecisionError,
-        TransferError,
+        NewLayersError,
         NonFiniteError,
         InjectedFailure,
     )

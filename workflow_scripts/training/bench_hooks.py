@@ -15,8 +15,8 @@ from workflow_scripts.training.device import synchronize
 from workflow_scripts.training.feed import epoch_batches, epoch_generators, steps_ahead, train_batch
 from workflow_scripts.training.loop import train_step
 from workflow_scripts.training.normalisation import Batch
+from workflow_scripts.training.running_scores import masked_mse
 from workflow_scripts.training.steplog import StepLog
-from workflow_scripts.training.streaming_metrics import masked_mse
 
 
 def make_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:

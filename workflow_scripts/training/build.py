@@ -32,7 +32,7 @@ from workflow_scripts.training.model import ModelShape, build_model, choose_enco
 from workflow_scripts.training.normalisation import Batch
 from workflow_scripts.training.optim import Schedule, build_optimizer
 from workflow_scripts.training.precision import resolve_precision
-from workflow_scripts.training.streaming_metrics import MetricResult
+from workflow_scripts.training.running_scores import MetricResult
 
 __all__ = ["Trainer"]
 

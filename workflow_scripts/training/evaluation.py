@@ -27,7 +27,7 @@ from workflow_scripts.training.masking import evaluation_masks
 from workflow_scripts.training.naive import OHLC, forecast_baselines, reconstruct_baselines, season_length
 from workflow_scripts.training.normalisation import Batch, make_batch
 from workflow_scripts.training.run_contract import CONVERGED_GAIN, BudgetScore
-from workflow_scripts.training.streaming_metrics import (
+from workflow_scripts.training.running_scores import (
     MetricResult,
     StreamingMetrics,
     cell_weights,

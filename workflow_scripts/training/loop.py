@@ -39,8 +39,8 @@ from workflow_scripts.training.optim import clip_gradients, current_lr, set_lear
 from workflow_scripts.training.outputs import TensorBoardLog, run_summary, write_metrics_csv, write_outputs
 from workflow_scripts.training.resume import ResumeStore, cpu_copy, model_tensors, restore_model
 from workflow_scripts.training.run_contract import RunSummary
+from workflow_scripts.training.running_scores import MetricResult, masked_mse
 from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, StepLog
-from workflow_scripts.training.streaming_metrics import MetricResult, masked_mse
 
 LOG = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""The positive control carries the whole pretrained Stage-1 model, not its encoder alone.
+"""The pretraining's new layers (patch embedding and head): exported, then loaded by ``init: timeseries``.
+
+The positive control carries the whole pretrained Stage-1 model, not its encoder alone.
 
 A positive control needs an advantage that is known to exist. Measured on the smoke
 setting (tiny T5, 2,000 pretraining steps, 100 fine-tuning steps, 4 seeds), an encoder
@@ -29,7 +31,7 @@ from workflow_scripts.jobs.io_utils import sha256_file
 STAGE1_LAYERS_FILE = "stage1_layers.safetensors"
 
 
-class TransferError(ValueError):
+class NewLayersError(ValueError):
     """The pretraining's new layers are missing, altered or do not fit this model."""
 
 
@@ -63,12 +65,14 @@ def load_new_layers(model: nn.Module, init_dir: Path, record: dict[str, Any] | N
     """
     path = Path(init_dir) / STAGE1_LAYERS_FILE
     if record is None or not path.is_file():
-        raise TransferError(
+        raise NewLayersError(
             f"{path} or its manifest record (manifest.json: pretrain.stage1_layers) is missing; "
             "rerun the pretrain rule"
         )
     if sha256_file(path) != record["sha256"]:
-        raise TransferError(f"{path} no longer has the sha256 recorded in {Path(init_dir) / 'manifest.json'}")
+        raise NewLayersError(
+            f"{path} no longer has the sha256 recorded in {Path(init_dir) / 'manifest.json'}"
+        )
     tensors = load_file(str(path))
     own = dict(model.named_parameters())
     problems = [
@@ -78,7 +82,7 @@ def load_new_layers(model: nn.Module, init_dir: Path, record: dict[str, Any] | N
     ]
     missing = sorted(set(new_layer_tensors(model)) - set(tensors))
     if problems or missing:
-        raise TransferError(
+        raise NewLayersError(
             f"{path} does not fit this model (pretrained with other data shapes?): "
             + "; ".join(problems + [f"{name} missing" for name in missing])
         )
