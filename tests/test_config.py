@@ -229,3 +229,14 @@ def test_contrast_on_a_disabled_variant_is_allowed_and_roles_are_checked() -> No
         load_experiment({**raw, "contrasts": [{"a": "a1", "b": "b1", "role": "primary"}] * 2})
     with pytest.raises(ConfigError, match=r"contrasts\.0\.role"):
         load_experiment({**raw, "contrasts": [{"a": "a1", "b": "b1", "role": "main"}]})
+
+
+def test_the_shared_test_cannot_differ_between_arms() -> None:
+    """Every arm is scored on the same draws and periods; a per-variant value would unpair them."""
+    for key, value in (("test_mask_draws", 2), ("test_periods", 3), ("mask_ratio", 0.3)):
+        with pytest.raises(
+            ConfigError, match=rf"variants\.baseline\.{key} = {value} differs from train\.{key}"
+        ):
+            load_experiment({"variants": {"baseline": {key: value}}})
+    same = load_experiment({"train": {"test_periods": 3}, "variants": {"baseline": {}}})
+    assert same.variants["baseline"].train.test_periods == 3

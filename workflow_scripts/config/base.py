@@ -111,6 +111,10 @@ class TrainConfig:
     normalisation: Literal["window", "global"] = "window"
     tokens: Literal["per_timeframe", "per_feature"] = "per_timeframe"
     max_test_batches: int | None = None
+    #: independent draws of test masks the final test pass scores (the skill is their mean)
+    test_mask_draws: int = 4
+    #: contiguous sub-periods of the test split, each scored and compared on its own
+    test_periods: int = 4
     #: steps after which the current model is scored on the test split (the budget curve)
     test_budgets: Literal["every_epoch"] | tuple[int, ...] = "every_epoch"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

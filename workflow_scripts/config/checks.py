@@ -53,6 +53,10 @@ def check_contrasts(contrasts: tuple[ContrastConfig, ...], all_variants: Mapping
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
+#: train keys that define the test every arm is scored on: one value for the whole study
+SHARED_TEST_KEYS = ("test_mask_draws", "test_periods", "mask_ratio", "mask_span", "max_test_batches")
+
+
 def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, VariantConfig]) -> None:
     """Data shape, splits, freeze schedule, precision, features and horizon, per variant."""
     problems: list[str] = []
@@ -72,6 +76,13 @@ def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, 
     t5 = "t5" in experiment.model.name_or_path.lower()
     for name, variant in sorted(all_variants.items()):
         train = variant.train
+        for key in SHARED_TEST_KEYS:
+            if getattr(train, key) != getattr(experiment.train, key):
+                problems.append(
+                    f"variants.{name}.{key} = {getattr(train, key)} differs from train.{key} = "
+                    f"{getattr(experiment.train, key)}: every arm is scored on the same test draws and "
+                    "periods, or no contrast is paired (allowed: set it under train:, not per variant)"
+                )
         if variant.freeze_epochs > train.epochs:
             problems.append(
                 f"variants.{name}.freeze_epochs = {variant.freeze_epochs} is greater than "

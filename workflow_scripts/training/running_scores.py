@@ -40,12 +40,20 @@ class MetricResult:
     count: int
     channel_sse: tuple[float, ...] = ()
     channel_count: tuple[float, ...] = ()
+    #: per-channel sums of absolute errors (the MAE-based skill's numerator and denominator)
+    channel_sae: tuple[float, ...] = ()
 
     def group_mse(self, channels: Sequence[int]) -> float:
         """Pooled MSE over the scored cells of ``channels``."""
         sse = sum(self.channel_sse[c] for c in channels)
         count = sum(self.channel_count[c] for c in channels)
         return sse / count if count > 0 else float("nan")
+
+    def group_mae(self, channels: Sequence[int]) -> float:
+        """Pooled MAE over the scored cells of ``channels``."""
+        sae = sum(self.channel_sae[c] for c in channels)
+        count = sum(self.channel_count[c] for c in channels)
+        return sae / count if count > 0 else float("nan")
 
 
 def to_channels(values: torch.Tensor) -> torch.Tensor:
@@ -107,6 +115,7 @@ class StreamingMetrics:
             count=int(n.max()),
             channel_sse=tuple(float(v) for v in s[_SSQ]),
             channel_count=tuple(float(v) for v in n),
+            channel_sae=tuple(float(v) for v in s[_SABS]),
         )
 
 
