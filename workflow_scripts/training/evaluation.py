@@ -202,6 +202,11 @@ class Scorer:
 
     def naive(self, split: EvalSplit) -> dict[str, MetricResult]:
         """Every naive baseline on ``split``, in window units."""
+        return self.score_indexed(split, self.naive_predictor(split))
+
+    def naive_predictor(self, split: EvalSplit) -> Callable[[Batch, torch.Tensor], dict[str, torch.Tensor]]:
+        """Every naive baseline's prediction of a batch of ``split`` (by sample indices), in
+        window units: what :meth:`naive` scores, for a pass that scores them beside a model."""
 
         def predict(batch: Batch, idx: torch.Tensor) -> dict[str, torch.Tensor]:
             if batch.mask is not None:
@@ -219,7 +224,7 @@ class Scorer:
                 raw = forecast_baselines(batch.windows, self.horizon, self.seasons)
             return {name: batch.to_window_units(values) for name, values in raw.items()}
 
-        return self.score_indexed(split, predict)
+        return predict
 
 
 def make_scorer(
