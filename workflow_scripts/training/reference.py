@@ -1,13 +1,20 @@
 """The learned reference end to end: fit the ridge on train, choose λ on val, score test once.
 
-Scored exactly like a run: the same fixed evaluation masks, window units, metric code and
-strongest naive per feature group (chosen on validation), so its skill sits in the same
-table as the arms'. The train split's masks are drawn once from their own fixed seed.
+Scored exactly like a run, through the runs' own ``Scorer``: the same fixed evaluation
+masks, window units, metric code and strongest naive per feature group (chosen on
+validation), so its skill sits in the same table as the arms'. The train split's masks
+are drawn once from their own fixed seed.
+
+The fit (``fit_ridges``) and the scoring (``score``) are apart: a fitted reference scores
+any ``EvalSplit``, so scoring the arms under other mask draws or per test sub-period scores
+it the same way.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,6 +25,7 @@ from workflow_scripts.data.timeframes import parse_timeframe
 from workflow_scripts.training import ridge
 from workflow_scripts.training.evaluation import (
     EvalSplit,
+    MetricResult,
     Scorer,
     build_eval_split,
     channel_skill,
@@ -30,10 +38,27 @@ from workflow_scripts.training.normalisation import Batch
 
 NAME = "ridge on visible neighbours"
 DESCRIPTION = (
-    "Ridge regression of each masked bar on its visible neighbours (the values on each side, the "
-    "interpolations across every timeframe, its place in the gap, the window's visible volatility), "
-    "one per timeframe and field, fitted on the train split with λ chosen on validation."
+    "Ridge regression of each masked bar on its visible neighbours (every field of the visible bar "
+    "on each side: open, high, low, close and range; the interpolations across every timeframe; its "
+    "place in the gap; the window's visible volatility), one per timeframe and field, fitted on the "
+    "train split with λ chosen on validation."
 )
+
+#: The name the reference's predictions carry through ``Scorer.score_indexed``.
+PREDICTION = "ridge"
+
+
+@dataclass(frozen=True)
+class ReferenceFit:
+    """The fitted reference: one ridge per channel (timeframe-major, as ``to_channels``)."""
+
+    fits: tuple[ridge.RidgeFit, ...]
+    feature_names: tuple[str, ...]
+    train_cells: int
+
+    @property
+    def lambdas(self) -> list[float]:
+        return [fit.lam for fit in self.fits]
 
 
 def _features(scorer: Scorer, split: EvalSplit, batch: Batch, idx: torch.Tensor) -> torch.Tensor:
@@ -56,6 +81,37 @@ def collect_cells(scorer: Scorer, split: EvalSplit) -> ridge.Cells:
             assert batch.mask is not None
             parts.append(ridge.masked_cells(_features(scorer, split, batch, idx), batch.target, batch.mask))
     return ridge.concat(parts)
+
+
+def fit_ridges(scorer: Scorer, train: EvalSplit, val: EvalSplit, fields: tuple[str, ...]) -> ReferenceFit:
+    """One ridge per channel on ``train``'s masked cells, λ chosen on ``val``'s."""
+    train_cells, val_cells = collect_cells(scorer, train), collect_cells(scorer, val)
+    fits = tuple(
+        ridge.choose_lambda((x, y), (val_x, val_y))[0]
+        for x, y, val_x, val_y in zip(
+            train_cells.features, train_cells.targets, val_cells.features, val_cells.targets, strict=True
+        )
+    )
+    return ReferenceFit(fits, ridge.feature_names(fields), int(sum(t.numel() for t in train_cells.targets)))
+
+
+def predictor(
+    scorer: Scorer, fit: ReferenceFit, split: EvalSplit, name: str = PREDICTION
+) -> Callable[[Batch, torch.Tensor], dict[str, torch.Tensor]]:
+    """The reference as a ``Scorer.score_indexed`` prediction on ``split``, under ``name`` (a pass
+    that scores a model as ``"model"`` can score the reference in its place). It reads the
+    batch's sample indices: the time interpolation needs the windows' bar times."""
+
+    def predict(batch: Batch, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        assert batch.mask is not None
+        return {name: ridge.predict_cells(fit.fits, _features(scorer, split, batch, idx), batch.mask)}
+
+    return predict
+
+
+def score(scorer: Scorer, fit: ReferenceFit, split: EvalSplit) -> MetricResult:
+    """The fitted reference's metrics on ``split`` (any masks the split carries)."""
+    return scorer.score_indexed(split, predictor(scorer, fit, split))[PREDICTION]
 
 
 def fit_reference(dataset: DatasetLike, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
@@ -81,39 +137,21 @@ def fit_reference(dataset: DatasetLike, cfg: TrainConfig, device: torch.device) 
             masking=(cfg.mask_ratio, cfg.mask_span, bar_ns),
         )
 
-    train, val, test = (
-        split("train", None),
-        split("val", cfg.max_eval_batches),
-        split("test", cfg.max_test_batches),
-    )
-    train_cells, val_cells = collect_cells(scorer, train), collect_cells(scorer, val)
-    fits, lambdas = [], []
-    for c in range(len(train_cells.features)):
-        fit, _losses = ridge.choose_lambda(
-            (train_cells.features[c], train_cells.targets[c]), (val_cells.features[c], val_cells.targets[c])
-        )
-        fits.append(fit)
-        lambdas.append(fit.lam)
-    features = list(dataset.feature_names)
-    groups = feature_groups(len(timeframes), features)
-    names = [f"{tf}.{name}" for tf in timeframes for name in features]
-    naive_val = scorer.naive(val)
+    val, test = split("val", cfg.max_eval_batches), split("test", cfg.max_test_batches)
+    fields = tuple(dataset.feature_names)
+    fit = fit_ridges(scorer, split("train", None), val, fields)
+    groups = feature_groups(len(timeframes), fields)
+    names = [f"{tf}.{name}" for tf in timeframes for name in fields]
+    naive_val, naive_test = scorer.naive(val), scorer.naive(test)
     choice = strongest_naive(naive_val, groups)
-
-    def predict(batch: Batch, idx: torch.Tensor, on: EvalSplit) -> dict[str, torch.Tensor]:
-        assert batch.mask is not None
-        return {"ridge": ridge.predict_cells(fits, _features(scorer, on, batch, idx), batch.mask)}
-
-    val_result = scorer.score_indexed(val, lambda b, i: predict(b, i, val))["ridge"]
-    test_result = scorer.score_indexed(test, lambda b, i: predict(b, i, test))["ridge"]
-    naive_test = scorer.naive(test)
+    val_result, test_result = score(scorer, fit, val), score(scorer, fit, test)
     test_scores = skill_scores(test_result, naive_test, choice, groups)
     return {
         "name": NAME,
         "description": DESCRIPTION,
-        "features": list(ridge.FEATURES),
-        "lambda": dict(zip(names, lambdas, strict=True)),
-        "train_cells": int(sum(t.numel() for t in train_cells.targets)),
+        "features": list(fit.feature_names),
+        "lambda": dict(zip(names, fit.lambdas, strict=True)),
+        "train_cells": fit.train_cells,
         "val_skill": _finite(skill_scores(val_result, naive_val, choice, groups)["skill"]),
         "val_loss": val_result.loss,
         "test_skill": _finite(test_scores["skill"]),
