@@ -45,6 +45,7 @@ CONTROLS = "workflow_scripts/reporting/controls.py"
 STATS_TESTS = ("tests/test_stats_paired.py", "tests/test_power.py")
 WARNING_TESTS = ("tests/test_report_control_warning.py",)
 CI_TESTS = ("tests/test_ci.py",)
+RIDGE = "workflow_scripts/training/ridge.py"
 
 MUTATIONS = (
     Mutation(
@@ -188,6 +189,26 @@ MUTATIONS = (
         "workflow_scripts/training/optim.py",
         (("torch.clamp(max_norm / (total + 1e-6), max=1.0)", "max_norm / (total + 1e-6)"),),
         ("tests/test_feed.py",),
+    ),
+    Mutation(
+        "penalised_intercept",
+        "the ridge reference's intercept penalised like the weights (predictions shrink towards 0)",
+        RIDGE,
+        (("    penalty[-1, -1] = 0.0\n", ""),),
+        ("tests/test_reference.py",),
+    ),
+    Mutation(
+        "ridge_target_field_only",
+        "the ridge sees only the target field of each neighbour (the other fields and the range zeroed)",
+        RIDGE,
+        (
+            (
+                "    fields = torch.where(is_price, priced, own)\n",
+                "    fields = torch.where(is_price, priced, own) * torch.eye(n_fields)\n",
+            ),
+            ("(priced[..., high] - priced[..., low])[..., None]", "0 * fields[..., :1]"),
+        ),
+        ("tests/test_reference.py",),
     ),
 )
 
