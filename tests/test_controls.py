@@ -214,8 +214,8 @@ def _step0(args: list[str]) -> dict[str, torch.Tensor]:
     """The model state a train run starts from (train.prepare: every weight in place)."""
     from workflow_scripts.train import parse_args, prepare
 
-    trainer, _identity = prepare(parse_args(args), logging.getLogger("test"))
-    return {name: tensor.detach().clone() for name, tensor in trainer.model.state_dict().items()}
+    run, _identity = prepare(parse_args(args), logging.getLogger("test"))
+    return {name: tensor.detach().clone() for name, tensor in run.model.state_dict().items()}
 
 
 def test_ts_encoder_starts_from_the_pretrained_encoder_and_baselines_new_layers(

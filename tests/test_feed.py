@@ -8,6 +8,7 @@ to the bit, the generators end in the same state, and a whole run is unchanged.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from tests.training_support import variant, write_synthetic_derived
 from workflow_scripts.data.derived import DerivedDataset, load_derived
 from workflow_scripts.training import feed, masking
 from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps
-from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.build import Run, build_run
 from workflow_scripts.training.identity import RunIdentity
 from workflow_scripts.training.loop import fit
 from workflow_scripts.training.masking import level_span_masks, owner_span_masks
@@ -49,9 +50,9 @@ def group_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     build = feed.train_batches
 
-    def recording(trainer: Trainer, idx: torch.Tensor, generator: torch.Generator) -> list[Batch]:
+    def recording(run: Run, idx: torch.Tensor, generator: torch.Generator) -> list[Batch]:
         sizes.append(int(idx.shape[0]))
-        return build(trainer, idx, generator)
+        return build(run, idx, generator)
 
     monkeypatch.setattr(feed, "train_batches", recording)
     return sizes
@@ -70,11 +71,11 @@ def test_the_batches_of_several_steps_equal_one_step_at_a_time(
     dataset: DerivedDataset, t5_dir: Path, task: str
 ) -> None:
     extra = {"task": "forecast", "horizon": 4} if task == "forecast" else {}
-    trainer = Trainer(variant(steps_per_epoch=7, **extra), 0, dataset, t5_dir, patch_len=8)
-    order, first = feed.epoch_generators(trainer, 1)
-    one_at_a_time = [feed.train_batch(trainer, order[step], first) for step in range(7)]
-    _order, second = feed.epoch_generators(trainer, 1)
-    together = feed.train_batches(trainer, order, second)
+    run = build_run(variant(steps_per_epoch=7, **extra), 0, dataset, t5_dir, patch_len=8)
+    order, first = feed.epoch_generators(run, 1)
+    one_at_a_time = [feed.train_batch(run, order[step], first) for step in range(7)]
+    _order, second = feed.epoch_generators(run, 1)
+    together = feed.train_batches(run, order, second)
     assert len(together) == 7
     assert all(_same(a, b) for a, b in zip(one_at_a_time, together, strict=True))
     assert torch.equal(first.get_state(), second.get_state())  # the same draws were made
@@ -87,44 +88,44 @@ def test_the_batches_of_several_steps_equal_one_step_at_a_time(
 def test_an_epoch_is_built_in_groups_of_steps_ahead_with_a_shorter_last_group(
     dataset: DerivedDataset, t5_dir: Path, monkeypatch: pytest.MonkeyPatch, group_sizes: list[int]
 ) -> None:
-    trainer = Trainer(variant(steps_per_epoch=7), 0, dataset, t5_dir, patch_len=8)
+    run = build_run(variant(steps_per_epoch=7), 0, dataset, t5_dir, patch_len=8)
     monkeypatch.setattr(feed, "MAX_STEPS_AHEAD", 3)
-    order, generator = feed.epoch_generators(trainer, 1)
-    grouped = list(feed.epoch_batches(trainer, order, generator))
+    order, generator = feed.epoch_generators(run, 1)
+    grouped = list(feed.epoch_batches(run, order, generator))
     assert group_sizes == [3, 3, 1]
-    _order, fresh = feed.epoch_generators(trainer, 1)
-    assert all(_same(a, feed.train_batch(trainer, order[i], fresh)) for i, a in enumerate(grouped))
+    _order, fresh = feed.epoch_generators(run, 1)
+    assert all(_same(a, feed.train_batch(run, order[i], fresh)) for i, a in enumerate(grouped))
 
 
 def test_a_timed_loop_step_carries_its_share_of_the_batches_built_ahead(
     dataset: DerivedDataset, t5_dir: Path, monkeypatch: pytest.MonkeyPatch, group_sizes: list[int]
 ) -> None:
     """bench's timings cover whole groups of steps, so each holds its batch building once."""
-    trainer = Trainer(variant(steps_per_epoch=50), 0, dataset, t5_dir, patch_len=8)
+    run = build_run(variant(steps_per_epoch=50), 0, dataset, t5_dir, patch_len=8)
     monkeypatch.setattr(feed, "MAX_STEPS_AHEAD", 4)
     calls = 0
-    step = make_step_fn(trainer)
+    step = make_step_fn(run)
 
     def counted() -> None:
         nonlocal calls
         calls += 1
         step()
 
-    time_loop_steps(counted, trainer, iters=5)  # a warm-up group, then 5 rounded up to 8
+    time_loop_steps(counted, run, iters=5)  # a warm-up group, then 5 rounded up to 8
     assert calls == 12 and group_sizes == [4, 4, 4]
 
 
 def test_steps_ahead_is_bounded_by_the_bytes_built_ahead(
     dataset: DerivedDataset, t5_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    trainer = Trainer(variant(), 0, dataset, t5_dir, patch_len=8)
-    window = feed.train_batch(trainer, torch.arange(16), torch.Generator().manual_seed(0)).windows
+    run = build_run(variant(), 0, dataset, t5_dir, patch_len=8)
+    window = feed.train_batch(run, torch.arange(16), torch.Generator().manual_seed(0)).windows
     per_step = window.numel() * window.element_size()
-    assert feed.steps_ahead(trainer) == feed.MAX_STEPS_AHEAD
+    assert feed.steps_ahead(run) == feed.MAX_STEPS_AHEAD
     monkeypatch.setattr(feed, "BYTES_AHEAD", 3 * per_step + 1)
-    assert feed.steps_ahead(trainer) == 3
+    assert feed.steps_ahead(run) == 3
     monkeypatch.setattr(feed, "BYTES_AHEAD", per_step // 2)
-    assert feed.steps_ahead(trainer) == 1
+    assert feed.steps_ahead(run) == 1
 
 
 def _metric_rows(path: Path) -> list[dict[str, str]]:
@@ -142,8 +143,8 @@ def test_a_run_built_one_step_at_a_time_is_the_same_run(
     for ahead in (4, 1):
         monkeypatch.setattr(feed, "MAX_STEPS_AHEAD", ahead)
         root = tmp_path / str(ahead)
-        trainer = Trainer(config, 0, dataset, t5_dir, patch_len=8)
-        summary = fit(trainer, root / "out", root / "tb", root / "resume", identity)
+        run = build_run(config, 0, dataset, t5_dir, patch_len=8)
+        summary = fit(run, root / "out", root / "tb", root / "resume", identity)
         runs[ahead] = (_metric_rows(root / "out" / "metrics.csv"), summary.test)
     assert runs[4] == runs[1]
     assert len(runs[4][0]) == 2
@@ -166,17 +167,17 @@ def test_masks_of_one_seed_are_the_same_whichever_device_consumes_them(
 
     A CUDA generator draws other numbers than the CPU's for the same seed, so masks drawn
     on the device would differ between a CPU and a GPU run of one seed. Simulated here:
-    a trainer whose device is CUDA (on this CPU build a CUDA generator cannot even be
+    a run whose device is CUDA (on this CPU build a CUDA generator cannot even be
     made), and a mask consumer on the ``meta`` device (no values, but the draws must
     still come from the CPU generator and be the CPU consumer's draws).
     """
-    trainer = Trainer(variant(steps_per_epoch=5), 0, dataset, t5_dir, patch_len=8)
-    order, on_cpu = feed.epoch_generators(trainer, 1)
-    cpu_batches = feed.train_batches(trainer, order, on_cpu)
-    trainer.device = torch.device("cuda", 0)  # the model's device; the data stay where they are
-    gpu_order, on_gpu = feed.epoch_generators(trainer, 1)
+    run = build_run(variant(steps_per_epoch=5), 0, dataset, t5_dir, patch_len=8)
+    order, on_cpu = feed.epoch_generators(run, 1)
+    cpu_batches = feed.train_batches(run, order, on_cpu)
+    on_cuda = dataclasses.replace(run, device=torch.device("cuda", 0))  # the data stay where they are
+    gpu_order, on_gpu = feed.epoch_generators(on_cuda, 1)
     assert on_gpu.device == CPU and torch.equal(gpu_order, order)
-    gpu_batches = feed.train_batches(trainer, gpu_order, on_gpu)
+    gpu_batches = feed.train_batches(on_cuda, gpu_order, on_gpu)
     assert all(_same(a, b) for a, b in zip(cpu_batches, gpu_batches, strict=True))
 
     drawn: dict[str, list[torch.Tensor]] = {"cpu": [], "meta": []}

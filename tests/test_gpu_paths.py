@@ -192,8 +192,8 @@ def test_bench_resets_the_device_peak_after_the_build(monkeypatch: pytest.Monkey
     assert calls == [] and bench_hooks.device_peak_mb(torch.device("cpu")) is None
     source = (REPO / "workflow_scripts" / "bench.py").read_text()
     build, reset, steps = (
-        source.index("trainer = build_trainer(point, Path(tmp))"),
-        source.index("reset_device_peak(trainer.device)"),
+        source.index("run = build_bench_run(point, Path(tmp))"),
+        source.index("reset_device_peak(run.device)"),
         source.index("step_s = time_loop_steps("),
     )
     assert build < reset < steps, "the peak must be reset after the build and before the steps"

@@ -17,7 +17,7 @@ from tests.training_support import variant, variant_json, verified_model, write_
 from workflow_scripts import train
 from workflow_scripts.data.derived import DerivedDataset, load_derived
 from workflow_scripts.training import identity
-from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.build import build_run
 from workflow_scripts.training.identity import RunIdentity
 from workflow_scripts.training.loop import InjectedFailure, NonFiniteError, fit, score_on_test
 from workflow_scripts.training.outputs import METRIC_COLUMNS, TIMING_COLUMNS
@@ -54,8 +54,8 @@ def t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _fit(
     dataset: DerivedDataset, model_dir: Path, root: Path, config: Any, resume: Path | None = None
 ) -> dict:
-    trainer = Trainer(config, 0, dataset, model_dir, patch_len=8)
-    return fit(trainer, root / "out", root / "tb", resume or root / "resume", IDENTITY)
+    run = build_run(config, 0, dataset, model_dir, patch_len=8)
+    return fit(run, root / "out", root / "tb", resume or root / "resume", IDENTITY)
 
 
 def _metrics(path: Path) -> list[dict[str, str]]:
@@ -86,11 +86,11 @@ def test_a_tiny_model_learns_a_learnable_series(
 def test_a_nan_stops_the_run_naming_epoch_and_step(
     dataset: DerivedDataset, t5_dir: Path, tmp_path: Path
 ) -> None:
-    trainer = Trainer(variant(steps_per_epoch=4), 0, dataset, t5_dir, patch_len=8)
+    run = build_run(variant(steps_per_epoch=4), 0, dataset, t5_dir, patch_len=8)
     with torch.no_grad():
-        trainer.model.head.proj.bias.fill_(float("nan"))
+        run.model.head.proj.bias.fill_(float("nan"))
     with pytest.raises(NonFiniteError, match=r"non-finite training loss \(nan\) at epoch 1, step 1 of 4"):
-        fit(trainer, tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
+        fit(run, tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
@@ -122,9 +122,9 @@ def test_owners_computed_per_batch_give_the_same_run(
     from workflow_scripts.training import batches
 
     monkeypatch.setattr(batches, "OWNER_INDEX_MAX_BYTES", 0)
-    trainer = Trainer(variant("freeze", **RESUME_CONFIG), 0, dataset, t5_dir, patch_len=8)
-    assert trainer.train_source.owners is None
-    fit(trainer, tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
+    run = build_run(variant("freeze", **RESUME_CONFIG), 0, dataset, t5_dir, patch_len=8)
+    assert run.train_source.owners is None
+    fit(run, tmp_path / "out", tmp_path / "tb", tmp_path / "resume", IDENTITY)
     assert _metrics(tmp_path / "out" / "metrics.csv") == _metrics(uninterrupted / "out" / "metrics.csv")
 
 
@@ -265,7 +265,7 @@ def test_budget_scores_equal_a_fresh_test_pass_of_the_checkpoint_of_that_step(
     dataset: DerivedDataset, t5_dir: Path, tmp_path: Path, uninterrupted: Path
 ) -> None:
     """The budget curve (issue 18): each epoch's test score is the model of that epoch, scored
-    on the same fixed test masks as the final pass, by a trainer that never saw the run."""
+    on the same fixed test masks as the final pass, by a freshly built run that never trained."""
     from workflow_scripts.training.resume import ResumeStore
 
     rows = _metrics(uninterrupted / "out" / "metrics.csv")
@@ -275,14 +275,14 @@ def test_budget_scores_equal_a_fresh_test_pass_of_the_checkpoint_of_that_step(
     # the kept checkpoint: the final test pass and the budget point of its step agree exactly
     best_row = rows[summary["best_epoch"] - 1]
     assert float(best_row["budget_test_loss"]) == summary["test"]["loss"]
-    # a checkpoint of an earlier step, from a run killed after it, scored by a fresh trainer
+    # a checkpoint of an earlier step, from a run killed after it, scored by a freshly built run
     resume = tmp_path / "resume"
     config = variant("freeze", inject_failure_at_epoch=3, **RESUME_CONFIG)
     with pytest.raises(InjectedFailure):
         _fit(dataset, t5_dir, tmp_path / "killed", config, resume)
     state = ResumeStore(resume, IDENTITY.resume_key).load()
     assert state is not None and state.epoch == 2
-    fresh = Trainer(variant("freeze", **RESUME_CONFIG), 0, dataset, t5_dir, patch_len=8)
+    fresh = build_run(variant("freeze", **RESUME_CONFIG), 0, dataset, t5_dir, patch_len=8)
     test, _naive = score_on_test(fresh, state.model)
     assert test["loss"] == float(rows[1]["budget_test_loss"])
     assert test["skill"] == pytest.approx(float(rows[1]["budget_test_skill"]), abs=0, rel=1e-12)

@@ -132,13 +132,13 @@ def test_a_tuning_run_never_reads_the_test_split(tmp_path: Path) -> None:
     from tests.tiny_models import make_tiny_t5
     from tests.training_support import verified_model
     from workflow_scripts.data.derived import load_derived
-    from workflow_scripts.training.build import Trainer
+    from workflow_scripts.training.build import build_run
     from workflow_scripts.training.identity import RunIdentity
     from workflow_scripts.training.loop import fit
 
     model = verified_model(make_tiny_t5(tmp_path / "t5"), tmp_path / "model")
     dataset = SplitRecorder(load_derived(write_synthetic_derived(tmp_path / "derived")))
-    trainer = Trainer(
+    run = build_run(
         variant("baseline", init="random", epochs=1, steps_per_epoch=2),
         100,
         dataset,
@@ -147,7 +147,7 @@ def test_a_tuning_run_never_reads_the_test_split(tmp_path: Path) -> None:
         device=torch.device("cpu"),
     )
     identity = RunIdentity("c", "m", "d", "k")
-    summary = fit(trainer, tmp_path / "run", tmp_path / "tb", tmp_path / "resume", identity, with_test=False)
+    summary = fit(run, tmp_path / "run", tmp_path / "tb", tmp_path / "resume", identity, with_test=False)
     assert dataset.read == {"train", "val"}
     assert summary.test is None and summary.final.val_loss > 0
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.csv", "summary.json"]

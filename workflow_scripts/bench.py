@@ -143,8 +143,8 @@ def write_dataset(directory: Path, point: Point, n_rows: int = 40_000) -> Path:
     return out
 
 
-def build_trainer(point: Point, root: Path) -> Any:
-    from workflow_scripts.training.build import Trainer
+def build_bench_run(point: Point, root: Path) -> Any:
+    from workflow_scripts.training.build import build_run
 
     data_dir = write_dataset(root / f"data-{point.seq_len}-{point.patch_len}-{point.n_timeframes}", point)
     model_dir = write_model_config(root / f"model-{point.model}", point.model)
@@ -157,7 +157,7 @@ def build_trainer(point: Point, root: Path) -> Any:
     variant = experiment.variants[point.variant]
     # The model directory holds an architecture only (every arm starts random), so there is
     # no pretrained token table to take the embedding scale from; speed does not depend on it.
-    return Trainer(
+    return build_run(
         variant, 0, load_derived(data_dir), model_dir, patch_len=point.patch_len, experiment_rms=1.0
     )
 
@@ -179,25 +179,25 @@ def step_times(point: Point, root: Path, iters: int, rounds: int = 3) -> dict[st
     )
     from workflow_scripts.training.feed import epoch_generators, steps_ahead, train_batches
 
-    trainer = build_trainer(point, root)
-    project_step, bare_step = make_step_fn(trainer), make_bare_step_fn(trainer)
-    order, mask_generator = epoch_generators(trainer, 1)
-    ahead, steps = steps_ahead(trainer), whole_groups(trainer, iters)
+    run = build_bench_run(point, root)
+    project_step, bare_step = make_step_fn(run), make_bare_step_fn(run)
+    order, mask_generator = epoch_generators(run, 1)
+    ahead, steps = steps_ahead(run), whole_groups(run, iters)
 
     def batch_group() -> None:
-        train_batches(trainer, order[:ahead], mask_generator)
+        train_batches(run, order[:ahead], mask_generator)
 
     project = bare = batch = float("inf")
     for _ in range(rounds):
-        project = min(project, time_loop_steps(project_step, trainer, iters=iters))
-        bare = min(bare, time_steps(bare_step, trainer.device, iters=steps))
-        batch = min(batch, time_steps(batch_group, trainer.device, iters=steps // ahead) / ahead)
+        project = min(project, time_loop_steps(project_step, run, iters=iters))
+        bare = min(bare, time_steps(bare_step, run.device, iters=steps))
+        batch = min(batch, time_steps(batch_group, run.device, iters=steps // ahead) / ahead)
     return {
         "project_s": project,
         "bare_s": bare,
         "batch_s": batch,
         "steps_ahead": ahead,
-        "device": trainer.device,
+        "device": run.device,
     }
 
 
@@ -228,8 +228,8 @@ def measure_training(
         return result
     samples = {}
     for name in VARIANTS:
-        trainer = build_trainer(dataclasses.replace(point, variant=name), root)
-        seconds = time_loop_steps(make_step_fn(trainer, epoch=1), trainer, iters=iters)
+        run = build_bench_run(dataclasses.replace(point, variant=name), root)
+        seconds = time_loop_steps(make_step_fn(run, epoch=1), run, iters=iters)
         samples[name] = round(point.batch_size / seconds, 1)
     bf16 = step_times(dataclasses.replace(point, precision="bf16"), root, iters)
     result["samples_per_s"] = samples
@@ -282,7 +282,7 @@ def _status_mb(field: str) -> float:
 def run_point(point: Point, iters: int) -> dict[str, Any]:
     """Step time and the memory the training steps themselves add (model and data excluded).
 
-    On Linux the peak-RSS mark is reset (``/proc/self/clear_refs``) once the trainer is
+    On Linux the peak-RSS mark is reset (``/proc/self/clear_refs``) once the run is
     built, so the peak read afterwards belongs to the steps: activations, gradients and
     optimizer state. On CUDA the device's peak is reset at the same moment
     (``bench_hooks.reset_device_peak``), so ``cuda_peak_mb`` is the steps' peak too.
@@ -295,15 +295,15 @@ def run_point(point: Point, iters: int) -> dict[str, Any]:
     )
 
     with tempfile.TemporaryDirectory(prefix="bench-point-") as tmp:
-        trainer = build_trainer(point, Path(tmp))
+        run = build_bench_run(point, Path(tmp))
         Path("/proc/self/clear_refs").write_text("5")
-        reset_device_peak(trainer.device)
+        reset_device_peak(run.device)
         before_mb = _status_mb("VmRSS")
-        step_s = time_loop_steps(make_step_fn(trainer), trainer, iters=iters)
+        step_s = time_loop_steps(make_step_fn(run), run, iters=iters)
         peak_mb = _status_mb("VmHWM")
     result = {**dataclasses.asdict(point), "step_s": round(step_s, 5)}
     result.update(rss_before_steps_mb=round(before_mb), step_memory_mb=round(peak_mb - before_mb))
-    cuda_peak = device_peak_mb(trainer.device)
+    cuda_peak = device_peak_mb(run.device)
     if cuda_peak is not None:
         result["cuda_peak_mb"] = cuda_peak
     return result

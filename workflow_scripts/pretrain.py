@@ -5,7 +5,7 @@
         --out-dir resources/models/{model}--timeseries [--resume-dir results/resume/pretrain]
 
 Builds the configured model's architecture (its config.json) randomly initialised,
-trains it on the Stage-1 task with the same Trainer as every variant, over the source
+trains it on the Stage-1 task with the same loop as every variant (``training.loop.fit``), over the source
 dataset's **train** split only (``SourceDataset``: a first part to train on, a later
 purged part to choose the checkpoint on), and exports the kept encoder with
 ``save_pretrained`` (safetensors) plus manifest.json: the verify_model manifest keys
@@ -38,7 +38,7 @@ from workflow_scripts.jobs.io_utils import config_hash
 from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.models.loading import load_config, require_verified
 from workflow_scripts.models.manifest import file_records, write_manifest
-from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.build import Run, build_run
 from workflow_scripts.training.device import limit_threads
 from workflow_scripts.training.identity import RunIdentity, model_hash, patch_len_of, pretrain_resume_key
 from workflow_scripts.training.loop import fit
@@ -114,7 +114,7 @@ def pretrain(
         n_train,
         n_source - first_val,
     )
-    trainer = Trainer(
+    run = build_run(
         variant,
         config.seed,
         source,
@@ -125,8 +125,8 @@ def pretrain(
     )
     out_dir = Path(out_dir)
     identity = RunIdentity(**hashes, resume_key=pretrain_resume_key(config.to_params(), hashes))
-    summary, history = _train(trainer, out_dir, resume_dir, identity)
-    stage1_layers = export_encoder(trainer, model_dir, out_dir)
+    summary, history = _train(run, out_dir, resume_dir, identity)
+    stage1_layers = export_encoder(run, model_dir, out_dir)
     steps = summary.epochs_completed * variant.train.steps_per_epoch
     provenance = {
         "architecture_from": str(model_dir),
@@ -164,7 +164,7 @@ def pretrain(
 
 
 def _train(
-    trainer: Trainer, out_dir: Path, resume_dir: Path | None, identity: RunIdentity
+    run: Run, out_dir: Path, resume_dir: Path | None, identity: RunIdentity
 ) -> tuple[RunSummary, list[dict[str, Any]]]:
     """Empty ``out_dir``, then train in a temporary directory: the run's summary and history."""
     if out_dir.exists():
@@ -173,7 +173,7 @@ def _train(
     with tempfile.TemporaryDirectory(prefix="pretrain-") as work:
         work_dir = Path(work)
         summary = fit(
-            trainer,
+            run,
             work_dir / "run",
             work_dir / "tensorboard",
             resume_dir if resume_dir is not None else work_dir / "resume",
@@ -182,10 +182,10 @@ def _train(
         return summary, _read_history(work_dir / "run" / "metrics.csv")
 
 
-def export_encoder(trainer: Trainer, model_dir: Path, out_dir: Path) -> dict[str, Any]:
+def export_encoder(run: Run, model_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Save the trained encoder (``save_pretrained``) and the new layers in ``out_dir``; return
     the stage1 layers' record. Files an encoder checkpoint does not hold are removed."""
-    encoder = cast(Any, trainer.model.encoder)  # a transformers PreTrainedModel
+    encoder = cast(Any, run.model.encoder)  # a transformers PreTrainedModel
     if encoder is None:
         raise RuntimeError("the pretrained model has no encoder to export")
     # Some encoder classes edit their config (T5EncoderModel clears is_encoder_decoder); the
@@ -193,7 +193,7 @@ def export_encoder(trainer: Trainer, model_dir: Path, out_dir: Path) -> dict[str
     text_config = load_config(model_dir)
     encoder.config.is_encoder_decoder = bool(getattr(text_config, "is_encoder_decoder", False))
     encoder.save_pretrained(str(out_dir), safe_serialization=True)
-    stage1_layers = export_new_layers(trainer.model, out_dir)
+    stage1_layers = export_new_layers(run.model, out_dir)
     extra = sorted(p.name for p in out_dir.iterdir() if p.name not in EXPORTED)
     extra = [name for name in extra if name != STAGE1_LAYERS_FILE]
     for name in extra:  # e.g. generation_config.json: not part of an encoder checkpoint

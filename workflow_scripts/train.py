@@ -35,7 +35,7 @@ from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.models.loading import ModelLoadError, ModelNotVerifiedError, require_verified
 from workflow_scripts.training.batches import DataShapeError
-from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.build import Run, build_run
 from workflow_scripts.training.device import DeviceError, limit_threads
 from workflow_scripts.training.identity import (
     RunIdentity,
@@ -102,9 +102,9 @@ def tuned_rates(path: Path, variant_name: str) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> RunSummary:
-    trainer, identity = prepare(args, log)
+    at_start, identity = prepare(args, log)
     return fit(
-        trainer,
+        at_start,
         args.out_dir,
         args.tensorboard_dir,
         args.resume_dir,
@@ -130,8 +130,8 @@ def load_variant(args: argparse.Namespace, log: logging.Logger) -> VariantConfig
     return variant
 
 
-def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Trainer, RunIdentity]:
-    """The run's Trainer at step 0 (every weight in place) and its identity hashes."""
+def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Run, RunIdentity]:
+    """The run at step 0 (every weight in place) and its identity hashes."""
     log.info("%d CPU threads", limit_threads())
     verification = require_verified(args.model_dir)
     init_verification = require_verified(args.init_dir) if args.init_dir is not None else None
@@ -157,7 +157,7 @@ def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Trainer, Run
         identity.model_hash,
         identity.data_hash,
     )
-    trainer = Trainer(
+    at_start = build_run(
         variant,
         args.seed,
         dataset,
@@ -167,9 +167,9 @@ def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Trainer, Run
         experiment_rms=verification.get("token_embedding_rms"),
     )
     if variant.init == "timeseries":
-        names = load_new_layers(trainer.model, args.init_dir, layers_record)
+        names = load_new_layers(at_start.model, args.init_dir, layers_record)
         log.info("init timeseries: %d new-layer tensors from the pretraining (%s)", len(names), args.init_dir)
-    return trainer, identity
+    return at_start, identity
 
 
 def main(argv: list[str] | None = None) -> int:

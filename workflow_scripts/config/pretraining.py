@@ -30,7 +30,7 @@ class PretrainConfig:
     train: TrainConfig
 
     def variant(self) -> VariantConfig:
-        """The run as the Trainer sees it: the architecture randomly initialised, trained from step 1.
+        """The run ``training.build`` builds: the architecture randomly initialised, trained from step 1.
 
         No budget curve: the pretraining's "test" is its own held-out samples, already scored
         on every epoch as validation, so scoring them again per budget would buy nothing.

@@ -3,7 +3,7 @@
 The positive control's pretraining (docs/controls.md) may only see data the experiment
 never evaluates on. ``SourceDataset`` wraps a derived dataset and reads its **train**
 split only: ``split("train")`` is the first ``fraction`` of its samples, ``split("val")``
-(and ``"test"``, the same samples: the Trainer scores one final pass) the samples after
+(and ``"test"``, the same samples: the training loop scores one final pass) the samples after
 a purge gap, chosen so that no validation window shares a bar with a training window in
 any timeframe. Each part holds only the bars its windows use, sliced from the train
 arrays, so the experiment's val and test arrays cannot reach the pretraining.

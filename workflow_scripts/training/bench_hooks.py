@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.build import Run
 from workflow_scripts.training.device import synchronize
 from workflow_scripts.training.feed import epoch_batches, epoch_generators, steps_ahead, train_batch
 from workflow_scripts.training.loop import train_step
@@ -19,7 +19,7 @@ from workflow_scripts.training.running_scores import masked_mse
 from workflow_scripts.training.steplog import StepLog
 
 
-def make_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
+def make_step_fn(run: Run, epoch: int = 1) -> Callable[[], None]:
     """One call = one training step of the project loop (gather, mask, forward, backward,
     clip, schedule, AdamW, on-device bookkeeping), as ``train_epoch`` runs it.
 
@@ -27,41 +27,41 @@ def make_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
     whole groups of those with ``time_loop_steps``: the timed calls then carry their share
     of batch building. For ``workflow_scripts.bench``: time it against ``make_bare_step_fn``.
     """
-    trainer.apply_freeze(epoch)
-    trainer.model.train()
-    order, mask_gen = epoch_generators(trainer, epoch)
-    log = StepLog(trainer.steps, trainer.device, check_grad=trainer.scaler is None)
+    run.freezing.apply(epoch)
+    run.model.train()
+    order, mask_gen = epoch_generators(run, epoch)
+    log = StepLog(run.steps, run.device, check_grad=run.scaler is None)
 
     def epochs() -> Iterator[tuple[int, Batch]]:
         while True:
-            yield from enumerate(epoch_batches(trainer, order, mask_gen))
+            yield from enumerate(epoch_batches(run, order, mask_gen))
 
     batches = epochs()
 
     def step() -> None:
         i, batch = next(batches)
-        train_step(trainer, batch, log, i, (epoch - 1) * trainer.steps + i)
+        train_step(run, batch, log, i, (epoch - 1) * run.steps + i)
 
     return step
 
 
-def make_bare_step_fn(trainer: Trainer, epoch: int = 1) -> Callable[[], None]:
+def make_bare_step_fn(run: Run, epoch: int = 1) -> Callable[[], None]:
     """One call = the same model, batch size and precision in a bare PyTorch step.
 
     The batch is built once and stays on the device; the step is forward, MSE on the
     masked positions, backward and AdamW, with nothing else.
     """
-    trainer.apply_freeze(epoch)
-    trainer.model.train()
-    order, mask_gen = epoch_generators(trainer, epoch)
-    batch = train_batch(trainer, order[0], mask_gen)
+    run.freezing.apply(epoch)
+    run.model.train()
+    order, mask_gen = epoch_generators(run, epoch)
+    batch = train_batch(run, order[0], mask_gen)
     windows, target, mask = batch.inputs, batch.target, batch.mask
     model, optimizer, scaler, precision, device = (
-        trainer.forward,
-        trainer.optimizer,
-        trainer.scaler,
-        trainer.precision,
-        trainer.device,
+        run.forward,
+        run.optimizer,
+        run.scaler,
+        run.precision,
+        run.device,
     )
 
     def step() -> None:
@@ -92,19 +92,19 @@ def time_steps(step: Callable[[], None], device: torch.device, *, warmup: int = 
     return (time.perf_counter() - started) / iters
 
 
-def whole_groups(trainer: Trainer, iters: int) -> int:
+def whole_groups(run: Run, iters: int) -> int:
     """``iters`` rounded up to whole groups of ``feed.steps_ahead`` steps."""
-    ahead = steps_ahead(trainer)
+    ahead = steps_ahead(run)
     return -(-iters // ahead) * ahead
 
 
-def time_loop_steps(step: Callable[[], None], trainer: Trainer, *, iters: int) -> float:
+def time_loop_steps(step: Callable[[], None], run: Run, *, iters: int) -> float:
     """``time_steps`` of a ``make_step_fn`` step over whole groups of ``feed.steps_ahead`` steps.
 
     Warm-up and timed calls each cover whole groups (``iters`` rounded up), so every
     timing carries its share of the batches built ahead, no more and no less.
     """
-    return time_steps(step, trainer.device, warmup=steps_ahead(trainer), iters=whole_groups(trainer, iters))
+    return time_steps(step, run.device, warmup=steps_ahead(run), iters=whole_groups(run, iters))
 
 
 def reset_device_peak(device: torch.device) -> None:

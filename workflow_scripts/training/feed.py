@@ -27,7 +27,7 @@ from collections.abc import Iterator
 import torch
 
 from workflow_scripts.training.batches import epoch_order
-from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.build import Run
 from workflow_scripts.training.masking import owner_span_masks
 from workflow_scripts.training.normalisation import Batch, make_batch
 
@@ -45,29 +45,29 @@ def derived_seed(seed: int, epoch: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def epoch_generators(trainer: Trainer, epoch: int) -> tuple[torch.Tensor, torch.Generator]:
+def epoch_generators(run: Run, epoch: int) -> tuple[torch.Tensor, torch.Generator]:
     """(sample order ``[steps, batch]``, mask generator) of ``epoch``, from (seed, epoch) only."""
-    torch.manual_seed(derived_seed(trainer.seed, epoch, "dropout"))
-    order_gen = torch.Generator(device="cpu").manual_seed(derived_seed(trainer.seed, epoch, "order"))
-    order = epoch_order(trainer.train_source.n_samples, trainer.steps, trainer.cfg.batch_size, order_gen)
-    if trainer.train_source.storage.type == "cuda":
+    torch.manual_seed(derived_seed(run.seed, epoch, "dropout"))
+    order_gen = torch.Generator(device="cpu").manual_seed(derived_seed(run.seed, epoch, "order"))
+    order = epoch_order(run.train_source.n_samples, run.steps, run.cfg.batch_size, order_gen)
+    if run.train_source.storage.type == "cuda":
         order = order.pin_memory()
-    order = order.to(trainer.train_source.storage, non_blocking=True)
+    order = order.to(run.train_source.storage, non_blocking=True)
     # On the CPU, like the order: a CUDA generator draws other masks for the same seed.
-    mask_gen = torch.Generator(device="cpu").manual_seed(derived_seed(trainer.seed, epoch, "mask"))
+    mask_gen = torch.Generator(device="cpu").manual_seed(derived_seed(run.seed, epoch, "mask"))
     return order, mask_gen
 
 
-def steps_ahead(trainer: Trainer) -> int:
+def steps_ahead(run: Run) -> int:
     """How many steps' batches ``epoch_batches`` builds at once: ``MAX_STEPS_AHEAD``, fewer
     when their windows would pass ``BYTES_AHEAD``, at least one."""
-    source = trainer.train_source
-    windows = trainer.cfg.batch_size * len(source.offsets) * source.seq_len * source.values.shape[1]
+    source = run.train_source
+    windows = run.cfg.batch_size * len(source.offsets) * source.seq_len * source.values.shape[1]
     per_step = windows * source.values.element_size()
     return max(1, min(MAX_STEPS_AHEAD, BYTES_AHEAD // per_step))
 
 
-def train_batches(trainer: Trainer, idx: torch.Tensor, mask_generator: torch.Generator) -> list[Batch]:
+def train_batches(run: Run, idx: torch.Tensor, mask_generator: torch.Generator) -> list[Batch]:
     """The batches of samples ``idx`` ``[steps, batch]``, one per step, with fresh leak-free masks.
 
     The same batches as one ``train_batch`` call per row of ``idx`` in turn, built with
@@ -75,31 +75,32 @@ def train_batches(trainer: Trainer, idx: torch.Tensor, mask_generator: torch.Gen
     CPU, then moved to the model's device). The bars' owners were computed with the source; the windows are
     one gather.
     """
-    cfg, source = trainer.cfg, trainer.train_source
+    source = run.train_source
     steps, size = idx.shape
     flat = idx.reshape(-1)
     mask = None
-    if trainer.masking is not None:
+    if run.masking is not None:
+        ratio, span, bar_ns = run.masking
         mask = owner_span_masks(
             source.owner_index(flat),
             source.seq_len,
-            cfg.mask_ratio,
-            cfg.mask_span,
-            trainer.bar_ns,
+            ratio,
+            span,
+            bar_ns,
             generator=mask_generator,
             batches=steps,
         )
-    future = source.targets(flat) if trainer.shape.task == "forecast" else None
-    return make_batch(source.windows(flat), mask, future, cfg.normalisation).split(size)
+    future = source.targets(flat) if run.cfg.task == "forecast" else None
+    return make_batch(source.windows(flat), mask, future, run.cfg.normalisation).split(size)
 
 
-def train_batch(trainer: Trainer, idx: torch.Tensor, mask_generator: torch.Generator) -> Batch:
+def train_batch(run: Run, idx: torch.Tensor, mask_generator: torch.Generator) -> Batch:
     """Training samples ``idx`` ``[batch]`` with fresh leak-free masks, in window units."""
-    return train_batches(trainer, idx[None], mask_generator)[0]
+    return train_batches(run, idx[None], mask_generator)[0]
 
 
-def epoch_batches(trainer: Trainer, order: torch.Tensor, mask_generator: torch.Generator) -> Iterator[Batch]:
+def epoch_batches(run: Run, order: torch.Tensor, mask_generator: torch.Generator) -> Iterator[Batch]:
     """Each step's batch for the sample order ``[steps, batch]``, built ``steps_ahead`` steps at a time."""
-    ahead = steps_ahead(trainer)
+    ahead = steps_ahead(run)
     for first in range(0, int(order.shape[0]), ahead):
-        yield from train_batches(trainer, order[first : first + ahead], mask_generator)
+        yield from train_batches(run, order[first : first + ahead], mask_generator)

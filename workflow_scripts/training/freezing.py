@@ -10,6 +10,8 @@ for it, which is what makes a frozen step cheaper. Unfreezing flips the flag bac
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from torch import nn
 
 from workflow_scripts.training.model import PatchEncoderModel, input_embedding_weight
@@ -69,3 +71,27 @@ def trainable_while_frozen_parameters(
     if model.encoder is None or trainable_while_frozen == "none":
         return []
     return norm_parameters(model.encoder)
+
+
+@dataclass
+class FreezeState:
+    """A run's freezing: the encoder is frozen for its first ``epochs`` epochs.
+
+    ``apply(epoch)`` toggles ``requires_grad`` only when the wanted state changes and keeps
+    ``trainable`` (the parameters gradient clipping sees) in step with it.
+    """
+
+    model: PatchEncoderModel
+    epochs: int
+    trainable_while_frozen: str = "none"
+    frozen: bool | None = None
+    trainable: list[nn.Parameter] = field(default_factory=list)
+
+    def apply(self, epoch: int) -> bool:
+        """Freeze or unfreeze the encoder as ``epoch`` wants; whether it is frozen."""
+        frozen = encoder_frozen_at(epoch, self.epochs) and self.model.encoder is not None
+        if frozen != self.frozen:
+            set_encoder_frozen(self.model, frozen, self.trainable_while_frozen)
+            self.frozen = frozen
+            self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        return frozen

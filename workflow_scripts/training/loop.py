@@ -1,6 +1,10 @@
 """The training loop, ``fit``, read top to bottom: resume, epochs of steps, validation, budget
 scores, checkpoint, early stopping, the test pass, the outputs.
 
+It trains a ``build.Run``, the typed record of the run at step 0 (model, optimizer, scaler,
+schedule, freezing, train source, and its ``Scoring``); the loop's own state (history, kept
+epoch, patience, runtime) and the step itself (``train_step``) are here.
+
 Each step masks a stretch of time in every timeframe (``masking``), scales each window by its
 visible bars (``normalisation``) and minimises the MSE of the masked bars in those window
 units. The kept checkpoint is the epoch with the lowest validation loss; patience counts
@@ -29,9 +33,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.build import Run
 from workflow_scripts.training.device import describe_device, synchronize
-from workflow_scripts.training.evaluation import channel_skill, metric_row, naive_report
+from workflow_scripts.training.evaluation import metric_row, naive_report
 from workflow_scripts.training.feed import epoch_batches, epoch_generators
 from workflow_scripts.training.identity import RunIdentity
 from workflow_scripts.training.normalisation import Batch
@@ -52,7 +56,7 @@ class InjectedFailure(RuntimeError):
 
 
 def fit(
-    trainer: Trainer,
+    run: Run,
     out_dir: Path,
     tensorboard_dir: Path,
     resume_dir: Path,
@@ -67,41 +71,42 @@ def fit(
     is that of the epochs (a full run's includes the test pass).
     """
     started = time.perf_counter()
-    cfg = trainer.cfg
+    cfg, scoring = run.cfg, run.scoring
+    budgets = frozenset(cfg.budget_steps())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = ResumeStore(Path(resume_dir), identity.resume_key)
-    state, best_tensors, resumed_from = _resume(trainer, store)
+    state, best_tensors, resumed_from = _resume(run, store)
     history: list[dict[str, Any]] = state["history"]
     runtime_before = float(state["runtime_s"])
-    _log_start(trainer)
-    naive_log = naive_report(trainer.naive_val, None, trainer.groups)
+    _log_start(run)
+    naive_log = naive_report(scoring.naive_val, None, scoring.groups)
     tensorboard = TensorBoardLog(Path(tensorboard_dir))
     try:
         for row in history:
             tensorboard.epoch(row, naive_log)
         epoch = len(history) + 1
         while not state["finished"] and epoch <= cfg.epochs:
-            if epoch == trainer.freeze_epochs + 1 and trainer.freeze_epochs > 0:
+            if epoch == run.freezing.epochs + 1 and run.freezing.epochs > 0:
                 state["stale"] = 0  # patience restarts when the encoder is unfrozen
-            row, _result = train_epoch(trainer, epoch)
-            if with_test and row["step"] in trainer.budget_steps:
-                row.update(budget_scores(trainer, row["step"]))
+            row, _result = train_epoch(run, epoch)
+            if with_test and row["step"] in budgets:
+                row.update(budget_scores(run, row["step"]))
             history.append(row)
             best = state["best_epoch"]
             improved = best == 0 or row["val_loss"] < history[best - 1]["val_loss"]
             if improved:
                 state["best_epoch"], state["stale"] = epoch, 0
-                best_tensors = model_tensors(trainer.model)
+                best_tensors = model_tensors(run.model)
             else:
                 state["stale"] += 1
             stop = cfg.early_stopping_patience > 0 and state["stale"] >= cfg.early_stopping_patience
             state["finished"] = stop or epoch == cfg.epochs
             write_metrics_csv(out_dir / "metrics.csv", history)
             tensorboard.epoch(row, naive_log)
-            _log_epoch(trainer, history, state, stop)
+            _log_epoch(run, history, state, stop)
             state["runtime_s"] = runtime_before + time.perf_counter() - started
-            _commit(store, trainer, epoch, state, best_tensors if improved else None)
+            _commit(store, run, epoch, state, best_tensors if improved else None)
             epoch += 1
     except BaseException:
         _abandon(store, tensorboard)
@@ -112,61 +117,61 @@ def fit(
     best_epoch = state["best_epoch"]
     test, naive_test = None, None
     if with_test:
-        test, naive_test = score_on_test(trainer, best_tensors, history[best_epoch - 1]["step"])
+        test, naive_test = score_on_test(run, best_tensors, history[best_epoch - 1]["step"])
         history[best_epoch - 1].update(test_loss=test["loss"], test_skill=test["skill"])
         _log_test(test, best_epoch)
-    trainer.apply_freeze(len(history))  # the summary's parameter counts: the last epoch's freezing
+    run.freezing.apply(len(history))  # the summary's parameter counts: the last epoch's freezing
     summary = run_summary(
-        trainer,
+        run,
         history,
         best_epoch,
         test,
-        naive_report(trainer.naive_val, naive_test, trainer.groups),
+        naive_report(scoring.naive_val, naive_test, scoring.groups),
         identity,
         resumed_from=resumed_from,
         runtime_s=runtime_before + time.perf_counter() - started if with_test else float(state["runtime_s"]),
     )
-    write_outputs(out_dir, tensorboard, trainer, history, summary, best_tensors if with_test else None)
+    write_outputs(out_dir, tensorboard, run, history, summary, best_tensors if with_test else None)
     store.clear()
     _log_done(summary, history)
     return summary
 
 
 def _resume(
-    trainer: Trainer, store: ResumeStore
+    run: Run, store: ResumeStore
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None, int | None]:
     """The run's state (history, kept epoch, patience, runtime), the kept checkpoint's tensors and
-    the epoch resumed from: those of the last committed epoch, restored into ``trainer``, if any."""
+    the epoch resumed from: those of the last committed epoch, restored into ``run``, if any."""
     state: dict[str, Any] = {"history": [], "best_epoch": 0, "stale": 0, "finished": False, "runtime_s": 0.0}
     restored = store.load()
     if restored is None:
         return state, None, None
-    restore_model(trainer.model, restored.model)
-    trainer.optimizer.load_state_dict(restored.optimizer)
+    restore_model(run.model, restored.model)
+    run.optimizer.load_state_dict(restored.optimizer)
     scaler_state = restored.state.get("scaler")
-    if trainer.scaler is not None and scaler_state:
-        trainer.scaler.load_state_dict(scaler_state)
+    if run.scaler is not None and scaler_state:
+        run.scaler.load_state_dict(scaler_state)
     state.update({key: restored.state[key] for key in state})
-    LOG.info("resuming from epoch %d (the last completed epoch of %d)", restored.epoch, trainer.cfg.epochs)
+    LOG.info("resuming from epoch %d (the last completed epoch of %d)", restored.epoch, run.cfg.epochs)
     return state, restored.best, restored.epoch
 
 
 def _commit(
     store: ResumeStore,
-    trainer: Trainer,
+    run: Run,
     epoch: int,
     state: dict[str, Any],
     best: dict[str, torch.Tensor] | None,
 ) -> None:
     """Commit ``epoch`` in the background: state, trained parameters, optimizer, kept checkpoint
     (``best`` None: unchanged)."""
-    trained = {id(p) for p in trainer.optimizer.state}
-    state["scaler"] = trainer.scaler.state_dict() if trainer.scaler is not None else None
+    trained = {id(p) for p in run.optimizer.state}
+    state["scaler"] = run.scaler.state_dict() if run.scaler is not None else None
     store.save_async(
         epoch,
         dict(state),
-        model_tensors(trainer.model, only=trained),
-        cpu_copy(trainer.optimizer.state_dict()),
+        model_tensors(run.model, only=trained),
+        cpu_copy(run.optimizer.state_dict()),
         best,
     )
 
@@ -180,20 +185,20 @@ def _abandon(store: ResumeStore, tensorboard: TensorBoardLog) -> None:
     tensorboard.close()
 
 
-def train_step(trainer: Trainer, batch: Batch, log: StepLog, step: int, global_step: int) -> None:
+def train_step(run: Run, batch: Batch, log: StepLog, step: int, global_step: int) -> None:
     """One optimisation step on ``batch``; records loss and grad norm without a sync."""
-    with trainer.precision.autocast(trainer.device):
-        pred = trainer.forward(batch.inputs, batch.mask)
+    with run.precision.autocast(run.device):
+        pred = run.forward(batch.inputs, batch.mask)
     loss = masked_mse(pred, batch.target, batch.mask)
-    optimizer, scaler = trainer.optimizer, trainer.scaler
+    optimizer, scaler = run.optimizer, run.scaler
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
     else:
         loss.backward()
-    grad_norm = clip_gradients(trainer.trainable, trainer.cfg.grad_clip)
-    set_learning_rates(optimizer, trainer.schedule, global_step)
+    grad_norm = clip_gradients(run.freezing.trainable, run.cfg.grad_clip)
+    set_learning_rates(optimizer, run.schedule, global_step)
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
@@ -202,14 +207,14 @@ def train_step(trainer: Trainer, batch: Batch, log: StepLog, step: int, global_s
     log.record(step, loss, grad_norm)
 
 
-def train_epoch(trainer: Trainer, epoch: int) -> tuple[dict[str, Any], MetricResult]:
+def train_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], MetricResult]:
     """Train ``steps_per_epoch`` steps, validate, and return the metrics.csv row (plus train_time_s)."""
-    cfg, steps = trainer.cfg, trainer.steps
+    cfg, steps, scoring = run.cfg, run.steps, run.scoring
     started = time.perf_counter()
-    frozen = trainer.apply_freeze(epoch)
-    order, mask_gen = epoch_generators(trainer, epoch)
-    log = StepLog(steps, trainer.device, check_grad=trainer.scaler is None)
-    trainer.model.train()
+    frozen = run.freezing.apply(epoch)
+    order, mask_gen = epoch_generators(run, epoch)
+    log = StepLog(steps, run.device, check_grad=run.scaler is None)
+    run.model.train()
     bar = tqdm(
         total=steps,
         desc=f"epoch {epoch}/{cfg.epochs}",
@@ -219,8 +224,8 @@ def train_epoch(trainer: Trainer, epoch: int) -> tuple[dict[str, Any], MetricRes
         dynamic_ncols=False,
     )
     with bar:
-        for step, batch in enumerate(epoch_batches(trainer, order, mask_gen)):
-            train_step(trainer, batch, log, step, (epoch - 1) * steps + step)
+        for step, batch in enumerate(epoch_batches(run, order, mask_gen)):
+            train_step(run, batch, log, step, (epoch - 1) * steps + step)
             if cfg.inject_failure_at_epoch == epoch:
                 raise InjectedFailure(
                     f"injected failure at epoch {epoch} (train.inject_failure_at_epoch, a test-only switch)"
@@ -228,10 +233,10 @@ def train_epoch(trainer: Trainer, epoch: int) -> tuple[dict[str, Any], MetricRes
             bar.update(1)
             if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
                 bar.set_postfix(loss=f"{log.check(step + 1, epoch, steps):.4g}", refresh=False)
-    synchronize(trainer.device)
+    synchronize(run.device)
     train_time = time.perf_counter() - started
-    result = trainer.evaluate(trainer.val)
-    skill = trainer.skill(result, trainer.naive_val)["skill"]
+    result = run.evaluate(scoring.val)
+    skill = scoring.skill(result, scoring.naive_val)["skill"]
     values = metric_row(result, float("nan") if skill is None else skill, "val")
     bad = [name for name, value in values.items() if not np.isfinite(value)]
     if bad:
@@ -243,8 +248,8 @@ def train_epoch(trainer: Trainer, epoch: int) -> tuple[dict[str, Any], MetricRes
         "train_loss": train_loss,
         **values,
         "grad_norm": grad_norm,
-        "lr": current_lr(trainer.optimizer, ["new"]),
-        "encoder_lr": current_lr(trainer.optimizer, ["encoder", "encoder_early"]),
+        "lr": current_lr(run.optimizer, ["new"]),
+        "encoder_lr": current_lr(run.optimizer, ["encoder", "encoder_early"]),
         "encoder_frozen": bool(frozen),
         "epoch_time_s": time.perf_counter() - started,
         "samples_per_s": steps * cfg.batch_size / train_time,
@@ -253,14 +258,15 @@ def train_epoch(trainer: Trainer, epoch: int) -> tuple[dict[str, Any], MetricRes
     return row, result
 
 
-def budget_scores(trainer: Trainer, step: int) -> dict[str, float]:
+def budget_scores(run: Run, step: int) -> dict[str, float]:
     """The current model (that of ``step``) on the test split: one point of the budget curve.
 
     Reported along the run, never read by it: the kept checkpoint is chosen on validation.
     """
-    test, naive = trainer.test_split()
-    result = trainer.budget_results[step] = trainer.evaluate(test)
-    skill = trainer.skill(result, naive)["skill"]
+    scoring = run.scoring
+    test, naive = scoring.test_split()
+    result = scoring.budget_results[step] = run.evaluate(test)
+    skill = scoring.skill(result, naive)["skill"]
     return {
         "budget_test_loss": result.loss,
         "budget_test_skill": float("nan") if skill is None else skill,
@@ -268,48 +274,46 @@ def budget_scores(trainer: Trainer, step: int) -> dict[str, float]:
 
 
 def score_on_test(
-    trainer: Trainer, best_tensors: dict[str, torch.Tensor], step: int | None = None
+    run: Run, best_tensors: dict[str, torch.Tensor], step: int | None = None
 ) -> tuple[dict[str, Any], dict[str, MetricResult]]:
     """Load the kept checkpoint and score it once on the test split (with the naive baselines).
 
     ``step``: the kept checkpoint's step; when this run scored that step for the budget
     curve (same model, same masks), that result is the test pass.
     """
-    restore_model(trainer.model, best_tensors)
-    test, naive = trainer.test_split()
-    cached = trainer.budget_results.get(step) if step is not None else None
-    result = cached if cached is not None else trainer.evaluate(test)
-    scores = trainer.skill(result, naive)
+    scoring = run.scoring
+    restore_model(run.model, best_tensors)
+    test, naive = scoring.test_split()
+    cached = scoring.budget_results.get(step) if step is not None else None
+    result = cached if cached is not None else run.evaluate(test)
     return {
         "loss": result.loss,
         "correlation": result.correlation,
         "mae": result.mae,
-        **scores,
+        **scoring.skill(result, naive),
         "n_windows": test.n_samples,
-        "strongest_naive": dict(trainer.naive_choice),
-        "channel_skill": channel_skill(
-            result, naive, trainer.naive_choice, trainer.groups, trainer.channel_names
-        ),
+        "strongest_naive": dict(scoring.naive_choice),
+        "channel_skill": scoring.channel_skill(result, naive),
     }, naive
 
 
-def _log_start(trainer: Trainer) -> None:
+def _log_start(run: Run) -> None:
     LOG.info(
         "variant %s, seed %d: %s, task %s, %s normalisation, device %s, precision %s, %d val samples",
-        trainer.variant.name,
-        trainer.seed,
-        trainer.encoder_description,
-        trainer.cfg.task,
-        trainer.cfg.normalisation,
-        describe_device(trainer.device),
-        trainer.precision.name,
-        trainer.val.n_samples,
+        run.variant.name,
+        run.seed,
+        run.encoder_description,
+        run.cfg.task,
+        run.cfg.normalisation,
+        describe_device(run.device),
+        run.precision.name,
+        run.scoring.val.n_samples,
     )
-    LOG.info("strongest naive per feature group (on validation): %s", trainer.naive_choice)
+    LOG.info("strongest naive per feature group (on validation): %s", run.scoring.naive_choice)
 
 
-def _log_epoch(trainer: Trainer, history: list[dict[str, Any]], state: dict[str, Any], stop: bool) -> None:
-    row, best_epoch, epochs = history[-1], state["best_epoch"], trainer.cfg.epochs
+def _log_epoch(run: Run, history: list[dict[str, Any]], state: dict[str, Any], stop: bool) -> None:
+    row, best_epoch, epochs = history[-1], state["best_epoch"], run.cfg.epochs
     LOG.info(
         "epoch %d/%d: train_loss %.4g, val_loss %.4g, val_skill %.4f (best val_loss %.4g at "
         "epoch %d), encoder %s, %.1f s, %.0f samples/s",

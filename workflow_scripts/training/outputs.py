@@ -19,7 +19,7 @@ import torch
 
 from workflow_scripts.jobs.io_utils import atomic_write_json, atomic_write_text
 from workflow_scripts.jobs.typed_json import encode
-from workflow_scripts.training.build import Trainer
+from workflow_scripts.training.build import Run
 from workflow_scripts.training.device import describe_device
 from workflow_scripts.training.evaluation import budget_curve, convergence, learning_speed
 from workflow_scripts.training.identity import RunIdentity
@@ -130,7 +130,7 @@ EPOCH_KEYS = ("val_loss", "val_skill", "val_correlation", "val_mae")
 
 
 def run_summary(
-    trainer: Trainer,
+    run: Run,
     history: list[dict[str, Any]],
     best_epoch: int,
     test: dict[str, Any] | None,
@@ -141,12 +141,12 @@ def run_summary(
     runtime_s: float,
 ) -> RunSummary:
     """summary.json's content (``run_contract.RunSummary``; docs/training.md lists every key)."""
-    cfg = trainer.cfg
+    cfg = run.cfg
     best, final = history[best_epoch - 1], history[-1]
     train_time = sum(row["train_time_s"] for row in history)
     return RunSummary(
-        variant=trainer.variant.name,
-        seed=trainer.seed,
+        variant=run.variant.name,
+        seed=run.seed,
         status="completed" if len(history) == cfg.epochs else "early_stopped",
         task=cfg.task,
         normalisation=cfg.normalisation,
@@ -156,28 +156,28 @@ def run_summary(
         best=EpochScores(**{k: best[k] for k in EPOCH_KEYS}),
         final=FinalScores(**{k: final[k] for k in ("train_loss", *EPOCH_KEYS)}),
         test=None if test is None else TestScores(**test),
-        learning=LearningSpeed(**learning_speed(history, trainer.steps, cfg.epochs)),
+        learning=LearningSpeed(**learning_speed(history, run.steps, cfg.epochs)),
         convergence=RunConvergence(**convergence(history)),
         budget_curve=budget_curve(history),
         naive_baselines=naive,
         runtime_s=runtime_s,
-        samples_per_s=len(history) * trainer.steps * cfg.batch_size / train_time if train_time > 0 else 0.0,
-        **parameter_counts(trainer.model),
-        embedding_scale=float(cast(torch.Tensor, trainer.model.embedding.scale)),
-        device=describe_device(trainer.device),
-        precision=trainer.precision.name,
+        samples_per_s=len(history) * run.steps * cfg.batch_size / train_time if train_time > 0 else 0.0,
+        **parameter_counts(run.model),
+        embedding_scale=float(cast(torch.Tensor, run.model.embedding.scale)),
+        device=describe_device(run.device),
+        precision=run.precision.name,
         resumed_from_epoch=resumed_from,
         config_hash=identity.config_hash,
         model_hash=identity.model_hash,
         data_hash=identity.data_hash,
-        description=trainer.variant.description,
+        description=run.variant.description,
     )
 
 
 def write_outputs(
     out_dir: Path,
     tensorboard: TensorBoardLog,
-    trainer: Trainer,
+    run: Run,
     history: list[dict[str, Any]],
     summary: RunSummary,
     best_tensors: dict[str, torch.Tensor] | None,
@@ -187,8 +187,8 @@ def write_outputs(
     best_epoch = summary.best_epoch
     if best_tensors is not None:
         metadata = {
-            "variant": trainer.variant.name,
-            "seed": str(trainer.seed),
+            "variant": run.variant.name,
+            "seed": str(run.seed),
             "epoch": str(best_epoch),
             "val_loss": repr(history[best_epoch - 1]["val_loss"]),
             "config_hash": summary.config_hash,
@@ -198,7 +198,7 @@ def write_outputs(
     atomic_write_json(out_dir / "summary.json", encode(summary))
     if summary.test is not None:
         tensorboard.hparams(
-            {**flatten_hparams(trainer.variant.to_params()), "seed": trainer.seed},
+            {**flatten_hparams(run.variant.to_params()), "seed": run.seed},
             {
                 "hparam/test_skill": summary.test.skill,
                 "hparam/best_val_loss": summary.best.val_loss,
