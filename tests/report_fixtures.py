@@ -108,6 +108,22 @@ def summary(variant: str, seed: int, best_corr: float, *, epochs: int = 5, statu
             "n_windows": 40,
             "strongest_naive": {"price": "linear_interpolation"},
             "channel_skill": {"d.close": test_skill(best_corr)},
+            "skill_mae": test_skill(best_corr) * 0.8,
+            "strongest_naive_mae": {"price": "linear_interpolation"},
+            "draws": [
+                {"skill": test_skill(best_corr) + shift, "skill_mae": test_skill(best_corr) * 0.8 + shift}
+                for shift in (-0.01, 0.01)
+            ],
+            "periods": [
+                {
+                    "start": f"2020-0{p + 1}-01T00:00:00+00:00",
+                    "end": f"2020-0{p + 1}-28T00:00:00+00:00",
+                    "n_windows": 20,
+                    "skill": test_skill(best_corr) + (0.02 if p else -0.02),
+                    "skill_mae": test_skill(best_corr) * 0.8,
+                }
+                for p in range(2)
+            ],
         },
         "learning": {
             "auc_val_loss": round(1.0 - best_corr / 2, 6),

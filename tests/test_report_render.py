@@ -101,7 +101,7 @@ def test_html_is_self_contained(smoke_report: Path) -> None:
     parser = AssetParser()
     parser.feed(html)
     images = [url for tag, attr, url in parser.urls if tag == "img"]
-    assert len(images) == 5 and all(url.startswith("data:image/png;base64,") for url in images)
+    assert len(images) == 6 and all(url.startswith("data:image/png;base64,") for url in images)
     others = [url for tag, attr, url in parser.urls if tag != "img"]
     assert others and all(url.startswith("#") for url in others)
     assert not re.search(r"https?://", html, flags=re.IGNORECASE)

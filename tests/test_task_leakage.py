@@ -114,6 +114,33 @@ def test_hourly_four_hourly_and_daily_masks_are_leak_free(tmp_path: Path) -> Non
     assert (masks.any(dim=(1, 2))).float().mean() > 0.5  # most windows are masked somewhere
 
 
+def test_every_test_mask_draw_is_leak_free_the_same_for_every_run_and_they_cover_the_bars(
+    tmp_path: Path,
+) -> None:
+    """The final test pass scores K draws: each obeys the leak-free rule, drawing them again (as
+    every run does) gives the very same positions, and over the K draws each test bar is masked
+    K x mask_ratio times on average (about once per 1 / mask_ratio draws), not on one draw's luck."""
+    config = DataConfig(name="msft", timeframes=("d", "w"), seq_len=32, patch_len=8, sample_stride=2)
+    dataset, closes = _derived(tmp_path, config)
+    source = make_source(
+        dataset.split("test"), dataset.timeframes, dataset.seq_len, device=CPU, split_name="test"
+    )
+    times = source.window_times(torch.arange(source.n_samples))
+    bar_ns = [parse_timeframe(tf, "tf").ns for tf in dataset.timeframes]
+    draws = 7
+    masks = [evaluation_masks(times, bar_ns, RATIO, SPAN, "test", draw) for draw in range(draws)]
+    for mask in masks:
+        assert _assert_leak_free(times.numpy(), mask, closes, ["d", "w"]) > 0
+    assert all(
+        torch.equal(m, evaluation_masks(times, bar_ns, RATIO, SPAN, "test", d)) for d, m in enumerate(masks)
+    )
+    assert not torch.equal(masks[0], masks[1])
+    counts = torch.stack(masks).sum(dim=0).float()  # times each (window, timeframe, bar) is masked
+    daily = counts[:, 0, :]
+    assert daily.mean().item() == pytest.approx(draws * RATIO, rel=0.25)
+    assert (daily > 0).float().mean().item() > 0.5  # most bars are hidden by some draw
+
+
 def test_training_masks_are_drawn_through_the_same_owners(tmp_path: Path) -> None:
     config = DataConfig(name="msft", timeframes=("d", "w"), seq_len=32, patch_len=8, sample_stride=2)
     dataset, closes = _derived(tmp_path, config)

@@ -227,7 +227,10 @@ def test_entry_point_writes_the_contract_outputs(data_dir: Path, verified_t5: Pa
     assert set(summary["best"]) == {"val_correlation", "val_loss", "val_skill", "val_mae"}
     assert summary["selection"] == {"metric": "val_loss", "epoch": summary["best_epoch"]}
     test = summary["test"]
-    assert test["n_windows"] > 0 and test["skill"] == pytest.approx(1 - test["loss"] / test["naive_loss"])
+    assert test["n_windows"] > 0 and len(test["draws"]) == 4  # train.test_mask_draws' default
+    assert test["skill"] == pytest.approx(sum(d["skill"] for d in test["draws"]) / 4)
+    assert test["skill_mae"] == pytest.approx(sum(d["skill_mae"] for d in test["draws"]) / 4)
+    assert sum(p["n_windows"] for p in test["periods"]) == test["n_windows"] and len(test["periods"]) == 4
     # the synthetic features are close (a price) and spread (other): one skill per group
     assert isinstance(test["skill_price"], float) and isinstance(test["skill_other"], float)
     rows = _metrics(out / "metrics.csv")
@@ -272,9 +275,11 @@ def test_budget_scores_equal_a_fresh_test_pass_of_the_checkpoint_of_that_step(
     assert all(row["budget_test_skill"] != "" for row in rows)  # every epoch end by default
     summary = json.loads((uninterrupted / "out" / "summary.json").read_text())
     assert [point["step"] for point in summary["budget_curve"]] == [4, 8, 12]
-    # the kept checkpoint: the final test pass and the budget point of its step agree exactly
+    # the kept checkpoint: the final test pass's draw 0 and the budget point of its step agree
     best_row = rows[summary["best_epoch"] - 1]
-    assert float(best_row["budget_test_loss"]) == summary["test"]["loss"]
+    assert float(best_row["budget_test_skill"]) == pytest.approx(
+        summary["test"]["draws"][0]["skill"], rel=1e-12
+    )
     # a checkpoint of an earlier step, from a run killed after it, scored by a freshly built run
     resume = tmp_path / "resume"
     config = variant("freeze", inject_failure_at_epoch=3, **RESUME_CONFIG)
@@ -283,9 +288,8 @@ def test_budget_scores_equal_a_fresh_test_pass_of_the_checkpoint_of_that_step(
     state = ResumeStore(resume, IDENTITY.resume_key).load()
     assert state is not None and state.epoch == 2
     fresh = build_run(variant("freeze", **RESUME_CONFIG), 0, dataset, t5_dir, patch_len=8)
-    test, _naive = score_on_test(fresh, state.model)
-    assert test["loss"] == float(rows[1]["budget_test_loss"])
-    assert test["skill"] == pytest.approx(float(rows[1]["budget_test_skill"]), abs=0, rel=1e-12)
-    assert set(test["channel_skill"]) == {
+    test = score_on_test(fresh, state.model)
+    assert test.draws[0].skill == pytest.approx(float(rows[1]["budget_test_skill"]), abs=0, rel=1e-12)
+    assert set(test.channel_skill) == {
         f"{tf}.{f}" for tf in dataset.timeframes for f in dataset.feature_names
     }

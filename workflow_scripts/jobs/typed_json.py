@@ -103,6 +103,9 @@ def _decode_dataclass(kind: type, data: Any, where: str) -> Any:
 def _decode_union(options: tuple[Any, ...], data: Any, where: str) -> Any:
     if data is None and type(None) in options:
         return None
+    kinds = [option for option in options if option is not type(None)]
+    if len(kinds) == 1:  # ``X | None`` with a value: X's own error names the inner key
+        return decode(kinds[0], data, where)
     for option in options:
         if option is type(None):
             continue

@@ -7,18 +7,21 @@ the conclusions rest on can be checked on hand-made runs without any files.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from workflow_scripts.reporting.budget import arm_convergence, budget_block
 from workflow_scripts.reporting.contrasts import analyse
-from workflow_scripts.reporting.metrics import METRICS, NEVER, PRIMARY_METRIC
+from workflow_scripts.reporting.metrics import METRICS, NEVER, PRIMARY_METRIC, TEST_METRICS
 from workflow_scripts.reporting.results import (
     ArmResult,
+    ContrastResult,
     IqmStats,
     NaiveChoice,
     NaiveMeans,
+    PeriodSpan,
     RunEntry,
     StudyResult,
 )
@@ -30,6 +33,8 @@ from workflow_scripts.reporting.stats import (
     iqm,
     iqm_interval,
 )
+from workflow_scripts.reporting.within_test import periods_of, within_test
+from workflow_scripts.training.run_contract import TestScores
 
 COMPUTE_FIELDS = ("runtime_s", "samples_per_s")
 NAIVE_METRICS = ("val_loss", "test_loss", "val_correlation", "val_mae")
@@ -96,8 +101,22 @@ def run_entry(run: RunRecord) -> RunEntry:
         budget_curve={point.step: finite_or_none(point.test_skill) for point in summary.budget_curve},
         last_quarter_gain=finite_or_none(summary.convergence.last_quarter_gain),
         best_in_last_quarter=summary.convergence.best_in_last_quarter,
-        channel_skill={} if summary.test is None else dict(summary.test.channel_skill),
+        **_test_parts(summary.test),
     )
+
+
+def _test_parts(test: TestScores | None) -> dict[str, Any]:
+    """RunEntry's fields of the test pass's draws and periods (none for a validation-only run)."""
+    if test is None:
+        return {}
+    return {
+        "channel_skill": dict(test.channel_skill),
+        "test_skill_draws": [draw.skill for draw in test.draws],
+        "test_skill_mae_draws": [draw.skill_mae for draw in test.draws],
+        "test_skill_periods": [period.skill for period in test.periods],
+        "test_skill_mae_periods": [period.skill_mae for period in test.periods],
+        "period_spans": [PeriodSpan(p.start, p.end, p.n_windows) for p in test.periods],
+    }
 
 
 def channel_means(entries: Sequence[RunEntry]) -> dict[str, float | None]:
@@ -259,6 +278,8 @@ def study_result(
     """The study from its arms: the planned contrasts between them and the budget curve."""
     naive = naive or {}
     seeds = sorted({run.seed for arm in arms.values() for run in arm.runs})
+    periods = periods_of(list(arms.values()))
+    family = analyse(arms, contrasts, confidence=confidence)
     return StudyResult(
         confidence=confidence,
         primary_metric=PRIMARY_METRIC,
@@ -268,10 +289,21 @@ def study_result(
         variants=dict(arms),
         naive_baselines=naive,
         best_naive=best_naive(naive),
-        contrasts=analyse(arms, contrasts, confidence=confidence),
+        contrasts=replace(family, results=[_with_within_test(row, arms, periods) for row in family.results]),
         budget=budget_block(arms, contrasts),
+        periods=periods,
+        n_draws=max((len(run.test_skill_draws) for arm in arms.values() for run in arm.runs), default=0),
         reference=None if reference is None else dict(reference),
     )
+
+
+def _with_within_test(
+    row: ContrastResult, arms: Mapping[str, ArmResult], periods: Sequence[PeriodSpan]
+) -> ContrastResult:
+    """A test-metric contrast with its spread between draws and its contrast per period."""
+    if row.metric not in TEST_METRICS:
+        return row
+    return replace(row, within_test=within_test(arms[row.a], arms[row.b], row.metric, periods))
 
 
 def summary_table(study: StudyResult) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.controls import control_summary, with_control_warning
 from workflow_scripts.reporting.formatting import fmt_value
-from workflow_scripts.reporting.metrics import PRIMARY_METRIC, SPEED_METRICS
+from workflow_scripts.reporting.metrics import MAE_METRIC, PRIMARY_METRIC, SPEED_METRICS
 from workflow_scripts.reporting.power import POWER, power_method
 from workflow_scripts.reporting.results import BudgetResult, ContrastFamily, StudyResult
 from workflow_scripts.reporting.runs import RunRecord
@@ -25,7 +25,10 @@ from workflow_scripts.reporting.sentences import (
     contrast_sentence,
     curve_phrase,
     headline,
+    periods_line,
+    second_metric_line,
     stats_text,
+    variance_line,
 )
 from workflow_scripts.reporting.uninformative import split_contrasts
 
@@ -196,9 +199,17 @@ def report_headline(study: StudyResult) -> Headline:
     holds at (:func:`qualify`)."""
     family = study.contrasts
     controls = control_summary(family)
+    primary = family.of_role("primary")
     answer = with_control_warning(
-        headline(family.of_role("primary"), family.skipped_of("primary"), any_beats_naive(study)),
+        headline(primary, family.skipped_of("primary"), any_beats_naive(study)),
         controls.status,
         controls.false_alarm,
     )
+    if primary is not None:
+        answer = replace(
+            answer,
+            variance=variance_line(primary, study.n_draws),
+            periods=periods_line(primary),
+            second_metric=second_metric_line(primary, family.of_role("primary", MAE_METRIC)),
+        )
     return qualify(answer, family, study.budget)

@@ -31,11 +31,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workflow_scripts.reporting import paired
+from workflow_scripts.reporting.metrics import MAE_METRIC
 from workflow_scripts.reporting.results import ContrastFamily, ContrastResult
 from workflow_scripts.reporting.sentences import (
     CANNOT_TELL,
     NO,
     Headline,
+    control_mae_clause,
     negative_control_line,
     positive_control_line,
     ratio_not_shown,
@@ -43,8 +45,13 @@ from workflow_scripts.reporting.sentences import (
 )
 
 DETECTED, NOT_DETECTED, NOT_RUN = "detected", "not detected", "not run"
+#: Detected under one metric only: not plainly detected (the line says under which it holds).
+MSE_ONLY, MAE_ONLY = "detected on squared errors only", "detected on absolute errors only"
 #: When a positive control counts as detected, in the words the report states it (:func:`is_detected`).
-DETECTION_RULE = "significant after Holm's correction and favours the pretrained arm"
+DETECTION_RULE = (
+    "significant after Holm's correction and favours the pretrained arm, on squared and on absolute "
+    "errors alike"
+)
 #: How each positive control is named in the report: what it shows.
 CONTROL_NAMES = {
     "positive_control": "Positive control, whole model (can the statistics detect a large known effect?)",
@@ -103,14 +110,32 @@ def positive_control(family: ContrastFamily, role: str = "positive_control") -> 
         skipped = family.skipped_of(role)
         why = skipped[0].reason if skipped else f"no contrast has role {role}"
         return ControlLine(NOT_RUN, f"{name}: not run ({why}).", None)
-    detected = is_detected(row)
-    text = positive_control_line(name, row, detected)
-    return ControlLine(DETECTED if detected else NOT_DETECTED, text, row)
+    mae = family.of_role(role, MAE_METRIC)
+    status = control_status(row, mae)
+    text = positive_control_line(name, row, status == DETECTED)
+    if mae is not None and mae.n:
+        text += " " + control_mae_clause(mae, is_detected(mae), status)
+    return ControlLine(status, text, row)
 
 
 def is_detected(row: ContrastResult) -> bool:
-    """:data:`DETECTION_RULE`: significant after Holm, and ``a`` (the pretrained arm) ahead."""
+    """One metric's part of :data:`DETECTION_RULE`: significant after Holm, ``a`` (the
+    pretrained arm) ahead."""
     return row.significant and row.favours == "a"
+
+
+def control_status(row: ContrastResult, mae: ContrastResult | None) -> str:
+    """:data:`DETECTION_RULE`: detected only when both metrics detect it; a study that did not
+    score absolute errors (no MAE values) is judged on squared errors alone."""
+    on_mse = is_detected(row)
+    if mae is None or mae.n == 0:
+        return DETECTED if on_mse else NOT_DETECTED
+    on_mae = is_detected(mae)
+    if on_mse and on_mae:
+        return DETECTED
+    if on_mse or on_mae:
+        return MSE_ONLY if on_mse else MAE_ONLY
+    return NOT_DETECTED
 
 
 def _negative_rows(family: ContrastFamily) -> list[ContrastResult]:
@@ -200,7 +225,7 @@ def pretraining_data(experiment: Mapping[str, Any]) -> PretrainingData:
 def with_control_warning(headline: Headline, status: str, alarm: bool = False) -> Headline:
     """The headline with its warnings: "No"/"Cannot tell" when the whole-model positive control
     was not detected, any answer when a negative control raised a false alarm."""
-    warned = status == NOT_DETECTED and headline.answer in (NO, CANNOT_TELL)
+    warned = status not in (DETECTED, NOT_RUN) and headline.answer in (NO, CANNOT_TELL)
     warnings = [WARNING] if warned else []
     if alarm:
         warnings.append(FALSE_ALARM_WARNING)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from workflow_scripts.reporting.formatting import fmt_value
+from workflow_scripts.reporting.formatting import fmt_p, fmt_value
 from workflow_scripts.reporting.results import BudgetResult, StudyResult
-from workflow_scripts.reporting.sentences import budget_cell
+from workflow_scripts.reporting.sentences import budget_cell, period_cell
 
 
 def budget_rows(budget: BudgetResult) -> dict[str, Any]:
@@ -86,3 +86,35 @@ def channel_rows(study: StudyResult, order: Sequence[str]) -> dict[str, Any]:
     if reference:
         rows.append({"variant": "ridge reference", "cells": [fmt_value(reference.get(c)) for c in names]})
     return {"columns": names, "rows": rows}
+
+
+def period_rows(study: StudyResult) -> dict[str, Any]:
+    """Per test period, each primary-metric contrast's Δ [CI] and p; per contrast, the draw
+    spread and the arm × period interaction test (reporting.within_test)."""
+    contrasts = [
+        (row, row.within_test)
+        for row in study.contrasts.on(study.primary_metric)
+        if row.within_test is not None
+    ]
+    columns = [f"{row.a} − {row.b} ({row.role.replace('_', ' ')})" for row, _ in contrasts]
+    rows = []
+    for index, span in enumerate(study.periods):
+        cells = [
+            period_cell(within.periods[index]) if index < len(within.periods) else "—"
+            for _, within in contrasts
+        ]
+        rows.append(
+            {"period": f"{span.start[:10]} – {span.end[:10]}", "windows": span.n_windows, "cells": cells}
+        )
+    holds = {True: "yes", False: "no", None: "—"}
+    summary = [
+        {
+            "contrast": column,
+            "heterogeneity": fmt_p(within.heterogeneity_p),
+            "sign_holds": holds[within.sign_holds],
+            "draw_sd": fmt_value(within.draw_sd),
+            "seed_sd": fmt_value(row.sd_delta),
+        }
+        for column, (row, within) in zip(columns, contrasts, strict=True)
+    ]
+    return {"columns": columns, "rows": rows, "summary": summary}

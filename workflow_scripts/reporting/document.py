@@ -35,6 +35,7 @@ PLOT_FILES = {
     "final_comparison": "final_comparison.png",
     "compute": "compute.png",
     "paired_deltas": "paired_deltas.png",
+    "test_periods": "test_periods.png",
 }
 #: Each figure's title and caption; ``{confidence}`` and ``{budget_alpha}`` are the study's
 #: rules (:class:`ReportRules`), never written here as numbers.
@@ -44,7 +45,8 @@ _FIGURE_TEXT = {
         "Δ test skill against training steps for the primary contrast and the positive control: the "
         "line is the mean paired difference over seeds, the band its {confidence} t interval, a filled "
         "marker a budget where the exact sign-flip p ≤ {budget_alpha} (unadjusted, descriptive). Each "
-        "point scores the model of that step on the fixed test masks; nothing is chosen on these scores.",
+        "point scores the model of that step on one draw of test masks (draw 0); nothing is chosen on "
+        "these scores.",
     ),
     "learning_curves": (
         "Learning curves",
@@ -61,6 +63,12 @@ _FIGURE_TEXT = {
         "Each planned contrast on test skill: one dot per seed (Δ = a − b on that seed), diamond = mean "
         "Δ, bar = its {confidence} t interval; right of the dashed zero line favours the first-named "
         "variant.",
+    ),
+    "test_periods": (
+        "The answer per test period",
+        "Each planned contrast on test skill in every contiguous test period (dot: mean paired Δ over "
+        "seeds, bar: its {confidence} t interval) and over the whole test split (diamond); left of the "
+        "dashed zero line favours the second-named variant.",
     ),
     "compute": (
         "Compute",
@@ -126,6 +134,7 @@ def make_plots(
         PLOT_FILES["final_comparison"]: plots.final_comparison(study, order),
         PLOT_FILES["compute"]: plots.compute_figure(study, finished_metrics, order, grad_clip),
         PLOT_FILES["paired_deltas"]: plots.paired_deltas(study.contrasts.on(PRIMARY_METRIC)),
+        PLOT_FILES["test_periods"]: plots.period_forest(study.contrasts.on(PRIMARY_METRIC)),
     }
 
 
@@ -182,6 +191,8 @@ def build_context(
         "best_naive": _best_naive(study.best_naive),
         "convergence": tables.convergence_rows(finished_metrics, order),
         "budget_table": curve_tables.budget_rows(study.budget),
+        "period_table": curve_tables.period_rows(study),
+        "n_draws": study.n_draws,
         "convergence_status": curve_tables.convergence_status_rows(study, order),
         "channels": curve_tables.channel_rows(study, order),
         "reference": reference_context(study),

@@ -32,6 +32,7 @@ class MetricSpec:
 #: summary.json metric name -> its spec; the first is the primary metric.
 METRICS: dict[str, MetricSpec] = {
     "test_skill": MetricSpec("test", "skill", True, "test skill"),
+    "test_skill_mae": MetricSpec("test", "skill_mae", True, "test skill on absolute errors"),
     "test_skill_price": MetricSpec("test", "skill_price", True, "test skill (price)"),
     "test_skill_other": MetricSpec("test", "skill_other", True, "test skill (other features)"),
     "auc_val_loss": MetricSpec("learning", "auc_val_loss", False, "area under the val-loss curve"),
@@ -43,6 +44,11 @@ METRICS: dict[str, MetricSpec] = {
 }
 #: THE primary metric: 1 − MSE(model)/MSE(strongest naive) on the held-out test split.
 PRIMARY_METRIC = "test_skill"
+#: The robust second metric: 1 − MAE(model)/MAE(strongest naive by validation MAE). A control is
+#: detected only where both metrics detect it; the headline says whether the two answers agree.
+MAE_METRIC = "test_skill_mae"
 #: the paired learning-speed contrasts, computed for every planned contrast.
 SPEED_METRICS = ("auc_val_loss", "first_step_beats_naive")
-CONTRAST_METRICS = (PRIMARY_METRIC, *SPEED_METRICS)
+CONTRAST_METRICS = (PRIMARY_METRIC, MAE_METRIC, *SPEED_METRICS)
+#: the test metrics scored under every mask draw and in every test period
+TEST_METRICS = (PRIMARY_METRIC, MAE_METRIC)

@@ -313,3 +313,40 @@ def budget_curve(budget: BudgetResult) -> bytes:
         fontsize=9,
     )
     return to_png(figure)
+
+
+def period_forest(rows: Sequence[ContrastResult]) -> bytes:
+    """Δ test skill per test period (dot, t-interval bar) and over the whole test split
+    (diamond), one block of rows per contrast; the dashed line is Δ = 0."""
+    rows = [row for row in rows if row.within_test is not None and row.within_test.periods]
+    lines = sum(len(row.within_test.periods) + 1 for row in rows if row.within_test)
+    figure = Figure(figsize=(9, 0.32 * max(lines, 3) + 1.6), layout="constrained")
+    ax = figure.add_subplot(1, 1, 1)
+    if not rows:
+        _no_data(ax, "no test periods were scored")
+        return to_png(figure)
+    labels: list[str] = []
+    y = 0
+    for index, row in enumerate(rows):
+        colour = _PALETTE[index % len(_PALETTE)]
+        assert row.within_test is not None
+        for period in row.within_test.periods:
+            if period.mean_delta is not None:
+                ax.plot([period.mean_delta], [y], "o", color=colour, ms=5)
+                if period.ci_low is not None and period.ci_high is not None:
+                    ax.plot([period.ci_low, period.ci_high], [y, y], "-", color=colour, lw=1.5)
+            labels.append(f"{period.start[:10]} – {period.end[:10]}")
+            y += 1
+        if row.mean_delta is not None:
+            ax.plot([row.mean_delta], [y], "D", color=colour, ms=7)
+            if row.ci_low is not None and row.ci_high is not None:
+                ax.plot([row.ci_low, row.ci_high], [y, y], "-", color=colour, lw=2.5)
+        labels.append(f"{row.a} − {row.b}: whole test split")
+        y += 1
+    ax.axvline(0.0, color="#b00020", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("Δ test skill (a − b; > 0 favours a), mean over seeds with its t interval")
+    ax.grid(axis="x", alpha=0.3)
+    figure.suptitle("The answer per test period (dots) and over the whole test split (diamonds)", fontsize=11)
+    return to_png(figure)

@@ -26,6 +26,15 @@ MetricValue = float | str | None
 
 
 @dataclass(frozen=True)
+class PeriodSpan:
+    """One contiguous sub-period of the test split."""
+
+    start: str
+    end: str
+    n_windows: int
+
+
+@dataclass(frozen=True)
 class RunEntry:
     """One planned (variant, seed) run: its status and, only if it finished, its numbers.
 
@@ -37,6 +46,7 @@ class RunEntry:
     status: str
     reason: str
     test_skill: MetricValue = None
+    test_skill_mae: MetricValue = None
     test_skill_price: MetricValue = None
     test_skill_other: MetricValue = None
     auc_val_loss: MetricValue = None
@@ -65,10 +75,26 @@ class RunEntry:
     best_in_last_quarter: bool | None = None
     #: {"w.close": test skill of that timeframe and field}
     channel_skill: dict[str, float | None] = field(default_factory=dict)
+    #: the test skill (MSE, MAE) under each draw of test masks, in draw order
+    test_skill_draws: list[float] = field(default_factory=list)
+    test_skill_mae_draws: list[float] = field(default_factory=list)
+    #: the test skill (MSE, MAE) in each test period, in time order (mean over the draws)
+    test_skill_periods: list[float | None] = field(default_factory=list)
+    test_skill_mae_periods: list[float | None] = field(default_factory=list)
+    #: the test periods those skills belong to
+    period_spans: list[PeriodSpan] = field(default_factory=list)
 
     def value(self, metric: str) -> MetricValue:
         """The run's value of ``metric`` (one of the metric fields)."""
         return getattr(self, metric)  # type: ignore[no-any-return]
+
+    def draws(self, metric: str) -> list[float]:
+        """A test metric (``TEST_METRICS``) under each mask draw."""
+        return getattr(self, f"{metric}_draws")  # type: ignore[no-any-return]
+
+    def periods(self, metric: str) -> list[float | None]:
+        """A test metric (``TEST_METRICS``) in each test period."""
+        return getattr(self, f"{metric}_periods")  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -136,6 +162,33 @@ class ArmResult:
 
 
 @dataclass(frozen=True)
+class PeriodDelta:
+    """A contrast's paired Δ in one test period: mean over seeds, t interval, sign-flip p."""
+
+    start: str
+    end: str
+    n: int
+    mean_delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p: float | None
+
+
+@dataclass(frozen=True)
+class WithinTest:
+    """Where a test-metric contrast varies inside the test: between mask draws, between periods."""
+
+    #: mean over seeds of the SD of a seed's Δ across the draws (what one draw's luck moves)
+    draw_sd: float | None
+    n_draws: int
+    periods: list[PeriodDelta]
+    #: the arm × period interaction test (reporting.heterogeneity); None: too few seeds or periods
+    heterogeneity_p: float | None
+    #: True when every period's mean Δ has the sign of the overall mean Δ
+    sign_holds: bool | None
+
+
+@dataclass(frozen=True)
 class ContrastResult:
     """One planned paired contrast ``a vs b`` on one metric, Holm-adjusted, with its power."""
 
@@ -179,6 +232,8 @@ class ContrastResult:
     significant: bool
     favours: str | None
     mde_unreachable: bool
+    #: for the test metrics only: the spread between draws and the contrast per test period
+    within_test: WithinTest | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True)
@@ -278,6 +333,10 @@ class StudyResult:
     best_naive: NaiveChoice | None
     contrasts: ContrastFamily
     budget: BudgetResult
+    #: the test periods (start, end, windows), in time order, as the runs cut them
+    periods: list[PeriodSpan]
+    #: independent draws of test masks each run's test skill averages
+    n_draws: int
     #: the learned reference's own summary (fit_reference), as that rule wrote it
     reference: dict[str, Any] | None = field(default=None, metadata=OMIT_WHEN_NONE)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from workflow_scripts.reporting.formatting import fmt_p, fmt_value
 from workflow_scripts.reporting.metrics import METRICS
 from workflow_scripts.reporting.paired import TransferRatio
-from workflow_scripts.reporting.results import BudgetPoint, ContrastResult, SkippedContrast
+from workflow_scripts.reporting.results import BudgetPoint, ContrastResult, PeriodDelta, SkippedContrast
 from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, SummaryStats
 from workflow_scripts.training.run_contract import CONVERGED_GAIN
 
@@ -39,6 +39,12 @@ class Headline:
     caveat: str = ""
     warning: str = ""
     budget: str = ""
+    #: which sources of variance the interval covers: seeds, and the mask draws held fixed
+    variance: str = ""
+    #: whether the sign holds in every test period, with the interaction test
+    periods: str = ""
+    #: the same question answered on absolute errors, and whether the two answers agree
+    second_metric: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,20 +143,76 @@ def headline(
     if row is None:
         why = f" ({skipped[0].reason})" if skipped else " (no primary contrast is declared)"
         return Headline(CANNOT_TELL, f"The primary contrast was not computed{why}.", caveat)
-    if row.significant and row.favours == "a":
-        answer, lead = YES, f"{row.a} beats {row.b}"
-    elif row.significant and row.favours == "b":
-        answer, lead = NO, f"{row.a} does worse than {row.b}"
-    else:
-        answer = CANNOT_TELL
-        if not row.can_reach_after_holm:
-            lead = (
-                f"with {row.n} seeds the smallest attainable p is {row.min_attainable_p:.3g}, above "
-                f"α/m = {row.alpha:g}/{row.holm_family_size}, so no result could be significant"
-            )
-        else:
-            lead = f"the difference between {row.a} and {row.b} is not significant after Holm"
+    answer, lead = verdict(row)
     return Headline(answer, f"{row.label}: {lead}; {numbers_text(row)}.", caveat)
+
+
+def verdict(row: ContrastResult) -> tuple[str, str]:
+    """(Yes / No / Cannot tell, the reason in words) of one contrast: Yes only when it is
+    significant after Holm and favours ``a``; No when significant the other way."""
+    if row.significant and row.favours == "a":
+        return YES, f"{row.a} beats {row.b}"
+    if row.significant and row.favours == "b":
+        return NO, f"{row.a} does worse than {row.b}"
+    if not row.can_reach_after_holm:
+        return CANNOT_TELL, (
+            f"with {row.n} seeds the smallest attainable p is {row.min_attainable_p:.3g}, above "
+            f"α/m = {row.alpha:g}/{row.holm_family_size}, so no result could be significant"
+        )
+    return CANNOT_TELL, f"the difference between {row.a} and {row.b} is not significant after Holm"
+
+
+def variance_line(row: ContrastResult, n_draws: int) -> str:
+    """Which sources of variance the headline's interval covers: the seeds; the mask draws are
+    averaged within each seed and held fixed, so their spread is stated beside the seeds'."""
+    within = row.within_test
+    if within is None or n_draws < 2 or within.draw_sd is None:
+        return (
+            f"The interval covers the {row.n} seeds (initialisation and batch order), scored on one "
+            "draw of test masks; another draw would move Δ by an amount this interval does not include."
+        )
+    moved = within.draw_sd / math.sqrt(n_draws)
+    seeds = "not defined" if row.sd_delta is None else f"{row.sd_delta:.3g}"
+    return (
+        f"Δ is the mean over {n_draws} draws of test masks within each seed; its interval covers the "
+        f"{row.n} seeds and holds those draws fixed. A seed's Δ moves between draws with sd "
+        f"{within.draw_sd:.3g}, against {seeds} between seeds: another set of {n_draws} draws would "
+        f"move Δ by about {moved:.3g} (sd), which the interval does not include."
+    )
+
+
+def periods_line(row: ContrastResult) -> str:
+    """Whether the primary Δ keeps its sign in every test period, with the interaction test."""
+    within = row.within_test
+    if within is None or len(within.periods) < 2:
+        return ""
+    cells = ", ".join(
+        f"{p.start[:10]}–{p.end[:10]}: {'—' if p.mean_delta is None else f'{p.mean_delta:+.3g}'}"
+        for p in within.periods
+    )
+    test = (
+        "not testable (too few seeds)"
+        if within.heterogeneity_p is None
+        else f"within-seed permutation test of arm × period p = {fmt_p(within.heterogeneity_p)}"
+    )
+    if within.sign_holds:
+        lead = f"The sign of Δ holds in every one of the {len(within.periods)} test periods"
+    else:
+        lead = f"The sign of Δ does NOT hold in every one of the {len(within.periods)} test periods"
+    return f"{lead} ({cells}); does the effect differ between periods: {test}."
+
+
+def second_metric_line(primary: ContrastResult, mae: ContrastResult | None) -> str:
+    """The question answered again on absolute errors, and whether the two answers agree."""
+    if mae is None or mae.n == 0:
+        return ""
+    first, _ = verdict(primary)
+    second, lead = verdict(mae)
+    agree = "the same answer" if first == second else f"a different answer ({second} instead of {first})"
+    return (
+        f"On absolute errors (test skill = 1 − MAE / MAE of the strongest naive, chosen on validation "
+        f"MAE): {agree}: {lead}; {numbers_text(mae, detailed=False)}."
+    )
 
 
 def contrast_sentence(row: ContrastResult) -> str:
@@ -187,6 +249,12 @@ def positive_control_line(name: str, row: ContrastResult, detected: bool) -> str
         else f"{row.a} vs {row.b} is not significantly better after Holm"
     )
     return f"{name}: **not detected** — {reason}; {numbers}."
+
+
+def control_mae_clause(mae: ContrastResult, detected: bool, status: str) -> str:
+    """What the absolute errors say about a positive control, and the verdict over both."""
+    said = "detected" if detected else "not detected"
+    return f"On absolute errors: {said}; {numbers_text(mae, detailed=False)}. Over both metrics: {status}."
 
 
 def negative_control_line(row: ContrastResult) -> str:
@@ -244,6 +312,12 @@ def budget_cell(point: BudgetPoint) -> str:
     delta = delta_text(point.mean_delta, point.ci_low, point.ci_high, point.n, CELL)
     mark = " *" if point.significant else ""
     return f"{delta}, p = {fmt_p(point.p)}{mark}"
+
+
+def period_cell(point: PeriodDelta) -> str:
+    """One test period's Δ [95% CI] and its sign-flip p (unadjusted)."""
+    delta = delta_text(point.mean_delta, point.ci_low, point.ci_high, point.n, CELL)
+    return f"{delta}, p = {fmt_p(point.p)}"
 
 
 def sign_of(point: BudgetPoint) -> int:

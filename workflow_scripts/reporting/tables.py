@@ -35,6 +35,7 @@ VARIANT_KEYS = ("init", "encoder", "freeze_epochs", "trainable_while_frozen", "s
 #: the per-variant columns of the results table, primary metric first
 RESULT_METRICS = (
     "test_skill",
+    "test_skill_mae",
     "auc_val_loss",
     "first_step_beats_naive",
     "best_val_loss",

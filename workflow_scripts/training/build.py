@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from workflow_scripts.config.base import TrainConfig, VariantConfig
@@ -36,6 +37,7 @@ from workflow_scripts.training.evaluation import (
     skill_scores,
     strongest_naive,
 )
+from workflow_scripts.training.final_test import strongest_naive_mae
 from workflow_scripts.training.freezing import FreezeState
 from workflow_scripts.training.model import ModelShape, PatchEncoderModel, build_model, choose_encoder
 from workflow_scripts.training.normalisation import Batch
@@ -65,19 +67,25 @@ class Scoring:
     groups: dict[str, list[int]]
     #: ``{timeframe}.{feature}`` per channel, for the test pass's skill per channel
     channel_names: list[str]
-    build_test: Callable[[], EvalSplit]
-    #: the budget curve's test results by step, so the final pass of a kept checkpoint that
-    #: is a budget's model reuses its score instead of running the same pass again
-    budget_results: dict[int, MetricResult] = field(default_factory=dict)
+    #: the test split under mask draw d (draw 0: the budget curve's), built on first use only
+    build_test_draw: Callable[[int], EvalSplit]
+    #: the test samples' end times, for the test periods (read only by the final test pass)
+    test_end_times: Callable[[], np.ndarray]
+    #: the strongest naive per feature group by validation MAE, the yardstick of the MAE skill
+    naive_choice_mae: dict[str, str]
     _test: tuple[EvalSplit, dict[str, MetricResult]] | None = field(default=None, init=False, repr=False)
 
     def test_split(self) -> tuple[EvalSplit, dict[str, MetricResult]]:
         """The test split's fixed batches and masks with the naive baselines on them, built once:
         the budget curve and the final test pass score exactly the same windows."""
         if self._test is None:
-            test = self.build_test()
+            test = self.build_test_draw(0)
             self._test = test, self.scorer.naive(test)
         return self._test
+
+    def test_draws(self, draws: int) -> list[EvalSplit]:
+        """The test split under ``draws`` mask draws, draw 0 the one built for the budget curve."""
+        return [self.test_split()[0], *(self.build_test_draw(d) for d in range(1, draws))]
 
     def skill(self, result: MetricResult, naive: dict[str, MetricResult]) -> dict[str, float | None]:
         """Skill of ``result`` against the strongest naive predictor chosen on validation."""
@@ -269,7 +277,9 @@ def _scoring(
         naive_choice=strongest_naive(naive_val, groups),
         groups=groups,
         channel_names=[f"{tf}.{name}" for tf in timeframes for name in features],
-        build_test=partial(split, "test", cfg.max_test_batches),
+        build_test_draw=partial(split, "test", cfg.max_test_batches),
+        test_end_times=lambda: np.asarray(dataset.split("test").end_times),
+        naive_choice_mae=strongest_naive_mae(naive_val, groups),
     )
 
 
@@ -282,8 +292,10 @@ def _eval_split(
     masking: Masking | None,
     name: str,
     max_batches: int | None,
+    draw: int = 0,
 ) -> EvalSplit:
-    """Split ``name`` of ``dataset`` in fixed batches, with its fixed masks (reconstruct)."""
+    """Split ``name`` of ``dataset`` in fixed batches, with its fixed masks (reconstruct; ``draw``
+    picks one of the split's independent mask draws)."""
     return build_eval_split(
         name,
         dataset.split(name),
@@ -294,4 +306,5 @@ def _eval_split(
         batch_size=batch_size,
         max_batches=max_batches,
         masking=masking,
+        draw=draw,
     )

@@ -37,12 +37,13 @@ from workflow_scripts.training.build import Run
 from workflow_scripts.training.device import describe_device, synchronize
 from workflow_scripts.training.evaluation import metric_row, naive_report
 from workflow_scripts.training.feed import epoch_batches, epoch_generators
+from workflow_scripts.training.final_test import NaiveChoices, cut_periods, final_test_pass
 from workflow_scripts.training.identity import RunIdentity
 from workflow_scripts.training.normalisation import Batch
 from workflow_scripts.training.optim import clip_gradients, current_lr, set_learning_rates
 from workflow_scripts.training.outputs import TensorBoardLog, run_summary, write_metrics_csv, write_outputs
 from workflow_scripts.training.resume import ResumeStore, cpu_copy, model_tensors, restore_model
-from workflow_scripts.training.run_contract import RunSummary
+from workflow_scripts.training.run_contract import RunSummary, TestScores
 from workflow_scripts.training.running_scores import MetricResult, masked_mse
 from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, StepLog
 
@@ -115,11 +116,7 @@ def fit(
     if best_tensors is None or not history:
         raise RuntimeError("no epoch was trained")
     best_epoch = state["best_epoch"]
-    test, naive_test = None, None
-    if with_test:
-        test, naive_test = score_on_test(run, best_tensors, history[best_epoch - 1]["step"])
-        history[best_epoch - 1].update(test_loss=test["loss"], test_skill=test["skill"])
-        _log_test(test, best_epoch)
+    test, naive_test = _final_test(run, best_tensors, history[best_epoch - 1]) if with_test else (None, None)
     run.freezing.apply(len(history))  # the summary's parameter counts: the last epoch's freezing
     summary = run_summary(
         run,
@@ -265,7 +262,7 @@ def budget_scores(run: Run, step: int) -> dict[str, float]:
     """
     scoring = run.scoring
     test, naive = scoring.test_split()
-    result = scoring.budget_results[step] = run.evaluate(test)
+    result = run.evaluate(test)
     skill = scoring.skill(result, naive)["skill"]
     return {
         "budget_test_loss": result.loss,
@@ -273,28 +270,40 @@ def budget_scores(run: Run, step: int) -> dict[str, float]:
     }
 
 
-def score_on_test(
-    run: Run, best_tensors: dict[str, torch.Tensor], step: int | None = None
-) -> tuple[dict[str, Any], dict[str, MetricResult]]:
-    """Load the kept checkpoint and score it once on the test split (with the naive baselines).
+def _final_test(
+    run: Run, best_tensors: dict[str, torch.Tensor], best_row: dict[str, Any]
+) -> tuple[TestScores, dict[str, MetricResult]]:
+    """The kept checkpoint's test pass, noted on its metrics.csv row and in the log; with the
+    naive baselines on draw 0 (summary.json's naive test losses)."""
+    test = score_on_test(run, best_tensors)
+    best_row.update(test_loss=test.loss, test_skill=test.skill)
+    _log_test(test, int(best_row["epoch"]))
+    return test, run.scoring.test_split()[1]
 
-    ``step``: the kept checkpoint's step; when this run scored that step for the budget
-    curve (same model, same masks), that result is the test pass.
-    """
-    scoring = run.scoring
+
+def score_on_test(run: Run, best_tensors: dict[str, torch.Tensor]) -> TestScores:
+    """Load the kept checkpoint and score it on the test split under every mask draw, per test
+    period, on squared and absolute errors, beside the naive baselines (``final_test``)."""
+    scoring, cfg = run.scoring, run.cfg
     restore_model(run.model, best_tensors)
-    test, naive = scoring.test_split()
-    cached = scoring.budget_results.get(step) if step is not None else None
-    result = cached if cached is not None else run.evaluate(test)
-    return {
-        "loss": result.loss,
-        "correlation": result.correlation,
-        "mae": result.mae,
-        **scoring.skill(result, naive),
-        "n_windows": test.n_samples,
-        "strongest_naive": dict(scoring.naive_choice),
-        "channel_skill": scoring.channel_skill(result, naive),
-    }, naive
+    run.model.eval()
+
+    def predict(batch: Batch) -> dict[str, torch.Tensor]:
+        with run.precision.autocast(run.device):
+            return {"model": run.forward(batch.inputs, batch.mask)}
+
+    try:
+        return final_test_pass(
+            scoring.scorer,
+            scoring.test_draws(cfg.test_mask_draws),
+            predict,
+            cut_periods(scoring.test_end_times(), cfg.test_periods),
+            NaiveChoices(scoring.naive_choice, scoring.naive_choice_mae),
+            scoring.groups,
+            scoring.channel_names,
+        )
+    finally:
+        run.model.train()
 
 
 def _log_start(run: Run) -> None:
@@ -332,17 +341,20 @@ def _log_epoch(run: Run, history: list[dict[str, Any]], state: dict[str, Any], s
         LOG.info("early stopping: no lower validation loss for %d epochs", state["stale"])
 
 
-def _log_test(test: dict[str, Any], best_epoch: int) -> None:
+def _log_test(test: TestScores, best_epoch: int) -> None:
     LOG.info(
-        "test split (%d windows, checkpoint of epoch %d): skill %.4f (price %s, other %s), loss %.4g vs "
-        "strongest naive %.4g",
-        test["n_windows"],
+        "test split (%d windows, checkpoint of epoch %d, %d mask draws): skill %.4f (draws %s; price %s, "
+        "other %s), MAE skill %.4f, loss %.4g vs strongest naive %.4g",
+        test.n_windows,
         best_epoch,
-        test["skill"],
-        test["skill_price"],
-        test["skill_other"],
-        test["loss"],
-        test["naive_loss"],
+        len(test.draws),
+        test.skill,
+        ", ".join(f"{draw.skill:.4f}" for draw in test.draws),
+        test.skill_price,
+        test.skill_other,
+        test.skill_mae,
+        test.loss,
+        test.naive_loss,
     )
 
 

@@ -58,13 +58,36 @@ class FinalScores:
 
 
 @dataclass(frozen=True)
+class DrawScores:
+    """The kept checkpoint's skill under one draw of test masks."""
+
+    skill: float
+    skill_mae: float
+
+
+@dataclass(frozen=True)
+class PeriodScores:
+    """The kept checkpoint's skill in one contiguous sub-period of the test split (mean over
+    the draws; None where the period left a channel unscored)."""
+
+    #: end time of the period's first and last window (ISO 8601, UTC)
+    start: str
+    end: str
+    n_windows: int
+    skill: float | None
+    skill_mae: float | None
+
+
+@dataclass(frozen=True)
 class TestScores:
-    """The kept checkpoint scored once on the test split, beside the strongest naive rule
-    (chosen per feature group on validation) on the same cells."""
+    """The kept checkpoint scored on the test split beside the strongest naive rules (chosen
+    per feature group on validation) on the same cells, under every draw of test masks
+    (``training.test_pass``): each number is the mean over the draws."""
 
     loss: float
     correlation: float | None
     mae: float | None
+    #: 1 − MSE / MSE of the strongest naive (by validation MSE), mean over the draws
     skill: float
     skill_price: float | None
     skill_other: float | None
@@ -73,6 +96,11 @@ class TestScores:
     strongest_naive: dict[str, str]
     #: {"w.close": skill of that timeframe and field}
     channel_skill: dict[str, float | None]
+    #: 1 − MAE / MAE of the strongest naive (by validation MAE), mean over the draws
+    skill_mae: float
+    strongest_naive_mae: dict[str, str]
+    draws: list[DrawScores]
+    periods: list[PeriodScores]
 
 
 @dataclass(frozen=True)
