@@ -89,7 +89,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     return scorer, draws, periods, choices, groups
 
 
-def _zero(batch: Batch) -> dict[str, torch.Tensor]:
+def _zero(batch: Batch, _idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """A 'model' that predicts each window's visible mean (0 in window units)."""
     return {"model": torch.zeros_like(batch.target)}
 
@@ -111,7 +111,7 @@ def test_the_periods_of_one_draw_add_up_to_the_whole(scored) -> None:  # type: i
 def test_the_test_skill_is_the_mean_over_the_draws(scored) -> None:  # type: ignore[no-untyped-def]
     scorer, draws, periods, choices, groups = scored
     names = [f"c{i}" for i in range(4)]
-    scores = final_test_pass(scorer, draws, _zero, periods, choices, groups, names)
+    scores = final_test_pass(scorer, draws, lambda _split: _zero, periods, choices, groups, names)
     assert len(scores.draws) == 3 and len({d.skill for d in scores.draws}) == 3  # the draws differ
     assert scores.skill == pytest.approx(np.mean([d.skill for d in scores.draws]))
     assert scores.skill_mae == pytest.approx(np.mean([d.skill_mae for d in scores.draws]))
@@ -119,5 +119,5 @@ def test_the_test_skill_is_the_mean_over_the_draws(scored) -> None:  # type: ign
     assert sum(p.n_windows for p in scores.periods) == scores.n_windows == draws[0].n_samples
     assert [p.start for p in scores.periods] == sorted(p.start for p in scores.periods)
     assert scores.strongest_naive_mae == choices.mae
-    one = final_test_pass(scorer, draws[:1], _zero, periods, choices, groups, names)
+    one = final_test_pass(scorer, draws[:1], lambda _split: _zero, periods, choices, groups, names)
     assert one.skill == pytest.approx(scores.draws[0].skill)  # draw 0 alone: the old single-draw number

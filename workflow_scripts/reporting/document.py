@@ -16,7 +16,7 @@ import pandas as pd
 from workflow_scripts.reporting import conclusions, controls, curve_tables, plots, tables
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
-from workflow_scripts.reporting.metrics import CONTRAST_METRICS, PRIMARY_METRIC
+from workflow_scripts.reporting.metrics import CONTRAST_METRICS, MAE_METRIC, PRIMARY_METRIC
 from workflow_scripts.reporting.planned import ok_run_keys, planned_seeds, with_planned_runs
 from workflow_scripts.reporting.power import POWER
 from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
@@ -213,15 +213,25 @@ def reference_context(study: StudyResult) -> dict[str, Any] | None:
     if not reference or reference.get("test_skill") is None:
         return None
     skill = float(reference["test_skill"])
+    mae = reference.get("test_skill_mae")
     distances = []
     for name in variant_order(study.variants):
-        stats = study.variants[name].metrics.get("test_skill")
-        mean = None if stats is None else stats.mean
+        arm = study.variants[name]
+        mean, mean_mae = arm.metrics[PRIMARY_METRIC].mean, arm.metrics[MAE_METRIC].mean
         if mean is not None:
-            distances.append({"variant": name, "distance": f"{mean - skill:+.3f}"})
+            on_mae = (
+                ""
+                if mae is None or mean_mae is None
+                else f" ({mean_mae - float(mae):+.3f} on absolute errors)"
+            )
+            distances.append({"variant": name, "distance": f"{mean - skill:+.3f}{on_mae}"})
+    periods = [p.get("skill") for p in reference.get("test_periods") or []]
     return {
         "name": reference.get("name", "ridge"),
         "skill": f"{skill:+.3f}",
+        "skill_mae": fmt_value(mae),
+        "draws": len(reference.get("test_draws") or []),
+        "periods": ", ".join(fmt_value(value) for value in periods),
         "val_skill": fmt_value(reference.get("val_skill")),
         "description": reference.get("description", ""),
         "distances": distances,

@@ -32,8 +32,11 @@ from workflow_scripts.training.normalisation import Batch
 from workflow_scripts.training.run_contract import DrawScores, PeriodScores, TestScores
 from workflow_scripts.training.running_scores import MetricResult, StreamingMetrics, cell_weights, to_channels
 
-#: The model's predictions on a batch, by name ("model"), in window units.
-BatchPredict = Callable[[Batch], dict[str, torch.Tensor]]
+#: The predictions on a batch (and its sample indices), by name ("model"), in window units.
+BatchPredict = Callable[[Batch, torch.Tensor], dict[str, torch.Tensor]]
+#: The prediction on one draw's split: a model ignores the split, the ridge reference reads
+#: its bar times.
+PredictFor = Callable[[EvalSplit], BatchPredict]
 #: One part's results: the model's, and every naive baseline's on the same cells.
 PartResults = tuple[MetricResult, dict[str, MetricResult]]
 
@@ -101,7 +104,7 @@ def score_parts(
     naive_predict = scorer.naive_predictor(split)
     with torch.inference_mode():
         for batch, idx in scorer.batches(split):
-            predictions = {**predict(batch), **naive_predict(batch, idx)}
+            predictions = {**predict(batch, idx), **naive_predict(batch, idx)}
             target = to_channels(batch.target)
             weight = (
                 torch.ones_like(target) if batch.mask is None else cell_weights(batch.mask, scorer.n_features)
@@ -157,7 +160,7 @@ def score_part(
 def final_test_pass(
     scorer: Scorer,
     draws: Sequence[EvalSplit],
-    predict: BatchPredict,
+    predict_for: PredictFor,
     periods: PeriodCut,
     choices: NaiveChoices,
     groups: Mapping[str, Sequence[int]],
@@ -170,7 +173,7 @@ def final_test_pass(
     channels: list[dict[str, float | None]] = []
     by_period: list[list[PartScore]] = [[] for _ in range(n_periods)]
     for split in draws:
-        parts = score_parts(scorer, split, predict, part_of, n_periods)
+        parts = score_parts(scorer, split, predict_for(split), part_of, n_periods)
         if parts[0] is None:
             raise ValueError("the test split left a channel without one scored cell")
         whole.append(score_part(parts[0], choices, groups))

@@ -288,7 +288,7 @@ def score_on_test(run: Run, best_tensors: dict[str, torch.Tensor]) -> TestScores
     restore_model(run.model, best_tensors)
     run.model.eval()
 
-    def predict(batch: Batch) -> dict[str, torch.Tensor]:
+    def predict(batch: Batch, _idx: torch.Tensor) -> dict[str, torch.Tensor]:
         with run.precision.autocast(run.device):
             return {"model": run.forward(batch.inputs, batch.mask)}
 
@@ -296,7 +296,7 @@ def score_on_test(run: Run, best_tensors: dict[str, torch.Tensor]) -> TestScores
         return final_test_pass(
             scoring.scorer,
             scoring.test_draws(cfg.test_mask_draws),
-            predict,
+            lambda _split: predict,
             cut_periods(scoring.test_end_times(), cfg.test_periods),
             NaiveChoices(scoring.naive_choice, scoring.naive_choice_mae),
             scoring.groups,

@@ -17,22 +17,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from workflow_scripts.config.base import TrainConfig
 from workflow_scripts.data.protocol import DatasetLike
 from workflow_scripts.data.timeframes import parse_timeframe
+from workflow_scripts.jobs.typed_json import encode
 from workflow_scripts.training import ridge
 from workflow_scripts.training.evaluation import (
     EvalSplit,
     MetricResult,
     Scorer,
     build_eval_split,
-    channel_skill,
     feature_groups,
     make_scorer,
     skill_scores,
     strongest_naive,
+)
+from workflow_scripts.training.final_test import (
+    NaiveChoices,
+    cut_periods,
+    final_test_pass,
+    strongest_naive_mae,
 )
 from workflow_scripts.training.normalisation import Batch
 
@@ -124,7 +131,7 @@ def fit_reference(dataset: DatasetLike, cfg: TrainConfig, device: torch.device) 
         dataset, task="reconstruct", horizon=0, normalisation=cfg.normalisation, device=device, bar_ns=bar_ns
     )
 
-    def split(name: str, max_batches: int | None) -> EvalSplit:
+    def split(name: str, max_batches: int | None, draw: int = 0) -> EvalSplit:
         return build_eval_split(
             name,
             dataset.split(name),
@@ -135,32 +142,45 @@ def fit_reference(dataset: DatasetLike, cfg: TrainConfig, device: torch.device) 
             batch_size=cfg.eval_batch_size,
             max_batches=max_batches,
             masking=(cfg.mask_ratio, cfg.mask_span, bar_ns),
+            draw=draw,
         )
 
-    val, test = split("val", cfg.max_eval_batches), split("test", cfg.max_test_batches)
+    val = split("val", cfg.max_eval_batches)
     fields = tuple(dataset.feature_names)
     fit = fit_ridges(scorer, split("train", None), val, fields)
     groups = feature_groups(len(timeframes), fields)
     names = [f"{tf}.{name}" for tf in timeframes for name in fields]
-    naive_val, naive_test = scorer.naive(val), scorer.naive(test)
-    choice = strongest_naive(naive_val, groups)
-    val_result, test_result = score(scorer, fit, val), score(scorer, fit, test)
-    test_scores = skill_scores(test_result, naive_test, choice, groups)
+    naive_val = scorer.naive(val)
+    choices = NaiveChoices(strongest_naive(naive_val, groups), strongest_naive_mae(naive_val, groups))
+    val_result = score(scorer, fit, val)
+    # scored like every arm: the same draws of test masks, the same periods, both metrics
+    test = final_test_pass(
+        scorer,
+        [split("test", cfg.max_test_batches, draw) for draw in range(cfg.test_mask_draws)],
+        lambda draw_split: predictor(scorer, fit, draw_split, name="model"),
+        cut_periods(np.asarray(dataset.split("test").end_times), cfg.test_periods),
+        choices,
+        groups,
+        names,
+    )
     return {
         "name": NAME,
         "description": DESCRIPTION,
         "features": list(fit.feature_names),
         "lambda": dict(zip(names, fit.lambdas, strict=True)),
         "train_cells": fit.train_cells,
-        "val_skill": _finite(skill_scores(val_result, naive_val, choice, groups)["skill"]),
+        "val_skill": _finite(skill_scores(val_result, naive_val, choices.mse, groups)["skill"]),
         "val_loss": val_result.loss,
-        "test_skill": _finite(test_scores["skill"]),
-        "test_skill_price": _finite(test_scores["skill_price"]),
-        "test_loss": test_result.loss,
-        "naive_test_loss": test_scores["naive_loss"],
-        "strongest_naive": dict(choice),
-        "channel_skill": channel_skill(test_result, naive_test, choice, groups, names),
-        "n_test_windows": test.n_samples,
+        "test_skill": _finite(test.skill),
+        "test_skill_price": _finite(test.skill_price),
+        "test_skill_mae": _finite(test.skill_mae),
+        "test_loss": test.loss,
+        "naive_test_loss": test.naive_loss,
+        "strongest_naive": dict(choices.mse),
+        "channel_skill": test.channel_skill,
+        "n_test_windows": test.n_windows,
+        "test_draws": [encode(draw) for draw in test.draws],
+        "test_periods": [encode(period) for period in test.periods],
     }
 
 
