@@ -28,7 +28,12 @@ from typing import Any, Literal, Protocol, Union, get_args, get_origin, get_type
 import yaml
 
 import workflow_scripts
+from workflow_scripts.reporting.stats import SummaryStats
 from workflow_scripts.training.run_contract import METRIC_COLUMNS
+
+#: The modules whose dataclasses are the result files: a run's summary.json, results/summary.json.
+RUN_RESULT = "workflow_scripts.training.run_contract"
+STUDY_RESULT = "workflow_scripts.reporting.results"
 
 REPO = Path(__file__).resolve().parents[1]
 DESIGN = REPO / "docs" / "DESIGN.md"
@@ -117,15 +122,18 @@ def dataclasses_in(package: str) -> list[type]:
     root = importlib.import_module(package)
     found: list[type] = []
     for info in pkgutil.iter_modules(root.__path__, prefix=f"{package}."):
-        module = importlib.import_module(info.name)
-        found += [
-            value
-            for value in vars(module).values()
-            if isinstance(value, type)
-            and dataclasses.is_dataclass(value)
-            and value.__module__ == module.__name__
-        ]
+        found += dataclasses_of(info.name)
     return found
+
+
+def dataclasses_of(module_name: str) -> list[type]:
+    """Every dataclass defined in one module (a result file's types: a new one needs a table)."""
+    module = importlib.import_module(module_name)
+    return [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__
+    ]
 
 
 def allowed_values(hint: Any) -> list[str]:
@@ -379,8 +387,10 @@ def checks() -> list[Check]:
     """The table of checks: one entry per kind of code fact DESIGN.md lists."""
     config_classes = dataclasses_in("workflow_scripts.config")
     known = {cls.__name__: cls for cls in config_classes}
+    results = [*dataclasses_of(RUN_RESULT), *dataclasses_of(STUDY_RESULT), SummaryStats]
     return [
         *(DataclassTable(cls, known) for cls in config_classes),
+        *(DataclassTable(cls) for cls in results),
         ColumnList("metrics.csv column", METRIC_COLUMNS),
         CommandLines(entry_points()),
         VariantTable(),

@@ -52,6 +52,27 @@ def test_a_field_added_to_a_config_dataclass_is_reported_by_name(
     assert "TrainConfig field 'new_knob': in the code, missing from DESIGN.md" in design_problems(doc)
 
 
+@pytest.mark.parametrize("module", ["run_contract", "results"])
+def test_a_field_added_to_a_result_file_is_reported_by_name(
+    doc: str, monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    """A run's summary.json (RunSummary) and results/summary.json (StudyResult) are listed field
+    by field: a new field of either needs its DESIGN.md row."""
+    from workflow_scripts.reporting import results
+    from workflow_scripts.training import run_contract
+
+    owner, name = (run_contract, "RunSummary") if module == "run_contract" else (results, "StudyResult")
+    extended = dataclasses.make_dataclass(
+        name,
+        [("new_number", float, dataclasses.field(default=0.0))],
+        bases=(getattr(owner, name),),
+        frozen=True,
+    )
+    extended.__module__ = owner.__name__
+    monkeypatch.setattr(owner, name, extended)
+    assert f"{name} field 'new_number': in the code, missing from DESIGN.md" in design_problems(doc)
+
+
 def test_a_new_config_dataclass_needs_its_own_table(doc: str, monkeypatch: pytest.MonkeyPatch) -> None:
     section = dataclasses.make_dataclass("FoldsConfig", [("count", int, dataclasses.field(default=5))])
     section.__module__ = base.__name__
