@@ -30,7 +30,7 @@ rule collect:
         ),
     shell:
         "python -m workflow_scripts.collect --summaries {input.summaries:q}"
-        " --metrics {input.metrics:q} --benchmarks {input.benchmarks:q}"
+        " --run-metrics {input.metrics:q} --benchmarks {input.benchmarks:q}"
         " --out-metrics {output.metrics:q} --out-summary {output.summary:q}"
         " --out-table {output.table:q} --contrasts-json {params.contrasts:q}"
         " {params.reference:q} > {log:q} 2>&1"
@@ -89,7 +89,7 @@ rule report:
         ),
     shell:
         "python -m workflow_scripts.report --summary {input.summary:q}"
-        " --metrics {input.metrics:q} --experiment-json {params.experiment:q}"
+        " --tidy-metrics {input.metrics:q} --experiment-json {params.experiment:q}"
         " --verification {input.verification:q} --data-manifest {params.manifest:q}"
         " --out-html {output.html:q} --out-md {output.md:q}"
         " --plots-dir {params.plots_dir:q} {params.tuning:q} > {log:q} 2>&1"

@@ -257,7 +257,7 @@ def collect_argv(root: Path, variants: Iterable[str] = VARIANTS, seeds: Iterable
     return [
         "--summaries",
         *(str(runs_dir / v / f"seed{s}" / "summary.json") for v, s in runs),
-        "--metrics",
+        "--run-metrics",
         *(str(runs_dir / v / f"seed{s}" / "metrics.csv") for v, s in runs),
         "--benchmarks",
         *(str(root / "benchmarks" / "train" / v / f"seed{s}.tsv") for v, s in runs),
@@ -275,7 +275,7 @@ def report_argv(root: Path, experiment_config: Mapping[str, Any]) -> list[str]:
     return [
         "--summary",
         str(root / "results" / "summary.json"),
-        "--metrics",
+        "--tidy-metrics",
         str(root / "results" / "metrics.csv"),
         "--experiment-json",
         canonical_json(dict(experiment_config)),

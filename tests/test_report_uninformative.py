@@ -10,7 +10,7 @@ from study_builders import skill_arm, study
 
 from workflow_scripts.reporting import conclusions, tables
 from workflow_scripts.reporting.document import report_rules
-from workflow_scripts.reporting.metrics import CONTRAST_METRICS
+from workflow_scripts.reporting.measures import CONTRAST_METRICS
 from workflow_scripts.reporting.render import MARKDOWN_MACROS, environment
 from workflow_scripts.reporting.results import StudyResult
 from workflow_scripts.reporting.uninformative import carries_no_information, split_contrasts

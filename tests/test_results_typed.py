@@ -12,7 +12,7 @@ from study_builders import skill_arm, study
 
 from workflow_scripts import report
 from workflow_scripts.jobs.typed_json import ResultFormatError, decode, encode
-from workflow_scripts.reporting.metrics import METRICS
+from workflow_scripts.reporting.measures import METRICS
 from workflow_scripts.reporting.results import RunEntry, StudyResult, read_study, study_from_json
 
 ROOT = Path(__file__).resolve().parents[1]

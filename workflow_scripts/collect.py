@@ -2,7 +2,7 @@
 
 Entry point of the ``collect`` rule::
 
-    python -m workflow_scripts.collect --summaries F... --metrics F... --benchmarks F...
+    python -m workflow_scripts.collect --summaries F... --run-metrics F... --benchmarks F...
         --out-metrics results/metrics.csv --out-summary results/summary.json
         --out-table results/summary_table.csv [--contrasts-json '<planned contrasts JSON list>']
 
@@ -33,7 +33,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Aggregate per-run summaries, metrics and benchmarks across seeds.",
     )
     parser.add_argument("--summaries", nargs="+", type=Path, required=True, help="per-run summary.json files")
-    parser.add_argument("--metrics", nargs="*", type=Path, default=[], help="per-run metrics.csv files")
+    parser.add_argument(
+        "--run-metrics", nargs="*", type=Path, default=[], help="each run's metrics.csv (one row per epoch)"
+    )
     parser.add_argument(
         "--benchmarks", nargs="*", type=Path, default=[], help="Snakemake benchmark TSVs of the train jobs"
     )
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     log = setup_logging("workflow_scripts.collect")
     try:
         contrasts = parse_contrasts(args.contrasts_json)
-        runs = load_runs(args.summaries, args.metrics, args.benchmarks)
+        runs = load_runs(args.summaries, args.run_metrics, args.benchmarks)
     except InputError as exc:
         log.error("collect: cannot read the run results. %s Fix or remove that file and rerun.", exc)
         return 2

@@ -2,7 +2,7 @@
 
 Entry point of the ``report`` rule::
 
-    python -m workflow_scripts.report --summary results/summary.json --metrics results/metrics.csv
+    python -m workflow_scripts.report --summary results/summary.json --tidy-metrics results/metrics.csv
         --experiment-json '<canonical ExperimentConfig JSON>' --verification V --data-manifest M
         --out-html results/report.html --out-md results/report.md --plots-dir results/plots
 
@@ -38,7 +38,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Render the HTML and Markdown report and its plots from the collected results.",
     )
     parser.add_argument("--summary", type=Path, required=True, help="results/summary.json from collect")
-    parser.add_argument("--metrics", type=Path, required=True, help="results/metrics.csv from collect")
+    parser.add_argument(
+        "--tidy-metrics",
+        type=Path,
+        required=True,
+        help="results/metrics.csv from collect: every run's epochs",
+    )
     parser.add_argument("--experiment-json", required=True, help="canonical ExperimentConfig JSON")
     parser.add_argument("--verification", type=Path, required=True, help="the model's verification.json")
     parser.add_argument("--data-manifest", type=Path, required=True, help="the derived data's manifest.json")
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         experiment = parse_experiment(args.experiment_json)
         study = read_collected(args.summary)
-        metrics = read_tidy_metrics(args.metrics)
+        metrics = read_tidy_metrics(args.tidy_metrics)
         verification = read_json_object(args.verification, "model verification record")
         manifest = read_json_object(args.data_manifest, "data manifest")
         tuning = [read_json_object(path, "learning-rate selection") for path in args.tuning]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from workflow_scripts.reporting.budget import arm_convergence, budget_block
 from workflow_scripts.reporting.contrasts import analyse
-from workflow_scripts.reporting.metrics import METRICS, NEVER, PRIMARY_METRIC, TEST_METRICS
+from workflow_scripts.reporting.measures import METRICS, NEVER, PRIMARY_METRIC, TEST_METRICS
 from workflow_scripts.reporting.results import (
     ArmResult,
     ContrastResult,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from workflow_scripts.reporting import paired, power
-from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
+from workflow_scripts.reporting.measures import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
 from workflow_scripts.reporting.results import ArmResult, ContrastFamily, ContrastResult, SkippedContrast
 from workflow_scripts.reporting.stats import t_interval
 

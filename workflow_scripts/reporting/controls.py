@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workflow_scripts.reporting import paired
-from workflow_scripts.reporting.metrics import MAE_METRIC
+from workflow_scripts.reporting.measures import MAE_METRIC
 from workflow_scripts.reporting.results import ContrastFamily, ContrastResult
 from workflow_scripts.reporting.sentences import (
     CANNOT_TELL,

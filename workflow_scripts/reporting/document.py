@@ -16,14 +16,14 @@ import pandas as pd
 from workflow_scripts.reporting import conclusions, controls, curve_tables, plots, tables
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
-from workflow_scripts.reporting.metrics import CONTRAST_METRICS, MAE_METRIC, PRIMARY_METRIC
+from workflow_scripts.reporting.measures import CONTRAST_METRICS, MAE_METRIC, PRIMARY_METRIC
 from workflow_scripts.reporting.planned import ok_run_keys, planned_seeds, with_planned_runs
 from workflow_scripts.reporting.power import POWER
 from workflow_scripts.reporting.render import png_data_uri, render_html, render_markdown
 from workflow_scripts.reporting.results import NaiveChoice, StudyResult
 from workflow_scripts.reporting.runs import RunRecord
 from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES
-from workflow_scripts.reporting.tuning import tuning_table
+from workflow_scripts.reporting.tune_table import tuning_table
 from workflow_scripts.reporting.uninformative import split_contrasts
 from workflow_scripts.training.run_contract import CONVERGED_GAIN
 

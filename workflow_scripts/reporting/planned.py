@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from workflow_scripts.reporting.aggregate import variant_order
-from workflow_scripts.reporting.metrics import METRICS
+from workflow_scripts.reporting.measures import METRICS
 from workflow_scripts.reporting.results import ArmResult, IqmStats, RunEntry, StudyResult
 from workflow_scripts.reporting.runs import MISSING, OK_STATUSES
 from workflow_scripts.reporting.stats import describe

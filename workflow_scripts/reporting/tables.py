@@ -23,7 +23,7 @@ from workflow_scripts.reporting.formatting import (
     fmt_seconds,
     fmt_value,
 )
-from workflow_scripts.reporting.metrics import CONTRAST_METRICS, METRICS, NEVER
+from workflow_scripts.reporting.measures import CONTRAST_METRICS, METRICS, NEVER
 from workflow_scripts.reporting.planned import planned_variants
 from workflow_scripts.reporting.results import ArmResult, StudyResult
 from workflow_scripts.reporting.runs import OK_STATUSES

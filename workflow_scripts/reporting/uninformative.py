@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from workflow_scripts.reporting.metrics import METRICS, NEVER
+from workflow_scripts.reporting.measures import METRICS, NEVER
 from workflow_scripts.reporting.results import ContrastResult
 
 

@@ -1,6 +1,6 @@
 """Scores kept as running sums over a whole split, and the training loss (``masked_mse``).
 
-(Not "metrics": that word names the runs' metrics.csv and ``reporting.metrics``.)
+(Not "metrics": that word names the runs' metrics.csv.)
 
 The original study averaged per-batch correlations, which is not the correlation of the
 validation set (and is biased for small batches). Here each channel (a timeframe and

@@ -1,4 +1,4 @@
-"""The metrics the report aggregates and compares, with their direction.
+"""The measures the report aggregates and compares (a run's per-seed numbers), with their direction.
 
 "a better than b" must respect direction: skill and correlation are higher-is-better;
 losses, the area under the validation-loss curve and the first step that beats the naive
