@@ -117,8 +117,63 @@ MUTATIONS = (
         "sentence_says_80_percent",
         "the MDE sentence states '80% power' whatever the power is",
         "workflow_scripts/reporting/conclusions.py",
-        (("({_power_words(row['mde_power'])} at α/m", "(80% power at α/m"),),
+        (("({_power_words(row.mde_power)} at α/m", "(80% power at α/m"),),
         ("tests/test_report_conclusions.py",),
+    ),
+    Mutation(
+        "budget_curve_unpaired",
+        "the budget curve pairs one arm's seed with the next seed of the other (the pairing is lost)",
+        "workflow_scripts/reporting/budget.py",
+        (
+            (
+                '        row = compare_pair(a_points[step], b_points[step], "test_skill")\n',
+                "        keys = sorted(b_points[step])\n"
+                "        rotated = [b_points[step][k] for k in keys[1:] + keys[:1]]\n"
+                "        shifted = dict(zip(keys, rotated, strict=True))\n"
+                '        row = compare_pair(a_points[step], shifted, "test_skill")\n',
+            ),
+        ),
+        ("tests/test_budget_report.py",),
+    ),
+    Mutation(
+        "budget_curve_by_rank",
+        "the budget curve matches the arms' seeds by rank, not by seed",
+        "workflow_scripts/reporting/budget.py",
+        (
+            (
+                '        row = compare_pair(a_points[step], b_points[step], "test_skill")\n',
+                "        ranked_a = dict(enumerate(sorted(a_points[step].values())))\n"
+                "        ranked_b = dict(enumerate(sorted(b_points[step].values())))\n"
+                '        row = compare_pair(ranked_a, ranked_b, "test_skill")\n',
+            ),
+        ),
+        ("tests/test_budget_report.py",),
+    ),
+    Mutation(
+        "heterogeneity_across_seeds",
+        "the heterogeneity test permutes the whole matrix, not within seeds (a seed's offset leaks in)",
+        "workflow_scripts/reporting/heterogeneity.py",
+        (
+            (
+                "    permuted = np.take_along_axis(matrix[None, :, :], orders[picks], axis=2)\n",
+                "    flat = matrix.reshape(-1)\n"
+                "    shuffled = [rng.permutation(flat).reshape(matrix.shape) for _ in range(permutations)]\n"
+                "    permuted = np.stack(shuffled)\n",
+            ),
+        ),
+        ("tests/test_heterogeneity.py",),
+    ),
+    Mutation(
+        "control_detected_on_mse_alone",
+        "a positive control counts as detected when squared errors alone detect it",
+        "workflow_scripts/reporting/controls.py",
+        (
+            (
+                "    if on_mse and on_mae:\n        return DETECTED\n",
+                "    if on_mse:\n        return DETECTED\n",
+            ),
+        ),
+        ("tests/test_controls.py",),
     ),
     Mutation(
         "no_warning_block",

@@ -21,10 +21,16 @@ def arm(runs: Sequence[RunEntry]) -> ArmResult:
     return arm_result(sorted(runs, key=lambda r: r.seed))
 
 
-def skill_arm(values: Sequence[float | None], first_step: Sequence[Any] | None = None) -> ArmResult:
-    """An arm from per-seed test skills (None = a failed run); auc = 1 − skill. Every run has
-    converged (last-quarter gain 0), so a headline about it names no budget."""
+def skill_arm(
+    values: Sequence[float | None],
+    first_step: Sequence[Any] | None = None,
+    mae: Sequence[float | None] | None = None,
+) -> ArmResult:
+    """An arm from per-seed test skills (None = a failed run), and on absolute errors ``mae``
+    (none by default); auc = 1 − skill. Every run has converged (last-quarter gain 0), so a
+    headline about it names no budget."""
     steps = first_step or [100] * len(values)
+    maes = list(mae) if mae is not None else [None] * len(values)
     return arm(
         [
             run(
@@ -33,6 +39,7 @@ def skill_arm(values: Sequence[float | None], first_step: Sequence[Any] | None =
                 auc_val_loss=None if v is None else 1.0 - v,
                 first_step_beats_naive=steps[s],
                 last_quarter_gain=0.0,
+                test_skill_mae=maes[s],
             )
             for s, v in enumerate(values)
         ]

@@ -353,6 +353,35 @@ def test_encoder_control_not_detected_hides_the_ratio_while_the_whole_model_is_d
     assert off.ratio.startswith("Transfer ratio not shown")
 
 
+def test_a_control_detected_on_squared_errors_only_is_not_plainly_detected() -> None:
+    """ts_nofreeze far ahead on MSE skill but level on MAE skill: the line says under which metric
+    it holds, the headline keeps the control's warning and no transfer ratio is a number."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(0.1, 0.02, 8)
+    mae = rng.normal(0.05, 0.02, 8)
+    arms = {
+        "baseline": skill_arm(list(base), mae=list(mae)),
+        "nofreeze": skill_arm(list(base - 0.05 + rng.normal(0, 0.002, 8)), mae=list(mae - 0.04)),
+        "ts_nofreeze": skill_arm(
+            list(base + 0.2 + rng.normal(0, 0.002, 8)), mae=list(mae + rng.normal(0, 0.02, 8))
+        ),
+        "ts_encoder": skill_arm(list(base + 0.15 + rng.normal(0, 0.002, 8)), mae=list(mae + 0.1)),
+    }
+    planned = [
+        {"a": "nofreeze", "b": "baseline", "role": "primary", "label": "transfer"},
+        {"a": "ts_nofreeze", "b": "baseline", "role": "positive_control", "label": "positive control"},
+        {"a": "ts_encoder", "b": "baseline", "role": "encoder_control", "label": "encoder-only control"},
+    ]
+    summary = study(arms, planned)
+    result = controls.control_summary(summary.contrasts)
+    assert result.status == controls.MSE_ONLY and result.status != controls.DETECTED
+    assert "On absolute errors: not detected" in result.positive and controls.MSE_ONLY in result.positive
+    assert result.encoder_status == controls.DETECTED  # both metrics see the encoder-only control
+    head = report_headline(summary)
+    assert head.answer == sentences.NO and head.warning == controls.WARNING
+    assert head.second_metric.startswith("On absolute errors") and "the same answer" in head.second_metric
+
+
 def test_a_declared_negative_control_is_reported_as_a_false_alarm() -> None:
     summary = _summary(ts_gain=0.2, aa_gain=0.1)
     assert controls.control_summary(summary.contrasts).negative[0].startswith("Negative control: FALSE ALARM")
