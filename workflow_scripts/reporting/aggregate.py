@@ -34,7 +34,7 @@ from workflow_scripts.reporting.stats import (
     iqm_interval,
 )
 from workflow_scripts.reporting.within_test import periods_of, within_test
-from workflow_scripts.training.run_contract import TestScores
+from workflow_scripts.training.run_contract import RunSummary, TestScores
 
 COMPUTE_FIELDS = ("runtime_s", "samples_per_s")
 NAIVE_METRICS = ("val_loss", "test_loss", "val_correlation", "val_mae")
@@ -67,42 +67,39 @@ def run_entry(run: RunRecord) -> RunEntry:
         section = None if summary is None else getattr(summary, spec.section)
         if spec.censored and section is not None and getattr(section, spec.key) is None:
             values[name] = NEVER  # finished, never reached: censored, worse than any observed value
-    if summary is None:
-        return RunEntry(
-            seed=run.seed,
-            status=run.status,
-            reason=run.reason,
-            peak_rss_mb=run.peak_rss_mb,
-            benchmark_s=run.benchmark_s,
-            epochs_logged=None if run.metrics is None else len(run.metrics),
-            **values,
-        )
-    return RunEntry(
-        seed=run.seed,
-        status=run.status,
-        reason=run.reason,
-        epochs_completed=summary.epochs_completed,
-        best_epoch=summary.best_epoch,
-        resumed_from_epoch=summary.resumed_from_epoch,
-        peak_rss_mb=run.peak_rss_mb,
-        benchmark_s=run.benchmark_s,
-        epochs_logged=None if run.metrics is None else len(run.metrics),
+    known = {
+        "seed": run.seed,
+        "status": run.status,
+        "reason": run.reason,
+        "peak_rss_mb": run.peak_rss_mb,
+        "benchmark_s": run.benchmark_s,
+        "epochs_logged": None if run.metrics is None else len(run.metrics),
         **values,
-        runtime_s=run.top("runtime_s"),
-        samples_per_s=run.top("samples_per_s"),
-        params_total=run.top("params_total"),
-        params_trainable=run.top("params_trainable"),
-        params_encoder=run.top("params_encoder"),
-        config_hash=summary.config_hash,
-        model_hash=summary.model_hash,
-        data_hash=summary.data_hash,
-        device=summary.device,
-        precision=summary.precision,
-        budget_curve={point.step: finite_or_none(point.test_skill) for point in summary.budget_curve},
-        last_quarter_gain=finite_or_none(summary.convergence.last_quarter_gain),
-        best_in_last_quarter=summary.convergence.best_in_last_quarter,
+    }
+    return RunEntry(**known) if summary is None else RunEntry(**known, **_finished(run, summary))
+
+
+def _finished(run: RunRecord, summary: RunSummary) -> dict[str, Any]:
+    """RunEntry's fields that only a finished run has."""
+    return {
+        "epochs_completed": summary.epochs_completed,
+        "best_epoch": summary.best_epoch,
+        "resumed_from_epoch": summary.resumed_from_epoch,
+        "runtime_s": run.top("runtime_s"),
+        "samples_per_s": run.top("samples_per_s"),
+        "params_total": run.top("params_total"),
+        "params_trainable": run.top("params_trainable"),
+        "params_encoder": run.top("params_encoder"),
+        "config_hash": summary.config_hash,
+        "model_hash": summary.model_hash,
+        "data_hash": summary.data_hash,
+        "device": summary.device,
+        "precision": summary.precision,
+        "budget_curve": {point.step: finite_or_none(point.test_skill) for point in summary.budget_curve},
+        "last_quarter_gain": finite_or_none(summary.convergence.last_quarter_gain),
+        "best_in_last_quarter": summary.convergence.best_in_last_quarter,
         **_test_parts(summary.test),
-    )
+    }
 
 
 def _test_parts(test: TestScores | None) -> dict[str, Any]:

@@ -17,43 +17,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from workflow_scripts.reporting import paired, power
 from workflow_scripts.reporting.measures import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
-from workflow_scripts.reporting.results import ArmResult, ContrastFamily, ContrastResult, SkippedContrast
+from workflow_scripts.reporting.results import (
+    ArmResult,
+    ContrastFamily,
+    ContrastResult,
+    PairedComparison,
+    SkippedContrast,
+)
 from workflow_scripts.reporting.stats import t_interval
 
 ROLES = ("primary", "secondary", "positive_control", "encoder_control", "negative_control")
-
-
-@dataclass(frozen=True)
-class PairedComparison:
-    """Every number of one paired contrast before Holm (see the module docstring)."""
-
-    metric: str
-    direction: str
-    censored_metric: bool
-    n: int
-    seeds: list[int]
-    a_values: list[float | str]
-    b_values: list[float | str]
-    deltas: list[float | None]
-    mean_delta: float | None
-    sd_delta: float | None
-    ci_low: float | None
-    ci_high: float | None
-    p: float | None
-    test: str
-    d_z: float | None
-    prob_improvement: float | None
-    paired_share: float | None
-    #: the mean Δ (mean rank difference for a censored metric) oriented so > 0 favours a
-    improvement: float | None
-    min_attainable_p: float
 
 
 def seed_values(arm: ArmResult | None, metric: str) -> dict[int, float]:

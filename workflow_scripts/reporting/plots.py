@@ -331,16 +331,10 @@ def period_forest(rows: Sequence[ContrastResult]) -> bytes:
         colour = _PALETTE[index % len(_PALETTE)]
         assert row.within_test is not None
         for period in row.within_test.periods:
-            if period.mean_delta is not None:
-                ax.plot([period.mean_delta], [y], "o", color=colour, ms=5)
-                if period.ci_low is not None and period.ci_high is not None:
-                    ax.plot([period.ci_low, period.ci_high], [y, y], "-", color=colour, lw=1.5)
+            _interval_mark(ax, y, (period.mean_delta, period.ci_low, period.ci_high), colour, whole=False)
             labels.append(f"{period.start[:10]} – {period.end[:10]}")
             y += 1
-        if row.mean_delta is not None:
-            ax.plot([row.mean_delta], [y], "D", color=colour, ms=7)
-            if row.ci_low is not None and row.ci_high is not None:
-                ax.plot([row.ci_low, row.ci_high], [y, y], "-", color=colour, lw=2.5)
+        _interval_mark(ax, y, (row.mean_delta, row.ci_low, row.ci_high), colour, whole=True)
         labels.append(f"{row.a} − {row.b}: whole test split")
         y += 1
     ax.axvline(0.0, color="#b00020", linestyle="--", linewidth=1)
@@ -350,3 +344,16 @@ def period_forest(rows: Sequence[ContrastResult]) -> bytes:
     ax.grid(axis="x", alpha=0.3)
     figure.suptitle("The answer per test period (dots) and over the whole test split (diamonds)", fontsize=11)
     return to_png(figure)
+
+
+def _interval_mark(
+    ax: Axes, y: int, estimate: tuple[float | None, float | None, float | None], colour: str, *, whole: bool
+) -> None:
+    """One row of a forest plot: the mean (a diamond for the whole split, a dot per period) and
+    its interval as a bar; nothing where the mean is undefined."""
+    mean, low, high = estimate
+    if mean is None:
+        return
+    ax.plot([mean], [y], "D" if whole else "o", color=colour, ms=7 if whole else 5)
+    if low is not None and high is not None:
+        ax.plot([low, high], [y, y], "-", color=colour, lw=2.5 if whole else 1.5)

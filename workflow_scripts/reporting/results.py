@@ -189,14 +189,9 @@ class WithinTest:
 
 
 @dataclass(frozen=True)
-class ContrastResult:
-    """One planned paired contrast ``a vs b`` on one metric, Holm-adjusted, with its power."""
+class PairedComparison:
+    """Every number of one paired contrast ``a vs b`` on one metric, before Holm."""
 
-    name: str
-    a: str
-    b: str
-    role: str
-    label: str
     metric: str
     direction: str
     censored_metric: bool
@@ -216,8 +211,20 @@ class ContrastResult:
     d_z: float | None
     prob_improvement: float | None
     paired_share: float | None
+    #: the mean Δ (mean rank difference for a censored metric) oriented so > 0 favours a
     improvement: float | None
     min_attainable_p: float
+
+
+@dataclass(frozen=True)
+class ContrastResult(PairedComparison):
+    """One planned paired contrast: its comparison, Holm-adjusted within its metric, with its power."""
+
+    name: str
+    a: str
+    b: str
+    role: str
+    label: str
     p_adjusted: float | None
     holm_family_size: int
     alpha: float

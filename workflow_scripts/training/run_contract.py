@@ -47,14 +47,10 @@ class EpochScores:
 
 
 @dataclass(frozen=True)
-class FinalScores:
+class FinalScores(EpochScores):
     """The last epoch's numbers, with its training loss."""
 
     train_loss: float
-    val_loss: float
-    val_skill: float | None
-    val_correlation: float | None
-    val_mae: float | None
 
 
 @dataclass(frozen=True)
