@@ -16,13 +16,15 @@ NEVER = "never"
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """Where a metric lives in a run's summary.json and which way is better."""
+    """Where a metric lives in a run's summary.json, which way is better, and whether the
+    report's results table shows it (one line here adds a per-run number to the report)."""
 
     section: str
     key: str
     higher_is_better: bool
     title: str
     censored: bool = False
+    in_results_table: bool = True
 
     @property
     def direction(self) -> str:
@@ -33,8 +35,10 @@ class MetricSpec:
 METRICS: dict[str, MetricSpec] = {
     "test_skill": MetricSpec("test", "skill", True, "test skill"),
     "test_skill_mae": MetricSpec("test", "skill_mae", True, "test skill on absolute errors"),
-    "test_skill_price": MetricSpec("test", "skill_price", True, "test skill (price)"),
-    "test_skill_other": MetricSpec("test", "skill_other", True, "test skill (other features)"),
+    "test_skill_price": MetricSpec("test", "skill_price", True, "test skill (price)", in_results_table=False),
+    "test_skill_other": MetricSpec(
+        "test", "skill_other", True, "test skill (other features)", in_results_table=False
+    ),
     "auc_val_loss": MetricSpec("learning", "auc_val_loss", False, "area under the val-loss curve"),
     "first_step_beats_naive": MetricSpec(
         "learning", "first_step_beats_naive", False, "first step beating naive", censored=True

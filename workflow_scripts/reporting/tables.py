@@ -32,15 +32,8 @@ from workflow_scripts.reporting.uninformative import split_contrasts
 
 CONVERGENCE_EPOCHS = (1, 3, 5)
 VARIANT_KEYS = ("init", "encoder", "freeze_epochs", "trainable_while_frozen", "small_encoder")
-#: the per-variant columns of the results table, primary metric first
-RESULT_METRICS = (
-    "test_skill",
-    "test_skill_mae",
-    "auc_val_loss",
-    "first_step_beats_naive",
-    "best_val_loss",
-    "best_val_correlation",
-)
+#: the per-variant columns of the results table, in measures' order (the primary metric first)
+RESULT_METRICS = tuple(name for name, spec in METRICS.items() if spec.in_results_table)
 
 
 def _plain(value: Any) -> str:
