@@ -45,7 +45,7 @@ from workflow_scripts.training.outputs import TensorBoardLog, run_summary, write
 from workflow_scripts.training.resume import ResumeStore, cpu_copy, model_tensors, restore_model
 from workflow_scripts.training.run_contract import RunSummary, TestScores
 from workflow_scripts.training.running_scores import MetricResult, masked_mse
-from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, StepLog
+from workflow_scripts.training.steplog import LOG_EVERY, NonFiniteError, Progress, StepLog
 
 LOG = logging.getLogger(__name__)
 
@@ -87,10 +87,11 @@ def fit(
         for row in history:
             tensorboard.epoch(row, naive_log)
         epoch = len(history) + 1
+        progress = Progress(cfg.epochs * run.steps, len(history) * run.steps)
         while not state["finished"] and epoch <= cfg.epochs:
             if epoch == run.freezing.epochs + 1 and run.freezing.epochs > 0:
                 state["stale"] = 0  # patience restarts when the encoder is unfrozen
-            row, _result = train_epoch(run, epoch)
+            row, _result = train_epoch(run, epoch, progress)
             if with_test and row["step"] in budgets:
                 row.update(budget_scores(run, row["step"]))
             history.append(row)
@@ -204,8 +205,11 @@ def train_step(run: Run, batch: Batch, log: StepLog, step: int, global_step: int
     log.record(step, loss, grad_norm)
 
 
-def train_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], MetricResult]:
-    """Train ``steps_per_epoch`` steps, validate, and return the metrics.csv row (plus train_time_s)."""
+def train_epoch(
+    run: Run, epoch: int, progress: Progress | None = None
+) -> tuple[dict[str, Any], MetricResult]:
+    """Train ``steps_per_epoch`` steps, validate, and return the metrics.csv row (plus train_time_s);
+    ``progress`` logs the job's progress line at its steady interval."""
     cfg, steps, scoring = run.cfg, run.steps, run.scoring
     started = time.perf_counter()
     frozen = run.freezing.apply(epoch)
@@ -228,6 +232,9 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], MetricResult]:
                     f"injected failure at epoch {epoch} (train.inject_failure_at_epoch, a test-only switch)"
                 )
             bar.update(1)
+            line = progress.step() if progress is not None else None
+            if line is not None:
+                LOG.info("%s", line)
             if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
                 bar.set_postfix(loss=f"{log.check(step + 1, epoch, steps):.4g}", refresh=False)
     synchronize(run.device)

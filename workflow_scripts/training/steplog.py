@@ -7,10 +7,51 @@ naming the first step that produced it.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import torch
 
 #: Steps between reads of the loss from the device (progress bar and non-finite check).
 LOG_EVERY = 25
+
+
+#: Seconds between the job log's progress lines (steps done, step rate, the job's ETA).
+PROGRESS_EVERY_S = 30.0
+
+
+class Progress:
+    """The job's progress line every ``every_s`` seconds: steps done, step rate and ETA.
+
+    The rate is the steps this process trained over its wall time so far (validation and
+    budget passes included), so the ETA covers them too; it reads the clock only, never the
+    device.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        done: int,
+        every_s: float = PROGRESS_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total, self.done, self.every_s, self.clock = total, done, every_s, clock
+        self.started = self.last = clock()
+        self.done_at_start = done
+
+    def step(self) -> str | None:
+        """Count one step; the progress line when ``every_s`` has passed since the last one."""
+        self.done += 1
+        now = self.clock()
+        if now - self.last < self.every_s:
+            return None
+        self.last = now
+        rate = (self.done - self.done_at_start) / max(now - self.started, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        return (
+            f"progress: step {self.done}/{self.total} ({self.done / self.total:.0%}), "
+            f"{rate:.2f} steps/s, ETA {eta:.0f} s"
+        )
 
 
 class NonFiniteError(RuntimeError):
