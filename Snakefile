@@ -25,6 +25,7 @@ include: "rules/tune.smk"
 include: "rules/train.smk"
 include: "rules/reference.smk"
 include: "rules/report.smk"
+include: "rules/plan.smk"
 
 
 rule all:

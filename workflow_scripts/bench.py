@@ -50,6 +50,7 @@ from workflow_scripts.data.spec import data_config_from_params
 from workflow_scripts.data.synthetic import synthetic_ohlc
 from workflow_scripts.jobs.io_utils import atomic_write_json
 from workflow_scripts.jobs.logs import setup_logging
+from workflow_scripts.models.known_models import T5_ARCHITECTURES
 
 # torch, transformers and the training modules (which import transformers) are imported
 # inside the functions that use them: huggingface_hub reads HF_HUB_OFFLINE when it is
@@ -58,14 +59,7 @@ from workflow_scripts.jobs.logs import setup_logging
 MODEL_SIZES: dict[str, dict[str, int]] = {
     "tiny": {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4, "vocab_size": 64},
     "mini": {"d_model": 128, "d_kv": 32, "d_ff": 512, "num_layers": 2, "num_heads": 4, "vocab_size": 1024},
-    "t5-small": {
-        "d_model": 512,
-        "d_kv": 64,
-        "d_ff": 2048,
-        "num_layers": 6,
-        "num_heads": 8,
-        "vocab_size": 32128,
-    },
+    "t5-small": T5_ARCHITECTURES["google-t5/t5-small"],
 }
 VARIANTS = {
     "nofreeze": {"init": "random", "freeze_epochs": 0},

@@ -43,6 +43,18 @@ class KnownModel:
         }
 
 
+#: Published T5 architectures by Hub id (what ``plan`` builds when config.json is not at hand).
+T5_ARCHITECTURES: dict[str, dict[str, int]] = {
+    "google-t5/t5-small": {
+        "d_model": 512,
+        "d_kv": 64,
+        "d_ff": 2048,
+        "num_layers": 6,
+        "num_heads": 8,
+        "vocab_size": 32128,
+    },
+}
+
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 KNOWN_MODELS: tuple[KnownModel, ...] = (

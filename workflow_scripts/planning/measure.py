@@ -1,0 +1,157 @@
+"""A few real training steps per shape, on the device the study will use, through bench's loop.
+
+Every shape's step is ``training.bench_hooks.make_step_fn`` (the step ``train_epoch`` runs,
+batches built ``feed.steps_ahead`` at a time) on a run that ``training.build.build_run``
+builds from the study's own variant, data settings and model architecture (the encoder
+randomly initialised: weights do not change a step's time). The data are the study's,
+preprocessed into a temporary directory, so validation and test passes cover the real
+number of windows. Nothing is written outside that directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workflow_scripts.config.base import VariantConfig
+from workflow_scripts.config.experiment import ExperimentConfig
+from workflow_scripts.data.derived import DerivedDataset, load_derived
+from workflow_scripts.data.pipeline import preprocess
+from workflow_scripts.jobs.placement import job_threads
+from workflow_scripts.models.known_models import T5_ARCHITECTURES
+from workflow_scripts.models.sources import parse_name_or_path
+from workflow_scripts.planning.costs import ShapeCost
+from workflow_scripts.planning.work import JobWork
+from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps, time_steps
+from workflow_scripts.training.build import Run, build_run
+from workflow_scripts.training.device import synchronize
+from workflow_scripts.training.feed import steps_ahead
+from workflow_scripts.training.identity import patch_len_of
+
+LOG = logging.getLogger(__name__)
+#: Seconds of timed steps per measurement, about; a whole batch group when it fits in this.
+TIMED_S = 4.0
+
+
+def model_config_dir(experiment: ExperimentConfig, root: Path, work: Path) -> Path:
+    """A directory with the study's model config.json: its verified copy, the package or local
+    directory, the Hub's config (cached or fetched), or a known architecture."""
+    local = root / "resources" / "models" / experiment.model.slug
+    if (local / "config.json").is_file():
+        return local
+    source = parse_name_or_path(experiment.model.name_or_path)
+    if source.path is not None:
+        return source.path
+    repo = source.repo_id or experiment.model.name_or_path
+    try:
+        from huggingface_hub import hf_hub_download  # deliberate: only for a Hub model not yet downloaded
+
+        return Path(hf_hub_download(repo, "config.json", revision=experiment.model.revision)).parent
+    except Exception as error:
+        if repo not in T5_ARCHITECTURES:
+            raise RuntimeError(
+                f"plan: cannot read {repo}'s config.json ({error}); download the model first"
+            ) from None
+        from transformers import T5Config
+
+        LOG.info("%s: config.json not available here (%s); its published architecture is used", repo, error)
+        out = work / "model"
+        settings: dict[str, Any] = {**T5_ARCHITECTURES[repo], "decoder_start_token_id": 0, "pad_token_id": 0}
+        T5Config(**settings, eos_token_id=1).save_pretrained(out)
+        return out
+
+
+def prepared_data(experiment: ExperimentConfig, work: Path) -> tuple[DerivedDataset, float]:
+    """The study's data preprocessed into ``work``, and the seconds it took."""
+    started = time.perf_counter()
+    out = work / "derived"
+    preprocess(experiment.data, out)
+    return load_derived(out), time.perf_counter() - started
+
+
+def time_state(run: Run, epoch: int) -> float:
+    """Seconds per loop step in ``epoch``'s freezing state: a whole batch group when that takes at
+    most ``TIMED_S``, else enough single steps to fill it (the batch share is then negligible)."""
+    step = make_step_fn(run, epoch)
+    first = time_steps(step, run.device, warmup=1, iters=2)
+    if first * steps_ahead(run) <= TIMED_S:
+        return time_loop_steps(step, run, iters=1)
+    return time_steps(step, run.device, warmup=0, iters=max(2, int(TIMED_S / first)))
+
+
+def timed(call: Callable[[], object], device: torch.device) -> float:
+    started = time.perf_counter()
+    call()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+def measure_shape(
+    variant: VariantConfig, dataset: DerivedDataset, model_dir: Path, jobs: list[JobWork]
+) -> ShapeCost:
+    """One shape's costs (``costs.ShapeCost``), measuring only the freezing states its jobs use."""
+    probe = dataclasses.replace(
+        variant,
+        init="random",
+        freeze_epochs=1,
+        init_seed_offset=0,
+        train=dataclasses.replace(variant.train, epochs=max(2, variant.train.epochs)),
+    )
+    torch.set_num_threads(job_threads(any(job.gpu for job in jobs)))
+    started = time.perf_counter()
+    run = build_run(
+        probe,
+        0,
+        dataset,
+        model_dir,
+        patch_len=patch_len_of(dataset.manifest, model_dir),
+        experiment_rms=1.0,
+    )
+    build_s = time.perf_counter() - started
+    frozen = time_state(run, 1) if any(job.steps_frozen for job in jobs) else 0.0
+    training = time_state(run, 2) if any(job.steps_training for job in jobs) else 0.0
+    run.model.eval()
+    val_s = timed(lambda: run.evaluate(run.scoring.val), run.device)
+    test_split = run.scoring.test_split()[0]
+    test_s = timed(lambda: run.evaluate(test_split), run.device)
+    return ShapeCost(
+        step_s=training, frozen_step_s=frozen, val_pass_s=val_s, test_pass_s=test_s, build_s=build_s
+    )
+
+
+def measure_shapes(
+    experiment: ExperimentConfig, jobs: list[JobWork], variants: dict[str, VariantConfig], root: Path
+) -> tuple[dict[str, ShapeCost], float]:
+    """Every shape of ``jobs`` measured once, and the seconds preprocessing the data took."""
+    with tempfile.TemporaryDirectory(prefix="plan-") as tmp:
+        work = Path(tmp)
+        dataset, preprocess_s = prepared_data(experiment, work)
+        model_dir = model_config_dir(experiment, root, work)
+        shapes: dict[str, ShapeCost] = {}
+        for job in jobs:
+            if job.shape is None or job.shape.key in shapes or job.variant is None:
+                continue
+            same = [other for other in jobs if other.shape == job.shape]
+            LOG.info("measuring %s (%d jobs)", job.shape.key, len(same))
+            shapes[job.shape.key] = measure_shape(variants[job.variant], dataset, model_dir, same)
+        return shapes, preprocess_s
+
+
+def import_seconds(entries: Iterable[str]) -> dict[str, float]:
+    """Seconds a fresh Python takes to import each entry point (train: with TensorBoard's writer)."""
+    found = {}
+    for entry in sorted(set(entries)):
+        extra = ", torch.utils.tensorboard" if entry in ("train", "pretrain") else ""
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import workflow_scripts.{entry}{extra}"], check=True)
+        found[entry] = time.perf_counter() - started
+    return found
