@@ -164,3 +164,20 @@ def tune_files(variant, name):
         seed=EXPERIMENT.tune.seeds,
         name=name,
     )
+
+
+# The pretrain and tune_train jobs' benchmark files, which collect sets beside the plan
+# (issue 30; the train jobs' own come with the runs). Upstream of the train jobs already,
+# so listing them adds no job.
+JOB_BENCHMARKS = (
+    ["benchmarks/pretrain/pretrain.tsv"] if EXPERIMENT.needs_pretrain else []
+) + expand(
+    "benchmarks/tune/{variant}/{point}/seed{seed}.tsv",
+    variant=TUNED,
+    point=EXPERIMENT.tune.points,
+    seed=EXPERIMENT.tune.seeds,
+)
+# Written by `snakemake plan` (rules/plan.smk) before a study, if at all: collect reads it
+# when it exists. Not an input (no rule makes it; a new plan must not rerun finished jobs) and
+# passed as a constant, so its presence changes neither the DAG nor collect's params.
+PLAN_FILE = "results/plan.json"

@@ -8,6 +8,7 @@ rule collect:
         benchmarks=expand(
             "benchmarks/train/{variant}/seed{seed}.tsv", variant=VARIANTS, seed=SEEDS
         ),
+        job_benchmarks=JOB_BENCHMARKS,
         reference=REFERENCE,
         code=sources("collect"),
     output:
@@ -28,11 +29,13 @@ rule collect:
         reference=lambda wildcards, input: (
             ["--reference", input.reference] if input.reference else []
         ),
+        plan=PLAN_FILE,
     shell:
         "python -m workflow_scripts.collect --summaries {input.summaries:q}"
         " --run-metrics {input.metrics:q} --benchmarks {input.benchmarks:q}"
         " --out-metrics {output.metrics:q} --out-summary {output.summary:q}"
         " --out-table {output.table:q} --contrasts-json {params.contrasts:q}"
+        " --job-benchmarks {input.job_benchmarks:q} --plan {params.plan:q}"
         " {params.reference:q} > {log:q} 2>&1"
 
 

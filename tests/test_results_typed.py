@@ -138,6 +138,7 @@ SENTENCE_LAYER = (
     "workflow_scripts.reporting.tables",
     "workflow_scripts.reporting.curve_tables",
     "workflow_scripts.reporting.plots",
+    "workflow_scripts.reporting.plan_table",
 )
 
 

@@ -5,10 +5,15 @@ Entry point of the ``collect`` rule::
     python -m workflow_scripts.collect --summaries F... --run-metrics F... --benchmarks F...
         --out-metrics results/metrics.csv --out-summary results/summary.json
         --out-table results/summary_table.csv [--contrasts-json '<planned contrasts JSON list>']
+        [--job-benchmarks F...] [--plan results/plan.json]
 
 A run whose summary.json is absent is recorded as ``missing`` (or ``failed`` when it left
 metric rows but no summary) and never averaged in as a zero. A malformed input file
 stops the job with an error naming the file and the key, column or row at fault.
+
+The compute block sets each rule's planned seconds (``--plan``, read only if the file exists
+when collect runs: a study run without a plan shows measured times only) beside the measured
+ones (the train jobs' ``--benchmarks`` and the pretrain and tune jobs' ``--job-benchmarks``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from workflow_scripts.config.loader import load_schema
 from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.io_utils import atomic_write_text
 from workflow_scripts.jobs.logs import setup_logging
+from workflow_scripts.planning.plan_file import read_plan
 from workflow_scripts.reporting.aggregate import summarise, summary_table
-from workflow_scripts.reporting.results import write_study
-from workflow_scripts.reporting.runs import load_runs, tidy_metrics
+from workflow_scripts.reporting.compute_time import study_compute
+from workflow_scripts.reporting.results import StudyCompute, write_study
+from workflow_scripts.reporting.runs import load_runs, read_benchmark, tidy_metrics
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,6 +56,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--reference", type=Path, default=None, help="the learned reference's summary JSON (rule reference)"
+    )
+    parser.add_argument(
+        "--job-benchmarks",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="Snakemake benchmark TSVs of the pretrain and tune_train jobs (planned vs measured)",
+    )
+    parser.add_argument(
+        "--plan",
+        type=Path,
+        default=None,
+        help="results/plan.json (snakemake plan); read only if it exists",
     )
     return parser.parse_args(argv)
 
@@ -82,6 +102,13 @@ def read_reference(path: Path) -> dict[str, Any]:
     return dict(data)
 
 
+def study_compute_of(plan_path: Path | None, benchmarks: list[Path]) -> StudyCompute:
+    """Planned (``plan_path``, if that file exists) and measured seconds per rule."""
+    plan = read_plan(plan_path) if plan_path is not None and plan_path.is_file() else None
+    measured = {path.as_posix(): read_benchmark(path)[1] for path in benchmarks}
+    return study_compute(plan, {path: s for path, s in measured.items() if s is not None})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = setup_logging("workflow_scripts.collect")
@@ -101,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         log.error("collect: cannot read the learned reference. %s", exc)
         return 2
-    study = summarise(runs, contrasts, reference=reference)
+    try:
+        compute = study_compute_of(args.plan, [*args.benchmarks, *args.job_benchmarks])
+    except (InputError, OSError, ValueError) as exc:  # a malformed plan: ValueError
+        log.error("collect: cannot read the plan or a benchmark file. %s", exc)
+        return 2
+    study = summarise(runs, contrasts, reference=reference, compute=compute)
     tidy = tidy_metrics(runs)
     table = summary_table(study)
     atomic_write_text(args.out_metrics, tidy.to_csv(index=False))

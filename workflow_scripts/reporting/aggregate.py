@@ -23,6 +23,7 @@ from workflow_scripts.reporting.results import (
     NaiveMeans,
     PeriodSpan,
     RunEntry,
+    StudyCompute,
     StudyResult,
 )
 from workflow_scripts.reporting.runs import OK_STATUSES, RunRecord, finite_or_none
@@ -254,14 +255,18 @@ def summarise(
     contrasts: Sequence[Mapping[str, Any]] = (),
     confidence: float = CONFIDENCE,
     reference: Mapping[str, Any] | None = None,
+    compute: StudyCompute | None = None,
 ) -> StudyResult:
     """The whole results/summary.json: one block per variant, the pooled naive baselines and
-    the planned paired contrasts (``contrasts``: the configured list of {a, b, role, label})."""
+    the planned paired contrasts (``contrasts``: the configured list of {a, b, role, label});
+    ``compute``: planned and measured seconds per rule (``compute_time.study_compute``)."""
     by_variant: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_variant.setdefault(run.variant, []).append(run)
     arms = {name: summarise_variant(rs, confidence) for name, rs in by_variant.items()}
-    return study_result(arms, contrasts, naive_means(runs), confidence=confidence, reference=reference)
+    return study_result(
+        arms, contrasts, naive_means(runs), confidence=confidence, reference=reference, compute=compute
+    )
 
 
 def study_result(
@@ -271,6 +276,7 @@ def study_result(
     *,
     confidence: float = CONFIDENCE,
     reference: Mapping[str, Any] | None = None,
+    compute: StudyCompute | None = None,
 ) -> StudyResult:
     """The study from its arms: the planned contrasts between them and the budget curve."""
     naive = naive or {}
@@ -290,6 +296,7 @@ def study_result(
         budget=budget_block(arms, contrasts),
         periods=periods,
         n_draws=max((len(run.test_skill_draws) for arm in arms.values() for run in arm.runs), default=0),
+        compute=compute or StudyCompute(),
         reference=None if reference is None else dict(reference),
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.reporting import conclusions, controls, curve_tables, plots, tables
+from workflow_scripts.reporting import conclusions, controls, curve_tables, plan_table, plots, tables
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.measures import CONTRAST_METRICS, MAE_METRIC, PRIMARY_METRIC
@@ -197,6 +197,10 @@ def build_context(
         "channels": curve_tables.channel_rows(study, order),
         "reference": reference_context(study),
         "compute": tables.compute_rows(study, finished_metrics, experiment),
+        "compute_plan": {
+            "sentence": plan_table.plan_sentence(study.compute),
+            "rows": plan_table.rule_time_rows(study.compute),
+        },
         "settings": tables.settings_table(experiment),
         "tuning": tuning_table(tuning),
         "model_rows": tables.section_rows(experiment.get("model")),

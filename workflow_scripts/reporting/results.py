@@ -326,6 +326,34 @@ class BudgetResult:
 
 
 @dataclass(frozen=True)
+class RuleTime:
+    """One rule's jobs: the plan's seconds (results/plan.json) beside Snakemake's benchmark files.
+
+    Seconds are job-seconds (summed over the rule's jobs), not wall time."""
+
+    rule: str
+    planned_jobs: int
+    planned_s: float
+    measured_jobs: int
+    #: None: Snakemake keeps no benchmark file for this rule's jobs
+    measured_s: float | None
+    #: measured over planned seconds of the jobs both planned and measured (None: none is both)
+    ratio: float | None
+
+
+@dataclass(frozen=True)
+class StudyCompute:
+    """The plan checked against the truth: the plan's wall time and slots (None: no plan) and
+    each rule's planned and measured seconds."""
+
+    planned_wall_s: float | None = None
+    plan_cores: int | None = None
+    plan_gpu: int | None = None
+    plan_device: str | None = None
+    rules: list[RuleTime] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class StudyResult:
     """results/summary.json: every arm, the pooled naive baselines, the planned contrasts,
     the budget curve and (when the reference rule ran) the learned reference's summary."""
@@ -344,6 +372,8 @@ class StudyResult:
     periods: list[PeriodSpan]
     #: independent draws of test masks each run's test skill averages
     n_draws: int
+    #: planned (results/plan.json, when it existed) and measured seconds per rule
+    compute: StudyCompute
     #: the learned reference's own summary (fit_reference), as that rule wrote it
     reference: dict[str, Any] | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
