@@ -6,16 +6,21 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
+import huggingface_hub
 import pytest
+from conftest import REPO, copy_workflow
 
 from workflow_scripts import plan as plan_entry
 from workflow_scripts.planning.advice import advice
 from workflow_scripts.planning.costs import FixedCosts, ShapeCost
 from workflow_scripts.planning.estimate import estimate
+from workflow_scripts.planning.measure import model_config_dir
+from workflow_scripts.planning.plan_file import read_plan
 from workflow_scripts.planning.schedule import Slots
-from workflow_scripts.planning.work import PRETRAINED, JobWork, Shape, study_jobs
+from workflow_scripts.planning.work import PRETRAINED, TRAINING_RULES, JobWork, Shape
 from workflow_scripts.training.steplog import Progress
 
 SHAPE = Shape("m", 32, 8, 2, 16, 64, "fp32", "cpu", "per_timeframe", "reconstruct")
@@ -79,12 +84,76 @@ def test_progress_line_at_a_steady_interval() -> None:
     assert progress.step() == "progress: step 22/100 (22%), 0.05 steps/s, ETA 1560 s"
 
 
+def test_a_model_it_cannot_read_is_named_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No config.json anywhere (not downloaded, the Hub unreachable) and no known architecture:
+    the plan says what it could not time and what it counted, exits 2 and writes nothing."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    overlay = tmp_path / "unknown.yaml"
+    overlay.write_text("model: {name_or_path: nobody/unknown-model}\n", encoding="utf-8")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", _offline)
+    out = tmp_path / "results" / "plan.json"
+    argv = ["--workdir", str(tmp_path), "--configfile", str(overlay), "--out", str(out)]
+    assert plan_entry.main(argv) == 2
+    said = capsys.readouterr().err
+    assert "nobody/unknown-model's config.json is not available here" in said
+    assert "download the model first" in said and "training steps" in said
+    assert not out.exists()
+
+
+def test_t5_small_offline_is_timed_on_its_architecture_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", _offline)
+    experiment = plan_entry.load_study(REPO, [])
+    model_dir, note = model_config_dir(experiment, tmp_path, tmp_path)
+    assert json.loads((model_dir / "config.json").read_text())["d_model"] == 512
+    assert note is not None and "published architecture, randomly initialised" in note
+
+
+def _offline(*_args: object, **_kwargs: object) -> None:
+    raise OSError("offline: the Hub is not reachable")
+
+
+@pytest.fixture(scope="module")
+def fresh_plan(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[Path], set[Path]]:
+    """The plan of the smoke study in a fresh copy of the workflow: (copy, files before, after)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("plan") / "workflow")
+
+    def files() -> set[Path]:
+        return {p.relative_to(workdir) for p in workdir.rglob("*") if p.is_file()}
+
+    before = files()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("PYTHONPATH", os.pathsep.join([str(workdir), os.environ.get("PYTHONPATH", "")]))
+        assert plan_entry.main(["--configfile", "config/smoke.yaml", "--cores", "2", "--budget", "1h"]) == 0
+    return workdir, before, files()
+
+
 @pytest.mark.slow
-def test_counts_equal_what_the_smoke_study_logged(smoke_run: Path) -> None:
-    experiment = plan_entry.load_study(smoke_run, [str(smoke_run / "config" / "smoke.yaml")])
-    jobs = [job for job in study_jobs(experiment, {d: False for d in ("auto", "cpu", "cuda", "mps")})]
-    trained = [job for job in jobs if job.rule == "train"]
+def test_the_plan_writes_nothing_but_plan_json(fresh_plan: tuple[Path, set[Path], set[Path]]) -> None:
+    workdir, before, after = fresh_plan
+    assert after - before == {Path("results/plan.json")}
+    assert before <= after
+    plan = read_plan(workdir / "results" / "plan.json")
+    assert plan.wall_s > 0 and len(plan.jobs) == 16 and plan.budget_s == 3600.0
+
+
+@pytest.mark.slow
+def test_counts_equal_what_the_smoke_study_logged(
+    fresh_plan: tuple[Path, set[Path], set[Path]], smoke_run: Path
+) -> None:
+    """Every training job of the plan (results/plan.json) against what its run logged: steps
+    (metrics.csv's last step and summary.json's total), validation passes (one metrics.csv row
+    each), budget passes (rows with a budget test loss) and test passes (the final test's draws)."""
+    plan = read_plan(fresh_plan[0] / "results" / "plan.json")
+    trained = [job for job in plan.jobs if job.rule in TRAINING_RULES]
     assert len(trained) == 10
+    assert all((smoke_run / job.output).exists() for job in plan.jobs)  # the same DAG's jobs
     for job in trained:
         run_dir = smoke_run / Path(job.output).parent
         rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
@@ -93,18 +162,3 @@ def test_counts_equal_what_the_smoke_study_logged(smoke_run: Path) -> None:
         assert job.val_passes == len(rows)
         assert job.budget_passes == sum(1 for row in rows if row["budget_test_loss"] not in ("", "nan"))
         assert job.test_passes == len(summary["test"]["draws"])
-
-
-@pytest.mark.slow
-def test_the_plan_writes_nothing_but_plan_json(workflow_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def files() -> set[Path]:
-        return {p.relative_to(workflow_copy) for p in workflow_copy.rglob("*") if p.is_file()}
-
-    before = files()
-    monkeypatch.chdir(workflow_copy)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(workflow_copy), os.environ.get("PYTHONPATH", "")]))
-    assert plan_entry.main(["--configfile", "config/smoke.yaml", "--cores", "2", "--budget", "1h"]) == 0
-    assert files() - before == {Path("results/plan.json")}
-    written = json.loads((workflow_copy / "results" / "plan.json").read_text())
-    assert written["wall_s"] > 0 and len(written["jobs"]) == 16

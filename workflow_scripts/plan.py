@@ -32,7 +32,7 @@ from workflow_scripts.jobs.placement import trains_on_gpu
 from workflow_scripts.planning.advice import advice
 from workflow_scripts.planning.costs import DEFAULT_WORK_S, RULE_ENTRY, FixedCosts, ShapeCost
 from workflow_scripts.planning.estimate import Estimate, largest_parts, minutes, study_wall
-from workflow_scripts.planning.measure import import_seconds, measure_shapes
+from workflow_scripts.planning.measure import MeasureError, import_seconds, measure_shapes
 from workflow_scripts.planning.plan_file import PlannedJob, PlannedRule, ShapeTiming, StudyPlan, write_plan
 from workflow_scripts.planning.schedule import Slots
 from workflow_scripts.planning.work import JobWork, remaining, study_jobs
@@ -159,10 +159,18 @@ def printed(plan: StudyPlan) -> str:
         f"validation pass {s.val_pass_s:.2f} s, test pass {s.test_pass_s:.2f} s"
         for s in plan.shapes
     ]
+    lines += [f"note: {note}" for note in plan.notes]
     if plan.budget_s is not None:
         lines.append(f"budget {minutes(plan.budget_s)}:")
         lines += [f"  {line}" for line in plan.advice]
     return "\n".join(lines)
+
+
+def counted(jobs: list[JobWork]) -> str:
+    """The remaining work in one line: jobs, training steps and passes (what needs no measuring)."""
+    steps = sum(job.steps for job in jobs)
+    passes = sum(job.val_passes + job.budget_passes + job.test_passes for job in jobs)
+    return f"{len(jobs)} jobs to run, {steps:,} training steps, {passes:,} evaluation passes"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,10 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     done = done_outputs(args.workdir, all_jobs)
     jobs = remaining(all_jobs, done)
     variants = {**experiment.variants, "pretrain": experiment.pretrain.variant()}
-    shapes, preprocess_s = measure_shapes(experiment, jobs, variants, args.workdir)
+    try:
+        measured = measure_shapes(experiment, jobs, variants, args.workdir)
+    except MeasureError as error:
+        print(f"plan: {counted(jobs)}; not timed: {error}. Nothing was written.", file=sys.stderr)
+        log.error("plan: could not measure: %s", error)
+        return 2
     fixed = FixedCosts(
         import_s=import_seconds(RULE_ENTRY[job.rule] for job in jobs),
-        work_s={**DEFAULT_WORK_S, "preprocess": preprocess_s},
+        work_s={**DEFAULT_WORK_S, "preprocess": measured.preprocess_s},
     )
     slots = Slots(
         args.cores,
@@ -186,20 +199,23 @@ def main(argv: list[str] | None = None) -> int:
         experiment.gpu_slots.jobs_per_gpu,
         args.share_slowdown or float(experiment.gpu_slots.jobs_per_gpu),
     )
-    result = study_wall(experiment, devices, done, shapes, fixed, slots)
+    result = study_wall(experiment, devices, done, measured.shapes, fixed, slots)
     device = "gpu" if any(job.gpu for job in jobs) else "cpu"
-    plan = plan_record(args, result, shapes, fixed, slots, device)
+    plan = plan_record(args, result, measured.shapes, fixed, slots, device)
     if args.budget is not None:
         runs = [sum(result.parts[j.name].values()) for j in result.jobs if j.rule == "train"] or [0.0]
         lines = advice(
             experiment,
-            lambda e: study_wall(e, devices, done, shapes, fixed, slots).wall_s,
+            lambda e: study_wall(e, devices, done, measured.shapes, fixed, slots).wall_s,
             args.budget,
             min(runs),
         )
         plan = dataclasses.replace(plan, budget_s=args.budget, advice=lines)
     plan = dataclasses.replace(
-        plan, wall_s=plan.wall_s + SNAKEMAKE_START_S, plan_s=time.perf_counter() - started
+        plan,
+        wall_s=plan.wall_s + SNAKEMAKE_START_S,
+        plan_s=time.perf_counter() - started,
+        notes=measured.notes,
     )
     write_plan(args.out, plan)
     print(printed(plan))

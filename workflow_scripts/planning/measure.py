@@ -42,32 +42,43 @@ LOG = logging.getLogger(__name__)
 TIMED_S = 4.0
 
 
-def model_config_dir(experiment: ExperimentConfig, root: Path, work: Path) -> Path:
-    """A directory with the study's model config.json: its verified copy, the package or local
-    directory, the Hub's config (cached or fetched), or a known architecture."""
+class MeasureError(RuntimeError):
+    """What the plan could not measure on this machine, and what would let it."""
+
+
+def model_config_dir(experiment: ExperimentConfig, root: Path, work: Path) -> tuple[Path, str | None]:
+    """A directory with the study's model config.json (its verified copy, the package or local
+    directory, the Hub's config, cached or fetched, or a known architecture) and a note when it
+    is not the model's own; ``MeasureError`` when there is none."""
     local = root / "resources" / "models" / experiment.model.slug
     if (local / "config.json").is_file():
-        return local
+        return local, None
     source = parse_name_or_path(experiment.model.name_or_path)
     if source.path is not None:
-        return source.path
+        return source.path, None
     repo = source.repo_id or experiment.model.name_or_path
     try:
         from huggingface_hub import hf_hub_download  # deliberate: only for a Hub model not yet downloaded
 
-        return Path(hf_hub_download(repo, "config.json", revision=experiment.model.revision)).parent
+        return Path(hf_hub_download(repo, "config.json", revision=experiment.model.revision)).parent, None
     except Exception as error:
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
         if repo not in T5_ARCHITECTURES:
-            raise RuntimeError(
-                f"plan: cannot read {repo}'s config.json ({error}); download the model first"
+            raise MeasureError(
+                f"{repo}'s config.json is not available here ({reason}), so no step of it can be "
+                f"timed; download the model first (snakemake {local}/verification.json) and plan again"
             ) from None
         from transformers import T5Config
 
-        LOG.info("%s: config.json not available here (%s); its published architecture is used", repo, error)
+        LOG.info("%s: config.json not available here (%s); its published architecture is used", repo, reason)
         out = work / "model"
         settings: dict[str, Any] = {**T5_ARCHITECTURES[repo], "decoder_start_token_id": 0, "pad_token_id": 0}
         T5Config(**settings, eos_token_id=1).save_pretrained(out)
-        return out
+        note = (
+            f"{repo} is not downloaded and the Hub is not reachable ({reason}): its steps were timed "
+            f"on its published architecture, randomly initialised (weights do not change a step's time)"
+        )
+        return out, note
 
 
 def prepared_data(experiment: ExperimentConfig, work: Path) -> tuple[DerivedDataset, float]:
@@ -128,14 +139,28 @@ def measure_shape(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """Every shape's costs, the seconds preprocessing took, and what was not the real thing."""
+
+    shapes: dict[str, ShapeCost]
+    preprocess_s: float
+    notes: list[str]
+
+
 def measure_shapes(
     experiment: ExperimentConfig, jobs: list[JobWork], variants: dict[str, VariantConfig], root: Path
-) -> tuple[dict[str, ShapeCost], float]:
-    """Every shape of ``jobs`` measured once, and the seconds preprocessing the data took."""
+) -> Measured:
+    """Every shape of ``jobs`` measured once, and the seconds preprocessing the data took;
+    ``MeasureError`` (before any data is prepared) when the model's architecture is unknown here."""
     with tempfile.TemporaryDirectory(prefix="plan-") as tmp:
         work = Path(tmp)
+        model_dir, note = (
+            model_config_dir(experiment, root, work)
+            if any(job.shape is not None for job in jobs)
+            else (work, None)
+        )
         dataset, preprocess_s = prepared_data(experiment, work)
-        model_dir = model_config_dir(experiment, root, work)
         shapes: dict[str, ShapeCost] = {}
         for job in jobs:
             if job.shape is None or job.shape.key in shapes or job.variant is None:
@@ -143,7 +168,7 @@ def measure_shapes(
             same = [other for other in jobs if other.shape == job.shape]
             LOG.info("measuring %s (%d jobs)", job.shape.key, len(same))
             shapes[job.shape.key] = measure_shape(variants[job.variant], dataset, model_dir, same)
-        return shapes, preprocess_s
+        return Measured(shapes, preprocess_s, [note] if note else [])
 
 
 def import_seconds(entries: Iterable[str]) -> dict[str, float]:

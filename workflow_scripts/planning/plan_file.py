@@ -69,6 +69,8 @@ class StudyPlan:
     plan_s: float
     budget_s: float | None = None
     advice: list[str] = field(default_factory=list)
+    #: what was not measured as the study will run it (e.g. a model timed on its architecture)
+    notes: list[str] = field(default_factory=list)
 
 
 def write_plan(path: Path, plan: StudyPlan) -> None:
