@@ -20,7 +20,7 @@ from workflow_scripts.planning.estimate import estimate
 from workflow_scripts.planning.measure import model_config_dir
 from workflow_scripts.planning.plan_file import read_plan
 from workflow_scripts.planning.schedule import Slots
-from workflow_scripts.planning.work import PRETRAINED, TRAINING_RULES, JobWork, Shape
+from workflow_scripts.planning.work import PRETRAINED, TRAINING_RULES, JobWork, Shape, study_jobs
 from workflow_scripts.training.steplog import Progress
 
 SHAPE = Shape("m", 32, 8, 2, 16, 64, "fp32", "cpu", "per_timeframe", "reconstruct")
@@ -66,6 +66,18 @@ def test_two_gpus_two_jobs_each() -> None:
     assert estimate(small_study(True), STEP, NO_FIXED, slots).wall_s == pytest.approx(22.5)
     # One GPU, one job at a time: 10 + 4 x 5 = 30 s.
     assert estimate(small_study(True), STEP, NO_FIXED, Slots(cores=16, gpu=1)).wall_s == pytest.approx(30.0)
+
+
+def test_the_arms_from_the_pretraining_wait_for_its_verification() -> None:
+    """The offline study's DAG: pretrain -> verify_model of its export -> the ts arms' runs."""
+    experiment = plan_entry.load_study(REPO, [str(REPO / "config" / "offline.yaml")])
+    jobs = {
+        job.name: job for job in study_jobs(experiment, dict.fromkeys(("auto", "cpu", "cuda", "mps"), False))
+    }
+    assert jobs[PRETRAINED].after == ("pretrain",)
+    assert jobs[PRETRAINED].output.endswith("--timeseries/verification.json")
+    waiting = [job for job in jobs.values() if PRETRAINED in job.after]
+    assert waiting and all(job.variant in ("ts_nofreeze", "ts_encoder") for job in waiting)
 
 
 def test_a_budget_too_small_for_one_run_says_so() -> None:

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = remaining(all_jobs, done)
     variants = {**experiment.variants, "pretrain": experiment.pretrain.variant()}
     try:
-        measured = measure_shapes(experiment, jobs, variants, args.workdir)
+        measured = measure_shapes(experiment, jobs, variants, args.workdir, args.cores)
     except MeasureError as error:
         print(f"plan: {counted(jobs)}; not timed: {error}. Nothing was written.", file=sys.stderr)
         log.error("plan: could not measure: %s", error)

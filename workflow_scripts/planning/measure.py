@@ -29,6 +29,7 @@ from workflow_scripts.data.pipeline import preprocess
 from workflow_scripts.jobs.placement import job_threads
 from workflow_scripts.models.known_models import T5_ARCHITECTURES
 from workflow_scripts.models.sources import parse_name_or_path
+from workflow_scripts.planning.companions import companions
 from workflow_scripts.planning.costs import ShapeCost
 from workflow_scripts.planning.work import JobWork
 from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps, time_steps
@@ -107,9 +108,14 @@ def timed(call: Callable[[], object], device: torch.device) -> float:
 
 
 def measure_shape(
-    variant: VariantConfig, dataset: DerivedDataset, model_dir: Path, jobs: list[JobWork]
+    variant: VariantConfig,
+    dataset: DerivedDataset,
+    model_dir: Path,
+    jobs: list[JobWork],
+    alongside: int = 0,
 ) -> ShapeCost:
-    """One shape's costs (``costs.ShapeCost``), measuring only the freezing states its jobs use."""
+    """One shape's costs (``costs.ShapeCost``), measuring only the freezing states its jobs use,
+    while ``alongside`` companion processes train the same step (``companions``)."""
     probe = dataclasses.replace(
         variant,
         init="random",
@@ -128,12 +134,14 @@ def measure_shape(
         experiment_rms=1.0,
     )
     build_s = time.perf_counter() - started
-    frozen = time_state(run, 1) if any(job.steps_frozen for job in jobs) else 0.0
-    training = time_state(run, 2) if any(job.steps_training for job in jobs) else 0.0
-    run.model.eval()
-    val_s = timed(lambda: run.evaluate(run.scoring.val), run.device)
-    test_split = run.scoring.test_split()[0]
-    test_s = timed(lambda: run.evaluate(test_split), run.device)
+    trains = any(job.steps_training for job in jobs)
+    with companions(alongside, probe, 2 if trains else 1, dataset.root, model_dir):
+        frozen = time_state(run, 1) if any(job.steps_frozen for job in jobs) else 0.0
+        training = time_state(run, 2) if trains else 0.0
+        run.model.eval()
+        val_s = timed(lambda: run.evaluate(run.scoring.val), run.device)
+        test_split = run.scoring.test_split()[0]
+        test_s = timed(lambda: run.evaluate(test_split), run.device)
     return ShapeCost(
         step_s=training, frozen_step_s=frozen, val_pass_s=val_s, test_pass_s=test_s, build_s=build_s
     )
@@ -149,10 +157,17 @@ class Measured:
 
 
 def measure_shapes(
-    experiment: ExperimentConfig, jobs: list[JobWork], variants: dict[str, VariantConfig], root: Path
+    experiment: ExperimentConfig,
+    jobs: list[JobWork],
+    variants: dict[str, VariantConfig],
+    root: Path,
+    cores: int = 1,
 ) -> Measured:
     """Every shape of ``jobs`` measured once, and the seconds preprocessing the data took;
-    ``MeasureError`` (before any data is prepared) when the model's architecture is unknown here."""
+    ``MeasureError`` (before any data is prepared) when the model's architecture is unknown here.
+
+    A CPU shape is timed beside ``concurrent_cpu_jobs(jobs, cores) - 1`` companions: the other
+    CPU training jobs the schedule runs at the same time (one thread each)."""
     with tempfile.TemporaryDirectory(prefix="plan-") as tmp:
         work = Path(tmp)
         model_dir, note = (
@@ -167,8 +182,14 @@ def measure_shapes(
                 continue
             same = [other for other in jobs if other.shape == job.shape]
             LOG.info("measuring %s (%d jobs)", job.shape.key, len(same))
-            shapes[job.shape.key] = measure_shape(variants[job.variant], dataset, model_dir, same)
+            alongside = 0 if job.gpu else concurrent_cpu_jobs(jobs, cores) - 1
+            shapes[job.shape.key] = measure_shape(variants[job.variant], dataset, model_dir, same, alongside)
         return Measured(shapes, preprocess_s, [note] if note else [])
+
+
+def concurrent_cpu_jobs(jobs: list[JobWork], cores: int) -> int:
+    """How many CPU training jobs (one thread each) run at once: ``cores``, at most their number."""
+    return max(1, min(cores, sum(1 for job in jobs if job.shape is not None and not job.gpu)))
 
 
 def import_seconds(entries: Iterable[str]) -> dict[str, float]:

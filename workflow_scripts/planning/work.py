@@ -150,7 +150,8 @@ def setup_jobs(experiment: ExperimentConfig) -> list[JobWork]:
 
 
 def training_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[JobWork]:
-    """pretrain (if an arm needs it), tune_train and select_lr (if tuning is on), train: in DAG order.
+    """pretrain and its verification (if an arm needs it), tune_train and select_lr (if tuning is
+    on), train: in DAG order.
 
     ``on_gpu`` maps a ``train.device`` value to whether its jobs claim a GPU.
     """
@@ -172,6 +173,8 @@ def training_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list
                 after=setup,
             )
         )
+        ts_dir = f"resources/models/{slug}--timeseries"
+        jobs.append(JobWork("verify_model", PRETRAINED, f"{ts_dir}/verification.json", after=("pretrain",)))
     tuned = experiment.tuned_arms()
     for arm in tuned:
         variant = experiment.variants[arm]
