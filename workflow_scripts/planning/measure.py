@@ -63,7 +63,7 @@ def model_config_dir(experiment: ExperimentConfig, root: Path, work: Path) -> tu
 
         return Path(hf_hub_download(repo, "config.json", revision=experiment.model.revision)).parent, None
     except Exception as error:
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+        reason = type(error).__name__  # the Hub's messages run to several sentences
         if repo not in T5_ARCHITECTURES:
             raise MeasureError(
                 f"{repo}'s config.json is not available here ({reason}), so no step of it can be "
