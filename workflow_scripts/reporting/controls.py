@@ -112,9 +112,9 @@ def positive_control(family: ContrastFamily, role: str = "positive_control") -> 
         return ControlLine(NOT_RUN, f"{name}: not run ({why}).", None)
     mae = family.of_role(role, MAE_METRIC)
     status = control_status(row, mae)
-    text = positive_control_line(name, row, status == DETECTED)
+    text = positive_control_line(name, row, is_detected(row), status)
     if mae is not None and mae.n:
-        text += " " + control_mae_clause(mae, is_detected(mae), status)
+        text += " " + control_mae_clause(mae, is_detected(mae))
     return ControlLine(status, text, row)
 
 

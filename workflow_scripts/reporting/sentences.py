@@ -238,23 +238,26 @@ def contrast_sentence(row: ContrastResult) -> str:
     return f"{row.label}: {verdict}; {row_delta(row, CONCLUSION)}, {spec.direction} is better; {stats}."
 
 
-def positive_control_line(name: str, row: ContrastResult, detected: bool) -> str:
-    """The line under the headline for a positive control that ran: detected or not, and why."""
+def positive_control_line(name: str, row: ContrastResult, detected: bool, status: str = "") -> str:
+    """The line under the headline for a positive control that ran: its verdict (``status``,
+    "detected" by default when ``detected``), then what squared errors say (``row``) and why."""
     numbers = numbers_text(row, detailed=False)
+    label = status or ("detected" if detected else "not detected")
+    shown = label if label == "detected" else f"**{label}**"
     if detected:
-        return f"{name}: detected — {row.a} beats {row.b}; {numbers}."
+        return f"{name}: {shown} — {row.a} beats {row.b}; {numbers}."
     reason = (
         f"with {row.n} seeds no result could be significant after Holm"
         if not row.can_reach_after_holm
         else f"{row.a} vs {row.b} is not significantly better after Holm"
     )
-    return f"{name}: **not detected** — {reason}; {numbers}."
+    return f"{name}: {shown} — {reason}; {numbers}."
 
 
-def control_mae_clause(mae: ContrastResult, detected: bool, status: str) -> str:
-    """What the absolute errors say about a positive control, and the verdict over both."""
+def control_mae_clause(mae: ContrastResult, detected: bool) -> str:
+    """What the absolute errors say about a positive control (the line's verdict covers both)."""
     said = "detected" if detected else "not detected"
-    return f"On absolute errors: {said}; {numbers_text(mae, detailed=False)}. Over both metrics: {status}."
+    return f"On absolute errors: {said}; {numbers_text(mae, detailed=False)}."
 
 
 def negative_control_line(row: ContrastResult) -> str:
