@@ -36,7 +36,7 @@ from conftest import REPO, SMOKE_ARGS, planned_jobs, run_snakemake
 VOLATILE = re.compile(
     r"(runtime_s|samples_per_s|epoch_time_s|_seconds$|^wall|elapsed|timestamp|generated|^s$|^h:m:s$"
     r"|max_rss|max_vms|max_uss|max_pss|io_in|io_out|mean_load|cpu_time|peak_rss_mb|benchmark_s"
-    r"|^commit$|^dirty$)"
+    r"|^commit$|^dirty$|^planned_s$|^measured_s$|^planned_wall_s$|^ratio$)"
 )
 #: A measured duration or size inside a report line (a runs-table cell such as "1.2 s").
 MEASURED = re.compile(r"\b\d[\d.,]* ?(s|ms|MB|MiB|GiB)\b")
