@@ -135,10 +135,7 @@ def plan_record(
             )
             for r in rules
         ],
-        shapes=[
-            ShapeTiming(key, c.step_s, c.frozen_step_s, c.val_pass_s, c.test_pass_s, c.build_s)
-            for key, c in shapes.items()
-        ],
+        shapes=[ShapeTiming(key=key, **dataclasses.asdict(c)) for key, c in shapes.items()],
         largest_parts=largest_parts(result),
         import_s=dict(fixed.import_s),
         plan_s=0.0,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from workflow_scripts.jobs.io_utils import atomic_write_json
 from workflow_scripts.jobs.typed_json import decode, encode
+from workflow_scripts.planning.costs import ShapeCost
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,10 @@ class PlannedRule:
 
 
 @dataclass(frozen=True)
-class ShapeTiming:
-    """What one shape's step and passes measured here (``planning.costs.ShapeCost``)."""
+class ShapeTiming(ShapeCost):
+    """What one shape's step and passes measured here, under the shape's key."""
 
     key: str
-    step_s: float
-    frozen_step_s: float
-    val_pass_s: float
-    test_pass_s: float
-    build_s: float
 
 
 @dataclass(frozen=True)
