@@ -104,7 +104,8 @@ def score_parts(
     naive_predict = scorer.naive_predictor(split)
     with torch.inference_mode():
         for batch, idx in scorer.batches(split):
-            predictions = {**predict(batch, idx), **naive_predict(batch, idx)}
+            predicted = {**predict(batch, idx), **naive_predict(batch, idx)}
+            predictions = {name: to_channels(pred.float()) for name, pred in predicted.items()}
             target = to_channels(batch.target)
             weight = (
                 torch.ones_like(target) if batch.mask is None else cell_weights(batch.mask, scorer.n_features)
@@ -117,7 +118,7 @@ def score_parts(
                     tracker = trackers[part].setdefault(
                         name, StreamingMetrics(target.shape[1], scorer.device)
                     )
-                    tracker.update(to_channels(pred.float()), target, cells)
+                    tracker.update(pred, target, cells)
     return [_results(part) for part in trackers]
 
 
