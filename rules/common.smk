@@ -181,3 +181,12 @@ JOB_BENCHMARKS = (
 # when it exists. Not an input (no rule makes it; a new plan must not rerun finished jobs) and
 # passed as a constant, so its presence changes neither the DAG nor collect's params.
 PLAN_FILE = "results/plan.json"
+
+
+def invocation_cores():
+    """The invocation's --cores, or None where it set none (a cluster executor needs none, and
+    Snakemake then refuses to read workflow.cores)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return None

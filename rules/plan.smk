@@ -14,7 +14,9 @@ rule plan:
         "../envs/torch.yaml"
     params:
         configfiles=[os.path.relpath(f) for f in workflow.overwrite_configfiles],
-        cores=workflow.cores,
+        cores=lambda wildcards: (
+            "" if invocation_cores() is None else f"--cores {invocation_cores()}"
+        ),
         gpu=getattr(
             workflow.global_resources.get("gpu"),
             "value",
@@ -23,4 +25,4 @@ rule plan:
         or 0,
     shell:
         "python -m workflow_scripts.plan --configfile {params.configfiles:q}"
-        " --cores {params.cores} --gpu {params.gpu} 2> {log:q}"
+        " {params.cores} --gpu {params.gpu} 2> {log:q}"

@@ -230,7 +230,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_opens_cleanly_in_chromium(browser: DevTools, rendered: Path) -> None:
     page = load_page(browser, rendered)
     assert page["errors"] == [], f"console errors: {page['errors']}"
-    assert len(page["images"]) == 5  # budget curve, learning curves, paired deltas, final comparison, compute
+    # budget curve, test periods, learning curves, paired deltas, final comparison, compute
+    assert len(page["images"]) == 6
     assert all(image["ok"] and image["w"] > 100 for image in page["images"]), page["images"]
     remote = [url for url in page["requests"] if not url.startswith(("file://", "data:"))]
     assert remote == [], f"the report requested remote assets: {remote}"
