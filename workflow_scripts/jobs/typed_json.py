@@ -135,28 +135,24 @@ def _decode_dict(args: tuple[Any, ...], data: Any, where: str) -> dict[Any, Any]
     return out
 
 
+#: Each scalar field type: what a JSON value of it must be, and how the error names it
+#: (``bool`` is an ``int`` to Python, never to a result file).
+_SCALARS: dict[Any, tuple[Any, str]] = {
+    type(None): (lambda v: v is None, "null"),
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    float: (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
 def _decode_scalar(kind: Any, data: Any, where: str) -> Any:
-    if kind is type(None):
-        if data is None:
-            return None
-        raise _wrong(where, "null", data)
-    if kind is bool:
-        if isinstance(data, bool):
-            return data
-        raise _wrong(where, "true or false", data)
-    if kind is float:
-        if isinstance(data, int | float) and not isinstance(data, bool):
-            return data
-        raise _wrong(where, "a number", data)
-    if kind is int:
-        if isinstance(data, int) and not isinstance(data, bool):
-            return data
-        raise _wrong(where, "an integer", data)
-    if kind is str:
-        if isinstance(data, str):
-            return data
-        raise _wrong(where, "a string", data)
-    raise TypeError(f"{where}: the codec cannot read fields of type {kind!r}")
+    if kind not in _SCALARS:
+        raise TypeError(f"{where}: the codec cannot read fields of type {kind!r}")
+    accepts, expected = _SCALARS[kind]
+    if accepts(data):
+        return data
+    raise _wrong(where, expected, data)
 
 
 def _wrong(where: str, expected: str, data: Any) -> ResultFormatError:

@@ -31,6 +31,7 @@ from workflow_scripts.reporting.results import (
     BudgetResult,
     RunEntry,
 )
+from workflow_scripts.reporting.runs import OK_STATUSES
 from workflow_scripts.reporting.stats import t_interval
 from workflow_scripts.training.run_contract import CONVERGED_GAIN
 
@@ -61,7 +62,7 @@ def arm_curve(runs: Sequence[RunEntry]) -> list[ArmBudgetPoint]:
 def arm_convergence(runs: Sequence[RunEntry]) -> ArmConvergence:
     """Converged only when every finished seed's last-quarter gain is below ``CONVERGED_GAIN``."""
     gains = [run.last_quarter_gain for run in runs if run.last_quarter_gain is not None]
-    finished = sum(1 for run in runs if run.status in ("completed", "early_stopped"))
+    finished = sum(1 for run in runs if run.status in OK_STATUSES)
     return ArmConvergence(
         converged=bool(gains) and len(gains) == finished and max(gains) < CONVERGED_GAIN,
         n_seeds=finished,

@@ -18,7 +18,7 @@ from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.measures import MAE_METRIC, PRIMARY_METRIC, SPEED_METRICS
 from workflow_scripts.reporting.power import POWER, power_method
 from workflow_scripts.reporting.results import BudgetResult, ContrastFamily, StudyResult
-from workflow_scripts.reporting.runs import RunRecord
+from workflow_scripts.reporting.runs import OK_STATUSES, RunRecord
 from workflow_scripts.reporting.sentences import (
     Headline,
     budget_note,
@@ -144,7 +144,7 @@ def naive_check(study: StudyResult) -> Conclusion:
 def run_health(runs: Sequence[RunRecord]) -> Conclusion:
     """Say which runs are missing from the statistics, so a reader knows what N means."""
     topic = "Runs"
-    bad = [r for r in runs if r.status not in ("completed", "early_stopped")]
+    bad = [r for r in runs if r.status not in OK_STATUSES]
     if not runs:
         return Conclusion(topic, "No runs were found.")
     if not bad:

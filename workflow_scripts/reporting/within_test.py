@@ -25,10 +25,11 @@ import numpy as np
 from workflow_scripts.reporting.contrasts import compare_pair
 from workflow_scripts.reporting.heterogeneity import heterogeneity_test
 from workflow_scripts.reporting.results import ArmResult, PeriodDelta, PeriodSpan, RunEntry, WithinTest
+from workflow_scripts.reporting.runs import OK_STATUSES
 
 
 def _finished(arm: ArmResult) -> dict[int, RunEntry]:
-    return {run.seed: run for run in arm.runs if run.status in ("completed", "early_stopped")}
+    return {run.seed: run for run in arm.runs if run.status in OK_STATUSES}
 
 
 def draw_sd(a: ArmResult, b: ArmResult, metric: str) -> tuple[float | None, int]:
