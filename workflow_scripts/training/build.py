@@ -12,7 +12,8 @@ Nothing here trains.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -131,18 +132,25 @@ class Run:
         """Optimiser steps per epoch."""
         return self.cfg.steps_per_epoch
 
-    def evaluate(self, split: EvalSplit) -> MetricResult:
-        """The model's metrics on ``split`` (masked positions only for reconstruct), in window units."""
+    def predict(self, batch: Batch, _idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The model's prediction of ``batch`` in window units, under the run's autocast (``_idx``:
+        the sample indices a scorer may pass; the model does not read them)."""
+        with self.precision.autocast(self.device):
+            return {"model": self.forward(batch.inputs, batch.mask)}
+
+    @contextlib.contextmanager
+    def scoring_mode(self) -> Iterator[None]:
+        """The model in eval mode for a scoring pass, back in train mode however the pass ends."""
         self.model.eval()
-
-        def predict(batch: Batch) -> dict[str, torch.Tensor]:
-            with self.precision.autocast(self.device):
-                return {"model": self.forward(batch.inputs, batch.mask)}
-
         try:
-            return self.scoring.scorer.score(split, predict)["model"]
+            yield
         finally:
             self.model.train()
+
+    def evaluate(self, split: EvalSplit) -> MetricResult:
+        """The model's metrics on ``split`` (masked positions only for reconstruct), in window units."""
+        with self.scoring_mode():
+            return self.scoring.scorer.score(split, self.predict)["model"]
 
 
 def build_run(

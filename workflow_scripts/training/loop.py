@@ -293,24 +293,16 @@ def score_on_test(run: Run, best_tensors: dict[str, torch.Tensor]) -> TestScores
     period, on squared and absolute errors, beside the naive baselines (``final_test``)."""
     scoring, cfg = run.scoring, run.cfg
     restore_model(run.model, best_tensors)
-    run.model.eval()
-
-    def predict(batch: Batch, _idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        with run.precision.autocast(run.device):
-            return {"model": run.forward(batch.inputs, batch.mask)}
-
-    try:
+    with run.scoring_mode():
         return final_test_pass(
             scoring.scorer,
             scoring.test_draws(cfg.test_mask_draws),
-            lambda _split: predict,
+            lambda _split: run.predict,
             cut_periods(scoring.test_end_times(), cfg.test_periods),
             NaiveChoices(scoring.naive_choice, scoring.naive_choice_mae),
             scoring.groups,
             scoring.channel_names,
         )
-    finally:
-        run.model.train()
 
 
 def _log_start(run: Run) -> None:
