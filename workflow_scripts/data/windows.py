@@ -84,17 +84,26 @@ def plan_splits(grid: SampleGrid, train_fraction: float, val_fraction: float) ->
     n = len(grid)
     train_stop = round(train_fraction * n)
     val_stop = max(round((train_fraction + val_fraction) * n), train_stop)
+    return purged_splits(grid, train_stop, val_stop, n)
+
+
+def purged_splits(grid: SampleGrid, train_stop: int, val_stop: int, stop: int) -> SplitPlan:
+    """Train ``[0, train_stop)``, val up to ``val_stop``, test up to ``stop``, gaps purged.
+
+    The cut points are explicit so that rolling-origin folds (``data.folds``), whose last
+    fold ends before the end of the series, purge exactly as the single split does.
+    """
     val_start = _first_clear(grid, train_stop, train_stop)
     test_start = _first_clear(grid, val_stop, val_stop)
     return SplitPlan(
         ranges={
             "train": (0, train_stop),
             "val": (val_start, val_stop),
-            "test": (test_start, n),
+            "test": (test_start, stop),
         },
         gap_samples={
             "val": min(val_start, val_stop) - train_stop,
-            "test": min(test_start, n) - val_stop,
+            "test": min(test_start, stop) - val_stop,
         },
     )
 
