@@ -49,6 +49,9 @@ TIMESTAMP_NAMES = (
     "ts",
 )
 INDEX_COLUMN = "<index>"
+# Rows of an unnamed first column parsed to decide whether it is a written DatetimeIndex;
+# the whole column is parsed afterwards, so a bad row further down is still reported by row.
+INDEX_PROBE_ROWS = 100
 # Non-ISO layouts common in market data exports (Dukascopy, MetaTrader, HistData).
 EXTRA_TIME_FORMATS = (
     "%d.%m.%Y %H:%M:%S.%f",
@@ -111,7 +114,10 @@ def table_from_frame(frame: pd.DataFrame, source: Source, timestamp_column: str 
 
 
 def find_time_column(frame: pd.DataFrame, source: Source, requested: str | None) -> str:
-    """The timestamp column: the configured one, a well-known name, or the DatetimeIndex."""
+    """The timestamp column: configured, a well-known name, the DatetimeIndex, or a written index.
+
+    The last is the unnamed first column of a ``DataFrame.to_csv`` file with a DatetimeIndex.
+    """
     if requested is not None:
         if requested in frame.columns:
             return requested
@@ -128,11 +134,36 @@ def find_time_column(frame: pd.DataFrame, source: Source, requested: str | None)
             return str(by_key[candidate])
     if isinstance(frame.index, pd.DatetimeIndex):
         return INDEX_COLUMN
+    unnamed = _written_index_column(frame, source)
+    if unnamed is not None:
+        return unnamed
     raise source.error(
         f"no timestamp column found (looked for {', '.join(TIMESTAMP_NAMES)} and a "
         f"DatetimeIndex); the file has {list(map(str, frame.columns))}; "
         "set data.timestamp_column"
     )
+
+
+def _written_index_column(frame: pd.DataFrame, source: Source) -> str | None:
+    """The first column when it is a DatetimeIndex that ``DataFrame.to_csv`` wrote, else None.
+
+    ``to_csv`` writes the index as a first column without a header, which pandas reads back
+    as ``Unnamed: 0``. It is taken only if its first rows parse as timestamps. Numbers are
+    never taken: an unnamed integer column is far more often a row number (0, 1, 2, ...)
+    than epoch time, and reading it as 1970 would only fail later and more obscurely;
+    data.timestamp_column still selects such a column explicitly.
+    """
+    if len(frame.columns) == 0 or str(frame.columns[0]) not in ("", "Unnamed: 0"):
+        return None
+    column = frame.columns[0]
+    probe = frame[column].iloc[:INDEX_PROBE_ROWS].reset_index(drop=True)
+    if pd.api.types.is_numeric_dtype(probe.dtype) or pd.api.types.is_bool_dtype(probe.dtype):
+        return None
+    try:
+        parse_timestamps(probe, source, str(column))
+    except DataValidationError:
+        return None
+    return str(column)
 
 
 def parse_timestamps(raw: pd.Series, source: Source, column: str) -> np.ndarray:
