@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import report_fixtures  # noqa: F401  (puts the repository on sys.path)
-from scipy import stats as scipy_stats
 
 from workflow_scripts.reporting import paired, power, stats
 
@@ -82,12 +82,73 @@ def test_exact_p_matches_brute_force_enumeration() -> None:
     assert paired.paired_test(deltas)[0] == pytest.approx(count / 32)
 
 
-def test_paired_t_above_twenty_seeds() -> None:
-    deltas = np.random.default_rng(0).normal(0.2, 1.0, size=25)
+def _mc_tolerance(p: float) -> float:
+    """4 Monte-Carlo sd of a sign-flip p from SIGN_FLIP_DRAWS random patterns, plus its +1."""
+    draws = paired.SIGN_FLIP_DRAWS
+    return 4 * math.sqrt(p * (1 - p) / draws) + 2 / (1 + draws)
+
+
+@pytest.mark.parametrize("n", [16, 17, 18])
+def test_monte_carlo_sign_flip_agrees_with_the_exact_p(n: int) -> None:
+    """Forced onto the Monte Carlo path (exact_max_n below n), the p is the exact one within
+    its Monte-Carlo error: a one-sided count, a missing +1 or a biased sign draw lands outside."""
+    rng = np.random.default_rng([5, n])
+    for shift in (0.0, 0.3, 0.6):
+        deltas = rng.normal(shift, 1.0, size=n)
+        exact, exact_name = paired.paired_test(deltas)
+        mc, mc_name = paired.paired_test(deltas, exact_max_n=n - 1)
+        assert (exact_name, mc_name) == (paired.SIGN_FLIP, paired.SIGN_FLIP_MC)
+        assert abs(mc - exact) <= _mc_tolerance(exact), (n, shift, mc, exact)
+
+
+def test_monte_carlo_sign_flip_above_twenty_units() -> None:
+    """24 units (3 folds × 8 seeds), every Δ positive: only the observed pattern and its mirror
+    reach |Σ Δ| (2 in 2^24), so p is the Monte Carlo floor 1/(1 + B), the min attainable p."""
+    deltas = np.linspace(0.01, 0.3, 24)
     p, test = paired.paired_test(deltas)
-    assert test == paired.PAIRED_T
-    assert p == pytest.approx(scipy_stats.ttest_1samp(deltas, 0.0).pvalue)
-    assert paired.min_attainable_p(25) == 0.0
+    floor = 1 / (1 + paired.SIGN_FLIP_DRAWS)
+    assert (
+        test
+        == paired.SIGN_FLIP_MC
+        == "paired sign-flip permutation test (Monte Carlo, 100,000 sign patterns)"
+    )
+    assert floor <= p <= 3 * floor
+    assert paired.min_attainable_p(24) == floor == paired.min_attainable_p(60)
+    assert paired.paired_test(deltas) == (p, test)  # fixed seed: the report is reproducible
+    # Δ = 0 has no sign to flip: 16 nonzero among 22 units is still tested exactly.
+    mixed = np.concatenate([np.zeros(6), np.random.default_rng(2).normal(0.2, 1.0, 16)])
+    assert paired.paired_test(mixed) == paired.paired_test(mixed[6:])
+    assert paired.paired_test(mixed).test == paired.SIGN_FLIP
+
+
+def test_monte_carlo_sign_flip_is_calibrated_on_heavy_tailed_heterogeneous_units() -> None:
+    """Under the null, Δ_u = s_u · t(3) with a unit scale s_u spread over two decades (series
+    and folds of very different difficulty): the rejection rate at α = 0.05 over 1000 studies
+    of 24 units is α within 3 binomial standard errors, on both sides."""
+    studies, n = 1000, 24
+    rng = np.random.default_rng(24)
+    scales = 10 ** rng.uniform(-1, 1, size=n)
+    deltas = scales * rng.standard_t(3, size=(studies, n))
+    rate = float((paired.sign_flip_mc_pvalues(deltas) <= ALPHA).mean())
+    bound = 3 * math.sqrt(ALPHA * (1 - ALPHA) / studies)
+    assert abs(rate - ALPHA) <= bound, rate
+
+
+def test_pooled_sign_flip_over_units_equals_hand_enumeration() -> None:
+    """2 series × 2 folds × 2 seeds = 8 units, pooled: p is the share of the 2^8 sign patterns
+    whose |Σ ε Δ| reaches the observed |Σ Δ|. Dyadic Δ keep every sum exact, so ties are ties."""
+    units = itertools.product(("series_a", "series_b"), (0, 1), (0, 1))
+    numerators = [20, -8, 18, 3, 28, -5, 12, 15]
+    deltas = {unit: k / 64 for unit, k in zip(units, numerators, strict=True)}
+    values = list(deltas.values())
+    observed = abs(sum(values))
+    count = 0
+    for signs in itertools.product((1, -1), repeat=len(values)):
+        count += abs(sum(e * d for e, d in zip(signs, values, strict=True))) >= observed
+    result = paired.paired_test(values)
+    assert result.test == paired.SIGN_FLIP
+    assert result.p == count / 2**8
+    assert 2 / 2**8 < result.p < 0.1  # neither the floor nor trivially large: the check has teeth
 
 
 def test_effect_size_probability_of_improvement_and_iqm() -> None:

@@ -10,9 +10,17 @@ Definitions (all two-sided, ``α = 0.05`` unless given):
 - **sign-flip p-value**: under the null "a and b are exchangeable within a seed" every
   sign pattern of the Δ is equally likely. The exact p is the share of the ``2^n`` sign
   patterns whose ``|mean|`` is at least the observed ``|mean|``. Enumerated exactly for
-  ``n ≤ 20``; above that a paired t-test is used (the output names the test).
+  ``n ≤ EXACT_MAX_N = 20``. Above that (3 folds × 8 seeds = 24 units is common) the same test
+  by Monte Carlo: ``B = SIGN_FLIP_DRAWS`` sign patterns ``ε`` drawn uniformly from a generator
+  seeded with ``SIGN_FLIP_SEED``, ``p = (1 + #{|Σ ε_i Δ_i| ≥ |Σ Δ_i|}) / (1 + B)``. The ``+1``
+  counts the observed pattern, which keeps the p valid with a finite ``B`` (Phipson & Smyth
+  2010); its Monte-Carlo sd is ``√(p(1−p)/B)``, 0.0007 at p = 0.05. Both are valid for
+  paired differences of any distribution and any heterogeneity across units (only the sign
+  symmetry of each Δ under the null is used), unlike a t-test. A Δ of exactly 0 has no sign to
+  flip and is dropped first (the exact p is unchanged by it). The output names the test.
 - **smallest attainable p**: with every Δ of one sign, only the observed pattern and its
-  mirror reach the observed ``|mean|``: ``2 / 2^n`` (0.25 for 3 seeds, 0.0625 for 5).
+  mirror reach the observed ``|mean|``: ``2 / 2^n`` (0.25 for 3 seeds, 0.0625 for 5); by
+  Monte Carlo ``max(2 / 2^n, 1 / (1 + B))``.
 - **Holm**: step-down family-wise correction; sorted p's ``p_(i)`` become
   ``max_{j ≤ i} min(1, (m − j + 1)·p_(j))``.
 - **Cohen's d_z**: ``mean Δ / sd Δ`` (sd with ddof = 1).
@@ -41,9 +49,16 @@ from scipy import stats as _st
 from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 
 ALPHA = 0.05
+#: the most nonzero Δ whose 2^n sign patterns are enumerated (2^20 ≈ 10^6); Monte Carlo above
 EXACT_MAX_N = 20
+#: random sign patterns of the Monte Carlo sign-flip test above ``EXACT_MAX_N``
+SIGN_FLIP_DRAWS = 100_000
+#: seed of their generator, so the report's p is reproducible
+SIGN_FLIP_SEED = 20260422
+#: sign patterns drawn and tested per block (memory: block × studies floats)
+SIGN_FLIP_BLOCK = 4096
 SIGN_FLIP = "exact paired sign-flip permutation test"
-PAIRED_T = "paired t-test"
+SIGN_FLIP_MC = f"paired sign-flip permutation test (Monte Carlo, {SIGN_FLIP_DRAWS:,} sign patterns)"
 #: share of bootstrap resamples whose control Δ may change sign before the ratio's
 #: interval is unbounded (the two tails of a 95% interval)
 RATIO_SIGN_CHANGE_LIMIT = 0.025
@@ -96,35 +111,51 @@ def sign_flip_pvalues(deltas: np.ndarray) -> np.ndarray:
     return result
 
 
-def paired_t_pvalue(deltas: ArrayLike) -> float:
-    """Two-sided one-sample t-test of mean Δ = 0 (1.0 when sd is 0 and mean is 0)."""
-    values = np.asarray(deltas, dtype=np.float64)
-    n = values.size
-    if n < 2:
-        return 1.0
-    sd = float(values.std(ddof=1))
-    mean = float(values.mean())
-    if sd == 0.0:
-        return 1.0 if mean == 0.0 else 0.0
-    t = mean / (sd / math.sqrt(n))
-    return float(2.0 * _st.t.sf(abs(t), df=n - 1))
+def sign_flip_mc_pvalues(
+    deltas: np.ndarray, draws: int = SIGN_FLIP_DRAWS, seed: int = SIGN_FLIP_SEED
+) -> np.ndarray:
+    """Monte Carlo two-sided sign-flip p-values, one per row of a ``(studies, n)`` array.
+
+    ``p = (1 + #{|Σ ε_i Δ_i| ≥ |Σ Δ_i|}) / (1 + draws)`` over ``draws`` sign patterns ε, each
+    sign ±1 with probability 1/2, from ``numpy.random.default_rng([seed, n, block])`` in blocks
+    of ``SIGN_FLIP_BLOCK`` patterns (so memory stays at block × studies floats, and the
+    patterns depend only on ``n``: every row is tested against the same ones). Ties as in
+    :func:`sign_flip_pvalues`.
+    """
+    data = np.atleast_2d(np.asarray(deltas, dtype=np.float64))
+    n = data.shape[1]
+    if n == 0:
+        return np.ones(data.shape[0])
+    observed = np.abs(data.sum(axis=1))
+    threshold = observed - 1e-12 * np.maximum(np.abs(data).sum(axis=1), 1e-300)
+    hits = np.zeros(data.shape[0], dtype=np.int64)
+    for block, start in enumerate(range(0, draws, SIGN_FLIP_BLOCK)):
+        rng = np.random.default_rng([seed, n, block])
+        bits = rng.integers(0, 2, size=(min(SIGN_FLIP_BLOCK, draws - start), n), dtype=np.int8)
+        signs = (1 - 2 * bits).astype(np.float64)
+        hits += np.count_nonzero(np.abs(data @ signs.T) >= threshold[:, None], axis=1)
+    result: np.ndarray = (1.0 + hits) / (1.0 + draws)
+    return result
 
 
-def paired_test(deltas: ArrayLike) -> PairedTest:
-    """(p, test name): the exact sign-flip test for ``n ≤ 20``, a paired t-test above."""
-    values = np.asarray(deltas, dtype=np.float64)
-    if values.size <= EXACT_MAX_N:
+def paired_test(deltas: ArrayLike, exact_max_n: int = EXACT_MAX_N) -> PairedTest:
+    """(p, test name) of the two-sided sign-flip test on the nonzero Δ: exact for at most
+    ``exact_max_n`` of them, Monte Carlo (:func:`sign_flip_mc_pvalues`) above."""
+    values = np.asarray(deltas, dtype=np.float64).ravel()
+    values = values[values != 0.0]
+    if values.size <= exact_max_n:
         return PairedTest(float(sign_flip_pvalues(values[None, :])[0]), SIGN_FLIP)
-    return PairedTest(paired_t_pvalue(values), PAIRED_T)
+    return PairedTest(float(sign_flip_mc_pvalues(values[None, :])[0]), SIGN_FLIP_MC)
 
 
 def min_attainable_p(n: int) -> float:
-    """Smallest two-sided p the test can return with ``n`` pairs: ``2/2^n`` (exact test);
-    0 for the t-test used above ``n = 20``; 1 with no pairs."""
+    """Smallest two-sided p the test can return with ``n`` nonzero pairs: ``2/2^n`` (exact
+    test, ``n ≤ EXACT_MAX_N``), ``max(2/2^n, 1/(1 + SIGN_FLIP_DRAWS))`` by Monte Carlo above
+    (the +1 of the observed pattern); 1 with no pairs."""
     if n <= 0:
         return 1.0
     if n > EXACT_MAX_N:
-        return 0.0
+        return max(2.0 / 2.0**n, 1.0 / (1.0 + SIGN_FLIP_DRAWS))
     return min(1.0, 2.0 / 2.0**n)
 
 
