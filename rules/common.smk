@@ -26,9 +26,13 @@ prepare_job_environment(workflow.basedir)
 os.environ.setdefault("STAGE1_JOBS_PER_GPU", str(EXPERIMENT.gpu_slots.jobs_per_gpu))
 
 MODEL_DIR = f"resources/models/{EXPERIMENT.model.slug}"
-DATA_DIR = f"data/derived/{EXPERIMENT.data.name}"
 VARIANTS = EXPERIMENT.variant_names
 SEEDS = list(EXPERIMENT.seeds)
+# The paired unit is (series, fold, seed) (docs/report.md, Units): every run, reference and
+# tuning lives under its series and fold, so one of them reruns alone.
+SERIES = EXPERIMENT.series_names
+FOLDS = list(range(EXPERIMENT.folds))
+UNIT = "{series}/fold{fold}"
 
 
 wildcard_constraints:
@@ -36,6 +40,38 @@ wildcard_constraints:
     seed=r"\d+",
     model=r"[^/]+",
     dataset=r"[^/]+",
+    series="|".join(re.escape(name) for name in SERIES),
+    fold=r"\d+",
+
+
+def derived_dir(series, fold):
+    """A fold of a series, preprocessed: data/derived/<series>/fold<f> (rules/data.smk)."""
+    return f"data/derived/{series}/fold{fold}"
+
+
+def unit_data(wildcards):
+    """The derived fold a run trains and is scored on."""
+    return derived_dir(wildcards.series, wildcards.fold)
+
+
+def every_other_fold(own):
+    """Every series' and fold's derived data but ``own``, as ancient() inputs of a training job.
+
+    A bad file in any series stops the study before any training starts (its preprocess job
+    fails and no training job has all its inputs), while ancient() keeps a change to one series'
+    data from rerunning the other series' jobs (docs/data.md, Series).
+    """
+    return [
+        ancient(derived_dir(series, fold))
+        for series in SERIES
+        for fold in FOLDS
+        if derived_dir(series, fold) != own
+    ]
+
+
+def every_series_data(wildcards):
+    """every_other_fold() of a run's own fold."""
+    return every_other_fold(unit_data(wildcards))
 
 
 def tracked_source(path):
@@ -64,49 +100,55 @@ def report_templates():
     ]
 
 
+def unit_expand(pattern, **wildcards):
+    """``pattern`` expanded over every series and fold (and ``wildcards``), e.g. a run file."""
+    return expand(pattern, series=SERIES, fold=FOLDS, **wildcards)
+
+
 def run_files(name):
-    """One path per (variant, seed) run, e.g. run_files("summary.json")."""
-    return expand(
-        "results/runs/{variant}/seed{seed}/{name}",
+    """One path per (series, fold, variant, seed) run, e.g. run_files("summary.json")."""
+    return unit_expand(
+        "results/runs/{series}/fold{fold}/{variant}/seed{seed}/{name}",
         variant=VARIANTS,
         seed=SEEDS,
         name=name,
     )
 
 
-def data_config(dataset=None):
-    """The data settings of a derived dataset: the experiment's, or pretrain.data's."""
+def data_config(dataset):
+    """The data settings of a derived dataset: a series', or pretrain.data's."""
     source = EXPERIMENT.pretrain.data
-    if (
-        source is not None
-        and dataset == source.name
-        and source.name != EXPERIMENT.data.name
-    ):
+    if source is not None and dataset == source.name and dataset not in SERIES:
         return source
-    return EXPERIMENT.data
+    return EXPERIMENT.series_config(dataset)
 
 
-def raw_data_input(dataset=None):
+def raw_data_input(dataset):
     """The user's data file or directory as an input, so replacing it reruns preprocess."""
     data = data_config(dataset)
     return [] if data.path == "embedded" else [data.path]
 
 
-# The positive control (docs/controls.md): the model's architecture pretrained on the
-# Stage-1 task, exported beside the text checkpoint and verified like it.
-TS_MODEL_DIR = f"{MODEL_DIR}--timeseries"
-PRETRAIN_DATA_DIR = (
-    f"data/derived/{EXPERIMENT.pretrain.data.name}"
-    if EXPERIMENT.pretrain.data is not None
-    else DATA_DIR
-)
+def timeseries_model_dir(series):
+    """The positive control's pretrained model for ``series`` (docs/controls.md): the model's
+    architecture pretrained on the Stage-1 task over the earliest fold's train split of its
+    source (pretrain.data, or the series itself), exported beside the text checkpoint."""
+    return f"{MODEL_DIR}--timeseries--{EXPERIMENT.pretrain_source(series).name}"
 
 
 def timeseries_init(wildcards):
     """The verified pretrained encoder, as an input of the variants that start from it."""
     if EXPERIMENT.variants[wildcards.variant].init in TIMESERIES_INITS:
-        return [f"{TS_MODEL_DIR}/verification.json"]
+        return [f"{timeseries_model_dir(wildcards.series)}/verification.json"]
     return []
+
+
+# The datasets the pretrain rule reads (one pretraining per source, on its fold 0).
+PRETRAIN_SOURCES = sorted(
+    {EXPERIMENT.pretrain_source(series).name for series in SERIES}
+    if EXPERIMENT.needs_pretrain
+    else set()
+)
 
 
 def on_gpu(device):
@@ -132,10 +174,13 @@ def train_threads(wildcards):
 
 
 # The learned reference (docs/report.md): defined for masked reconstruction of OHLC bars.
-HAS_REFERENCE = (
-    EXPERIMENT.data.kind == "ohlc" and EXPERIMENT.train.task == "reconstruct"
-)
-REFERENCE = ["results/reference/summary.json"] if HAS_REFERENCE else []
+# One per series with OHLC bars and fold, each fitted and scored on its own fold.
+REFERENCE = [
+    f"results/reference/{data.name}/fold{fold}/summary.json"
+    for data in EXPERIMENT.series
+    if data.kind == "ohlc" and EXPERIMENT.train.task == "reconstruct"
+    for fold in FOLDS
+]
 
 
 # Learning-rate selection (workflow_scripts/config/tune.py, docs/training.md): the arms whose rates are tuned.
@@ -150,16 +195,23 @@ def tuning_params(variant, point):
 
 
 def tuned_rates(wildcards):
-    """select_lr's choice, as an input of a tuned arm's train jobs (an A/A arm reads its twin's)."""
+    """select_lr's choice on this unit's fold, as an input of a tuned arm's train jobs (an A/A
+    arm reads its twin's)."""
     source = EXPERIMENT.rate_source(wildcards.variant)
-    return [f"results/tune/{source}/selected.json"] if source else []
+    return (
+        [f"results/tune/{wildcards.series}/fold{wildcards.fold}/{source}/selected.json"]
+        if source
+        else []
+    )
 
 
-def tune_files(variant, name):
-    """One path per (grid point, tuning seed) of a tuned arm."""
+def tune_files(wildcards, name):
+    """One path per (grid point, tuning seed) of a tuned arm on one series' fold."""
     return expand(
-        "results/tune/{variant}/{point}/seed{seed}/{name}",
-        variant=variant,
+        "results/tune/{series}/fold{fold}/{variant}/{point}/seed{seed}/{name}",
+        series=wildcards.series,
+        fold=wildcards.fold,
+        variant=wildcards.variant,
         point=EXPERIMENT.tune.points,
         seed=EXPERIMENT.tune.seeds,
         name=name,
@@ -169,10 +221,10 @@ def tune_files(variant, name):
 # The pretrain and tune_train jobs' benchmark files, which collect sets beside the plan
 # (issue 30; the train jobs' own come with the runs). Upstream of the train jobs already,
 # so listing them adds no job.
-JOB_BENCHMARKS = (
-    ["benchmarks/pretrain/pretrain.tsv"] if EXPERIMENT.needs_pretrain else []
-) + expand(
-    "benchmarks/tune/{variant}/{point}/seed{seed}.tsv",
+JOB_BENCHMARKS = expand(
+    "benchmarks/pretrain/{dataset}.tsv", dataset=PRETRAIN_SOURCES
+) + unit_expand(
+    "benchmarks/tune/{series}/fold{fold}/{variant}/{point}/seed{seed}.tsv",
     variant=TUNED,
     point=EXPERIMENT.tune.points,
     seed=EXPERIMENT.tune.seeds,

@@ -1,4 +1,5 @@
-"""Turn raw bars into aligned, chronologically split, train-normalised arrays."""
+"""Turn raw bars into aligned, chronologically split, train-normalised arrays: one job per
+series and fold (docs/data.md), so a change to one series reruns only its folds' jobs."""
 
 
 rule preprocess:
@@ -6,9 +7,9 @@ rule preprocess:
         raw=lambda wildcards: raw_data_input(wildcards.dataset),
         code=sources("preprocess"),
     output:
-        directory("data/derived/{dataset}"),
+        directory("data/derived/{dataset}/fold{fold}"),
     log:
-        "logs/preprocess/{dataset}.log",
+        "logs/preprocess/{dataset}/fold{fold}.log",
     conda:
         "../envs/data.yaml"
     params:
@@ -17,4 +18,4 @@ rule preprocess:
         ),
     shell:
         "python -m workflow_scripts.preprocess --data-json {params.data:q}"
-        " --out-dir {output:q} > {log:q} 2>&1"
+        " --fold {wildcards.fold} --out-dir {output:q} > {log:q} 2>&1"

@@ -1,21 +1,29 @@
 """The positive control's pretraining: the model's architecture trained on the Stage-1 task.
 
 Requested only by variants with init: timeseries (through their verified output); see
-docs/controls.md. The output directory is verified by verify_model like any checkpoint.
+docs/controls.md. One pretraining per source dataset (pretrain.data, or each series), on the
+train split of its earliest fold: that split ends before every fold's validation and test
+data, so one pretraining serves every fold without look-ahead (docs/data.md, Folds). The
+output directory is verified by verify_model like any checkpoint.
 """
 
 
 rule pretrain:
     input:
-        data=PRETRAIN_DATA_DIR,
+        data="data/derived/{dataset}/fold0",
+        every_series=lambda wildcards: every_other_fold(
+            f"data/derived/{wildcards.dataset}/fold0"
+        ),
         verification=f"{MODEL_DIR}/verification.json",
         code=sources("pretrain"),
     output:
-        manifest=f"{TS_MODEL_DIR}/manifest.json",
+        manifest=f"{MODEL_DIR}--timeseries--{{dataset}}/manifest.json",
     log:
-        "logs/pretrain/pretrain.log",
+        "logs/pretrain/{dataset}.log",
     benchmark:
-        "benchmarks/pretrain/pretrain.tsv"
+        "benchmarks/pretrain/{dataset}.tsv"
+    wildcard_constraints:
+        dataset="|".join(re.escape(name) for name in PRETRAIN_SOURCES) or "^$",
     conda:
         "../envs/torch.yaml"
     threads: lambda wildcards: job_threads(on_gpu(EXPERIMENT.pretrain.train.device))
@@ -27,7 +35,7 @@ rule pretrain:
         model_dir=lambda wildcards, input: os.path.dirname(input.verification),
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
         # Not an output: Snakemake would delete it with a failed job's outputs (docs/training.md, Resume).
-        resume_dir="results/resume/pretrain",
+        resume_dir="results/resume/pretrain/{dataset}",
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --claim {resources.gpu} --"
         " python -m workflow_scripts.pretrain --pretrain-json {params.pretrain:q}"

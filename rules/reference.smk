@@ -1,18 +1,19 @@
 """The learned reference: a ridge regression on each masked bar's visible neighbours.
 
 Fitted on the train split, its penalty chosen on validation, scored once on the test split
-with the runs' masks and units (docs/report.md). Seconds on one CPU core; no GPU.
+with the runs' masks and units (docs/report.md): one per series and fold. Seconds on one CPU
+core; no GPU.
 """
 
 
 rule reference:
     input:
-        data=DATA_DIR,
+        data=unit_data,
         code=sources("fit_reference"),
     output:
-        "results/reference/summary.json",
+        f"results/reference/{UNIT}/summary.json",
     log:
-        "logs/reference/reference.log",
+        f"logs/reference/{UNIT}.log",
     conda:
         "../envs/torch.yaml"
     threads: 1

@@ -5,8 +5,10 @@ rule collect:
     input:
         summaries=run_files("summary.json"),
         metrics=run_files("metrics.csv"),
-        benchmarks=expand(
-            "benchmarks/train/{variant}/seed{seed}.tsv", variant=VARIANTS, seed=SEEDS
+        benchmarks=unit_expand(
+            "benchmarks/train/{series}/fold{fold}/{variant}/seed{seed}.tsv",
+            variant=VARIANTS,
+            seed=SEEDS,
         ),
         job_benchmarks=JOB_BENCHMARKS,
         reference=REFERENCE,
@@ -27,7 +29,7 @@ rule collect:
         contrasts=canonical_json([c.to_params() for c in EXPERIMENT.contrasts]),
         # A list so that a study without the reference passes no flag at all.
         reference=lambda wildcards, input: (
-            ["--reference", input.reference] if input.reference else []
+            ["--reference", *input.reference] if input.reference else []
         ),
         plan=PLAN_FILE,
     shell:
@@ -44,10 +46,12 @@ rule report:
         summary="results/summary.json",
         metrics="results/metrics.csv",
         verification=f"{MODEL_DIR}/verification.json",
-        data=DATA_DIR,
+        data=unit_expand("data/derived/{series}/fold{fold}"),
         code=sources("report"),
         templates=report_templates(),
-        tuning=expand("results/tune/{variant}/selected.json", variant=TUNED),
+        tuning=unit_expand(
+            "results/tune/{series}/fold{fold}/{variant}/selected.json", variant=TUNED
+        ),
     output:
         html=report(
             "results/report.html", category="Report", caption="../report/report.rst"
@@ -84,7 +88,7 @@ rule report:
         "../envs/report.yaml"
     params:
         experiment=canonical_json(EXPERIMENT.to_params()),
-        manifest=f"{DATA_DIR}/manifest.json",
+        manifests=lambda wildcards, input: [f"{path}/manifest.json" for path in input.data],
         plots_dir=lambda wildcards, output: os.path.dirname(output.curves),
         # A list so that a study without tuning passes no flag at all.
         tuning=lambda wildcards, input: (
@@ -93,6 +97,6 @@ rule report:
     shell:
         "python -m workflow_scripts.report --summary {input.summary:q}"
         " --tidy-metrics {input.metrics:q} --experiment-json {params.experiment:q}"
-        " --verification {input.verification:q} --data-manifest {params.manifest:q}"
+        " --verification {input.verification:q} --data-manifests {params.manifests:q}"
         " --out-html {output.html:q} --out-md {output.md:q}"
         " --plots-dir {params.plots_dir:q} {params.tuning:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-"""Train one variant with one seed: a job each, so a failed run reruns alone.
+"""Train one variant on one unit (series, fold, seed): a job each, so a failed run reruns alone.
 
 A GPU job (train.device; workflow_scripts/jobs/placement.py) claims gpu=1 and starts through
 `python -m workflow_scripts.gpu_slots --claim 1 -- <command>`: on a local machine it
@@ -15,20 +15,21 @@ if workflow.remote_exec:
 
 rule train:
     input:
-        data=DATA_DIR,
+        data=unit_data,
+        every_series=every_series_data,
         verification=f"{MODEL_DIR}/verification.json",
         init=timeseries_init,
         rates=tuned_rates,
         code=sources("train"),
     output:
-        metrics="results/runs/{variant}/seed{seed}/metrics.csv",
-        summary="results/runs/{variant}/seed{seed}/summary.json",
-        checkpoint="results/runs/{variant}/seed{seed}/best.safetensors",
-        tensorboard=directory("logs/tensorboard/{variant}/seed{seed}"),
+        metrics=f"results/runs/{UNIT}/{{variant}}/seed{{seed}}/metrics.csv",
+        summary=f"results/runs/{UNIT}/{{variant}}/seed{{seed}}/summary.json",
+        checkpoint=f"results/runs/{UNIT}/{{variant}}/seed{{seed}}/best.safetensors",
+        tensorboard=directory(f"logs/tensorboard/{UNIT}/{{variant}}/seed{{seed}}"),
     log:
-        "logs/train/{variant}/seed{seed}.log",
+        f"logs/train/{UNIT}/{{variant}}/seed{{seed}}.log",
     benchmark:
-        "benchmarks/train/{variant}/seed{seed}.tsv"
+        f"benchmarks/train/{UNIT}/{{variant}}/seed{{seed}}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: train_threads
@@ -41,7 +42,7 @@ rule train:
         ),
         model_dir=lambda wildcards, input: os.path.dirname(input.verification),
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
-        resume_dir="results/resume/{variant}/seed{seed}",
+        resume_dir=f"results/resume/{UNIT}/{{variant}}/seed{{seed}}",
         # A list so that a variant without init: timeseries passes no flag at all.
         init=lambda wildcards, input: (
             ["--init-dir", os.path.dirname(input.init[0])] if input.init else []

@@ -1,7 +1,8 @@
 """Learning-rate selection per arm, on validation only (workflow_scripts/config/tune.py).
 
-tune_train: one job per tuned arm x grid point x tuning seed, with no test pass; select_lr:
-each arm's rates by the lowest mean validation loss at the end of the tuning budget. The
+tune_train: one job per series x fold x tuned arm x grid point x tuning seed, with no test
+pass; select_lr: each arm's rates on each fold by the lowest mean validation loss at the end of
+the tuning budget (every fold is tuned, trained and scored like the single split). The
 arm's train jobs read the selection, so a grid change reruns only the tuning runs it adds
 or changes, the selections that read them, and their arms' runs.
 """
@@ -9,18 +10,21 @@ or changes, the selections that read them, and their arms' runs.
 
 rule tune_train:
     input:
-        data=DATA_DIR,
+        data=unit_data,
+        every_series=every_series_data,
         verification=f"{MODEL_DIR}/verification.json",
         init=timeseries_init,
         code=sources("train"),
     output:
-        metrics="results/tune/{variant}/{point}/seed{seed}/metrics.csv",
-        summary="results/tune/{variant}/{point}/seed{seed}/summary.json",
-        tensorboard=directory("logs/tensorboard/tune/{variant}/{point}/seed{seed}"),
+        metrics=f"results/tune/{UNIT}/{{variant}}/{{point}}/seed{{seed}}/metrics.csv",
+        summary=f"results/tune/{UNIT}/{{variant}}/{{point}}/seed{{seed}}/summary.json",
+        tensorboard=directory(
+            f"logs/tensorboard/tune/{UNIT}/{{variant}}/{{point}}/seed{{seed}}"
+        ),
     log:
-        "logs/tune/{variant}/{point}/seed{seed}.log",
+        f"logs/tune/{UNIT}/{{variant}}/{{point}}/seed{{seed}}.log",
     benchmark:
-        "benchmarks/tune/{variant}/{point}/seed{seed}.tsv"
+        f"benchmarks/tune/{UNIT}/{{variant}}/{{point}}/seed{{seed}}.tsv"
     wildcard_constraints:
         variant="|".join(TUNED) or "^$",
         point=r"x[0-9.e+-]+",
@@ -40,7 +44,7 @@ rule tune_train:
         ),
         model_dir=lambda wildcards, input: os.path.dirname(input.verification),
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
-        resume_dir="results/resume/tune/{variant}/{point}/seed{seed}",
+        resume_dir=f"results/resume/tune/{UNIT}/{{variant}}/{{point}}/seed{{seed}}",
         init=lambda wildcards, input: (
             ["--init-dir", os.path.dirname(input.init[0])] if input.init else []
         ),
@@ -55,12 +59,12 @@ rule tune_train:
 
 rule select_lr:
     input:
-        summaries=lambda wildcards: tune_files(wildcards.variant, "summary.json"),
+        summaries=lambda wildcards: tune_files(wildcards, "summary.json"),
         code=sources("select_lr"),
     output:
-        "results/tune/{variant}/selected.json",
+        f"results/tune/{UNIT}/{{variant}}/selected.json",
     log:
-        "logs/tune/{variant}/select_lr.log",
+        f"logs/tune/{UNIT}/{{variant}}/select_lr.log",
     wildcard_constraints:
         variant="|".join(TUNED) or "^$",
     conda:

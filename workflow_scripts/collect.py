@@ -5,7 +5,7 @@ Entry point of the ``collect`` rule::
     python -m workflow_scripts.collect --summaries F... --run-metrics F... --benchmarks F...
         --out-metrics results/metrics.csv --out-summary results/summary.json
         --out-table results/summary_table.csv [--contrasts-json '<planned contrasts JSON list>']
-        [--job-benchmarks F...] [--plan results/plan.json]
+        [--job-benchmarks F...] [--plan results/plan.json] [--reference F...]
 
 A run whose summary.json is absent is recorded as ``missing`` (or ``failed`` when it left
 metric rows but no summary) and never averaged in as a zero. A malformed input file
@@ -30,6 +30,7 @@ from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.planning.plan_file import read_plan
 from workflow_scripts.reporting.aggregate import summarise, summary_table
 from workflow_scripts.reporting.compute_time import study_compute
+from workflow_scripts.reporting.reference_pool import pool_references
 from workflow_scripts.reporting.results import StudyCompute, write_study
 from workflow_scripts.reporting.runs import load_runs, read_benchmark, tidy_metrics
 
@@ -55,7 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="planned contrasts, a JSON list of {a, b, role, label} (default: config/schema.yaml's)",
     )
     parser.add_argument(
-        "--reference", type=Path, default=None, help="the learned reference's summary JSON (rule reference)"
+        "--reference",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="the learned reference's summary JSON of every series and fold (rule reference)",
     )
     parser.add_argument(
         "--job-benchmarks",
@@ -94,7 +99,7 @@ def read_reference(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: {exc}") from exc
     missing = [
         key
-        for key in ("test_skill", "val_skill", "channel_skill")
+        for key in ("test_skill", "val_skill", "channel_skill", "series", "fold")
         if not isinstance(data, dict) or key not in data
     ]
     if missing:
@@ -120,11 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for run in runs:
         if run.ok:
-            log.info("run %s seed %d: %s", run.variant, run.seed, run.status)
+            log.info("run %s %s: %s", run.variant, run.unit.label, run.status)
         else:
-            log.warning("run %s seed %d: %s (%s)", run.variant, run.seed, run.status, run.reason)
+            log.warning("run %s %s: %s (%s)", run.variant, run.unit.label, run.status, run.reason)
     try:
-        reference = None if args.reference is None else read_reference(args.reference)
+        cells = [read_reference(path) for path in args.reference]
+        reference = pool_references(cells) if cells else None
     except InputError as exc:
         log.error("collect: cannot read the learned reference. %s", exc)
         return 2

@@ -1,7 +1,7 @@
 """Entry point of the ``reference`` rule: the learned reference (a ridge on visible neighbours).
 
     python -m workflow_scripts.fit_reference --train-json '<canonical TrainConfig JSON>'
-        --data-dir data/derived/{dataset} --out results/reference/summary.json
+        --data-dir data/derived/{series}/fold{fold} --out results/reference/{series}/fold{fold}/summary.json
 
 Fitted on the train split, λ chosen on validation, scored once on the test split with the
 runs' own masks, units and strongest naive (``training.reference``). Seconds on a CPU.
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         log.error("reference: %s", error)
         return 2
+    # The unit's series and fold, as the runs record them: collect pools the references by them.
+    summary["series"] = str(dataset.manifest["dataset"])
+    summary["fold"] = int(dataset.manifest.get("fold", 0))
     atomic_write_json(args.out, summary)
     log.info(
         "ridge reference: validation skill %s, test skill %s (%d train cells); wrote %s",

@@ -1,7 +1,7 @@
 """Entry point of the ``preprocess`` rule: raw bars to data/derived/{dataset}.
 
     python -m workflow_scripts.preprocess --data-json '<canonical DataConfig JSON>' \
-        --out-dir data/derived/{dataset}
+        --fold F --out-dir data/derived/{series}/fold{F}
 
 Bad input exits with status 1 and one paragraph naming the file, column and first
 offending row; the output directory is then absent (it is built atomically).
@@ -27,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn raw bars into aligned, split, train-normalised arrays (docs/data.md).",
     )
     parser.add_argument("--data-json", required=True, help="canonical JSON of the data: config")
-    parser.add_argument("--out-dir", required=True, type=Path, help="data/derived/{dataset}")
+    parser.add_argument(
+        "--fold", type=int, default=0, help="which of data.folds rolling-origin folds to build (0 = oldest)"
+    )
+    parser.add_argument("--out-dir", required=True, type=Path, help="data/derived/{series}/fold{fold}")
     return parser
 
 
@@ -46,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("preprocess %s (%s, %s) -> %s", spec.path, spec.kind, ",".join(spec.timeframes), args.out_dir)
     try:
-        manifest = preprocess(spec, args.out_dir)
+        manifest = preprocess(spec, args.out_dir, args.fold)
     except DataValidationError as exc:
-        log.error("bad input; nothing written to %s", args.out_dir)
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("bad input in series %s; nothing written to %s", spec.name, args.out_dir)
+        print(f"error: series {spec.name}: {exc}", file=sys.stderr)
         return 1
     log.info("done: %s samples", manifest["windows"])
     return 0

@@ -124,7 +124,14 @@ def pretrain(
         experiment_rms=verification.get("token_embedding_rms"),
     )
     out_dir = Path(out_dir)
-    identity = RunIdentity(**hashes, resume_key=pretrain_resume_key(config.to_params(), hashes))
+    identity = RunIdentity(
+        config_hash=hashes["config_hash"],
+        model_hash=hashes["model_hash"],
+        data_hash=hashes["data_hash"],
+        resume_key=pretrain_resume_key(config.to_params(), hashes),
+        series=str(source.manifest["dataset"]),
+        fold=int(source.manifest.get("fold", 0)),
+    )
     summary, history = _train(run, out_dir, resume_dir, identity)
     stage1_layers = export_encoder(run, model_dir, out_dir)
     steps = summary.epochs_completed * variant.train.steps_per_epoch

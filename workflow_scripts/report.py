@@ -3,7 +3,7 @@
 Entry point of the ``report`` rule::
 
     python -m workflow_scripts.report --summary results/summary.json --tidy-metrics results/metrics.csv
-        --experiment-json '<canonical ExperimentConfig JSON>' --verification V --data-manifest M
+        --experiment-json '<canonical ExperimentConfig JSON>' --verification V --data-manifests M...
         --out-html results/report.html --out-md results/report.md --plots-dir results/plots
 
 Everything is rendered in memory first and written only when complete, each file
@@ -46,7 +46,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--experiment-json", required=True, help="canonical ExperimentConfig JSON")
     parser.add_argument("--verification", type=Path, required=True, help="the model's verification.json")
-    parser.add_argument("--data-manifest", type=Path, required=True, help="the derived data's manifest.json")
+    parser.add_argument(
+        "--data-manifests",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="the manifest.json of every series' derived folds",
+    )
     parser.add_argument("--out-html", type=Path, required=True)
     parser.add_argument("--out-md", type=Path, required=True)
     parser.add_argument("--plots-dir", type=Path, required=True)
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         study = read_collected(args.summary)
         metrics = read_tidy_metrics(args.tidy_metrics)
         verification = read_json_object(args.verification, "model verification record")
-        manifest = read_json_object(args.data_manifest, "data manifest")
+        manifests = [read_json_object(path, "data manifest") for path in args.data_manifests]
         tuning = [read_json_object(path, "learning-rate selection") for path in args.tuning]
     except InputError as exc:
         log.error("report: cannot read its inputs. %s", exc)
@@ -126,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     prov = provenance(
         experiment,
         verification,
-        manifest,
+        manifests,
         study,
         git=git_state(Path.cwd()),
         versions=package_versions(),
-        data_dir=args.data_manifest.parent.as_posix(),
+        data_dirs=[path.parent.as_posix() for path in args.data_manifests],
         model_dir=args.verification.parent.as_posix(),
         variants=variants,
     )

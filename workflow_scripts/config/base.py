@@ -58,7 +58,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the bars come from and how they are cut into aligned windows."""
+    """One series: where its bars come from and how they are cut into aligned windows and folds."""
 
     name: str = "msft-daily"
     path: str = "embedded"
@@ -72,6 +72,8 @@ class DataConfig:
     timestamp_column: str | None = None
     columns: tuple[str, ...] | None = None
     features: Literal["bars", "bars_and_changes"] = "bars"
+    #: rolling-origin folds (data.folds.plan_folds): 1 is the single chronological split
+    folds: int = 1
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> DataConfig:

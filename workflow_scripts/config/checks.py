@@ -20,6 +20,7 @@ from workflow_scripts.config.base import (
     TIMESERIES_INITS,
     ConfigError,
     ContrastConfig,
+    DataConfig,
     VariantConfig,
 )
 from workflow_scripts.config.experiment import ExperimentConfig
@@ -57,10 +58,33 @@ def check_contrasts(contrasts: tuple[ContrastConfig, ...], all_variants: Mapping
 SHARED_TEST_KEYS = ("test_mask_draws", "test_periods", "mask_ratio", "mask_span", "max_test_batches")
 
 
-def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, VariantConfig]) -> None:
-    """Data shape, splits, freeze schedule, precision, features and horizon, per variant."""
+def check_series(series: tuple[DataConfig, ...]) -> None:
+    """Series names are unique (each names its derived data and runs), and no two series read
+    the same input with the same settings (one series counted twice would double its units)."""
     problems: list[str] = []
-    data = experiment.data
+    seen: dict[str, int] = {}
+    inputs: dict[str, str] = {}
+    for index, data in enumerate(series):
+        if data.name in seen:
+            problems.append(
+                f"data.series.{index}.name: '{data.name}' repeats data.series.{seen[data.name]} "
+                "(allowed: a name per series)"
+            )
+        seen.setdefault(data.name, index)
+        key = repr({name: value for name, value in data.to_params().items() if name != "name"})
+        if key in inputs:
+            problems.append(
+                f"data.series.{index} ('{data.name}') reads the same input with the same settings as "
+                f"'{inputs[key]}': its units would be counted twice (allowed: another path or settings)"
+            )
+        inputs.setdefault(key, data.name)
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def _data_problems(data: DataConfig) -> list[str]:
+    """The window shape and split fractions (shared by every series: data.series sets inputs only)."""
+    problems = []
     if data.seq_len % data.patch_len:
         problems.append(
             f"data.seq_len = {data.seq_len} is not divisible by data.patch_len = {data.patch_len} "
@@ -71,6 +95,14 @@ def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, 
             f"data.train_fraction + data.val_fraction = {data.train_fraction + data.val_fraction:g} "
             "leaves no test split (allowed: a sum below 1)"
         )
+    return problems
+
+
+def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, VariantConfig]) -> None:
+    """Data shape, splits, freeze schedule, precision, features and horizon, per variant."""
+    data = experiment.series[0]
+    problems = _data_problems(data)
+    bars_inputs = [d.name for d in experiment.series if d.kind != "generic"]
     if not experiment.variants:
         problems.append(f"variants: none is enabled (defined: {', '.join(sorted(all_variants)) or 'none'})")
     t5 = "t5" in experiment.model.name_or_path.lower()
@@ -93,7 +125,7 @@ def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, 
                 f"variants.{name}: precision fp16 with a T5 encoder is refused: T5 activations overflow "
                 "float16's range and the loss diverges (allowed: auto, bf16, fp32; or force_fp16: true)"
             )
-        if train.task == "reconstruct" and data.features == "bars_and_changes" and data.kind != "generic":
+        if train.task == "reconstruct" and data.features == "bars_and_changes" and bars_inputs:
             problems.append(
                 f"variants.{name}: data.features = bars_and_changes with task reconstruct is refused: "
                 "delta_close of the bar after a masked span reveals its close (allowed: features: bars, "
@@ -194,8 +226,9 @@ def check_pretrain(experiment: ExperimentConfig) -> None:
             f"pretrain.seed = {pretrain.seed} is also in seeds: that seed's init timeseries run would start "
             "its batches, masks and dropout exactly as the pretraining did (allowed: a seed not in seeds)"
         )
-    source, data = pretrain.data, experiment.data
-    if source is not None:
+    source = pretrain.data
+    for data in experiment.series if source is not None else ():
+        assert source is not None
         same_shape = (source.timeframes, source.seq_len, source.patch_len, source.features) == (
             data.timeframes,
             data.seq_len,

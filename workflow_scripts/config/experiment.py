@@ -21,10 +21,11 @@ from workflow_scripts.config.tune import TuneConfig
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """The whole experiment: one model, one dataset, the enabled variants and the seeds."""
+    """The whole experiment: one model, its series (each with its folds), the enabled variants
+    and the seeds. A paired unit is one (series, fold, seed)."""
 
     model: ModelConfig
-    data: DataConfig
+    series: tuple[DataConfig, ...]
     train: TrainConfig
     variants: Mapping[str, VariantConfig]
     seeds: tuple[int, ...]
@@ -38,13 +39,35 @@ class ExperimentConfig:
         return sorted(self.variants)
 
     @property
+    def series_names(self) -> list[str]:
+        """The series in configuration order (each one's derived data: data/derived/<name>/)."""
+        return [data.name for data in self.series]
+
+    @property
+    def folds(self) -> int:
+        """Folds per series (data.folds: one value for the study, checks.check_series)."""
+        return self.series[0].folds
+
+    def series_config(self, name: str) -> DataConfig:
+        """The data settings of series ``name``."""
+        for data in self.series:
+            if data.name == name:
+                return data
+        raise KeyError(f"no series {name!r} (series: {', '.join(self.series_names)})")
+
+    def pretrain_source(self, series: str) -> DataConfig:
+        """The dataset the positive control of ``series`` pretrains on: pretrain.data when set (one
+        pretraining serves every series), else the series itself (its earliest fold's train split)."""
+        return self.pretrain.data if self.pretrain.data is not None else self.series_config(series)
+
+    @property
     def needs_pretrain(self) -> bool:
         """Whether an enabled variant starts from the time-series-pretrained encoder."""
         return any(variant.init in TIMESERIES_INITS for variant in self.variants.values())
 
     def to_params(self) -> dict[str, Any]:
         return {
-            "data": self.data.to_params(),
+            "series": [data.to_params() for data in self.series],
             "model": self.model.to_params(),
             "seeds": list(self.seeds),
             "train": self.train.to_params(),

@@ -32,6 +32,7 @@ from workflow_scripts.config.checks import (
     check_contrasts,
     check_cross_fields,
     check_pretrain,
+    check_series,
     check_tune,
     validate,
 )
@@ -60,7 +61,7 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     schema = load_schema(schema_path)
     validate(raw, schema)
     model = ModelConfig(**_with_defaults(raw.get("model"), schema["properties"]["model"]))
-    data = DataConfig.from_params(_with_defaults(raw.get("data"), schema["properties"]["data"]))
+    series = build_series(raw.get("data"), schema["properties"]["data"])
     train_defaults = schema["$defs"]["train_keys"]
     train_values = _with_defaults(raw.get("train"), train_defaults)
     train = TrainConfig.from_params(train_values)
@@ -85,11 +86,11 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         )
         for entry in raw.get("contrasts", contrast_schema["default"])
     )
-    pretrain = build_pretrain(raw.get("pretrain"), schema, train_values, data)
+    pretrain = build_pretrain(raw.get("pretrain"), schema, train_values)
     tune = build_tune(raw.get("tune"), schema)
     experiment = ExperimentConfig(
         model=model,
-        data=data,
+        series=series,
         train=train,
         variants=enabled,
         seeds=seeds,
@@ -98,6 +99,7 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         gpu_slots=GpuSlotsConfig(**_with_defaults(raw.get("gpu_slots"), schema["properties"]["gpu_slots"])),
         tune=tune,
     )
+    check_series(series)
     check_cross_fields(experiment, variants)
     check_pretrain(experiment)
     check_tune(experiment, tune, variants)
@@ -136,20 +138,31 @@ def _build_variant(
     return VariantConfig(name=name, train=train, **own)
 
 
+def build_series(raw: Mapping[str, Any] | None, data_schema: Mapping[str, Any]) -> tuple[DataConfig, ...]:
+    """The study's series: ``data:`` itself, or one per ``data.series`` entry (its own name and
+    input keys over the shared ``data:`` keys)."""
+    values = _with_defaults(raw, data_schema)
+    entries = values.pop("series")
+    shared = DataConfig.from_params(values)
+    if entries is None:
+        return (shared,)
+    return tuple(DataConfig.from_params({**shared.to_params(), **entry}) for entry in entries)
+
+
 def build_pretrain(
     raw: Mapping[str, Any] | None,
     schema: Mapping[str, Any],
     train_values: Mapping[str, Any],
-    experiment_data: DataConfig,
 ) -> PretrainConfig:
     """The pretraining settings: the experiment's train: section with pretrain.train overrides."""
     section = schema["properties"]["pretrain"]["properties"]
     values = {key: (raw or {}).get(key, sub["default"]) for key, sub in section.items()}
     data = None
     if values["data"] is not None:
-        data_schema = schema["properties"]["data"]["properties"]
-        merged = {key: values["data"].get(key, sub["default"]) for key, sub in data_schema.items()}
-        data = DataConfig.from_params(merged)
+        if values["data"].get("series") is not None:
+            raise ConfigError("pretrain.data.series: the pretraining reads one dataset (allowed: null)")
+        series = build_series(values["data"], schema["properties"]["data"])
+        data = series[0]
     return PretrainConfig(
         enabled=bool(values["enabled"]),
         seed=int(values["seed"]),

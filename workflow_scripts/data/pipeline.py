@@ -43,13 +43,13 @@ from workflow_scripts.data.timeframes import (
     timeframe_from_filename,
 )
 from workflow_scripts.data.validation import DataValidationError, Source, iso_utc
+from workflow_scripts.data.folds import plan_folds
 from workflow_scripts.data.windows import (
     SPLITS,
     SampleGrid,
     SplitPlan,
     bar_ranges,
     build_samples,
-    plan_splits,
 )
 from workflow_scripts.jobs.io_utils import atomic_directory, config_hash, sha256_file
 
@@ -66,18 +66,27 @@ class LoadedInput:
     label: str
 
 
-def preprocess(spec: DataSpec, out_dir: Path) -> dict[str, Any]:
-    """Build ``out_dir`` (data/derived/{dataset}) from the configured input; return the manifest."""
+def preprocess(spec: DataSpec, out_dir: Path, fold: int = 0) -> dict[str, Any]:
+    """Build ``out_dir`` (data/derived/{series}/fold{fold}) from the configured input: fold
+    ``fold`` of ``spec.folds`` rolling-origin folds (data.folds); return the manifest."""
     check_spec(spec)
+    if not 0 <= fold < spec.folds:
+        raise DataValidationError(
+            f"fold {fold} does not exist: data.folds = {spec.folds} gives folds 0..{spec.folds - 1}"
+        )
     timeframes = parse_timeframes(spec.timeframes, spec.kind)
     loaded = load_input(spec, timeframes)
     for tf, series in zip(timeframes, loaded.bars, strict=True):
         LOG.info("%s: %d bars", tf.name, len(series))
     grid = build_samples(loaded.bars, spec.seq_len, spec.sample_stride)
-    plan = plan_splits(grid, spec.train_fraction, spec.val_fraction)
+    try:
+        plan = plan_folds(grid, spec.train_fraction, spec.val_fraction, spec.folds)[fold]
+    except DataValidationError as error:
+        raise DataValidationError(f"{loaded.label} (series {spec.name}): {error}") from None
     require_every_split(plan, grid, loaded, spec, timeframes)
     splits, stats = assemble_splits(loaded.bars, timeframes, grid, plan, spec.seq_len)
     manifest = build_manifest(spec, timeframes, loaded, grid, plan, splits)
+    manifest["fold"], manifest["folds"] = fold, spec.folds
     LOG.info("samples per split: %s", manifest["windows"])
     with atomic_directory(out_dir) as tmp:
         write_derived(tmp, stats, manifest, splits)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from workflow_scripts.reporting.breadth import breadth
 from workflow_scripts.reporting.budget import arm_convergence, budget_block
 from workflow_scripts.reporting.contrasts import analyse
 from workflow_scripts.reporting.measures import METRICS, NEVER, PRIMARY_METRIC, TEST_METRICS
@@ -69,6 +70,8 @@ def run_entry(run: RunRecord) -> RunEntry:
         if spec.censored and section is not None and getattr(section, spec.key) is None:
             values[name] = NEVER  # finished, never reached: censored, worse than any observed value
     known = {
+        "series": run.series,
+        "fold": run.fold,
         "seed": run.seed,
         "status": run.status,
         "reason": run.reason,
@@ -189,14 +192,14 @@ def iqm_block(values: Sequence[Any], confidence: float = CONFIDENCE) -> IqmStats
 
 
 def _unique_int(values: Iterable[float | None]) -> int | None:
-    """The parameter count shared by the seeds (they build the same model); the largest if not."""
+    """The parameter count shared by the runs (they build the same model); the largest if not."""
     kept = {int(v) for v in values if v is not None}
     return max(kept) if kept else None
 
 
 def summarise_variant(runs: Sequence[RunRecord], confidence: float = CONFIDENCE) -> ArmResult:
-    """summary.json block for one variant: statistics over its finished seeds, plus every run."""
-    ordered = sorted(runs, key=lambda r: r.seed)
+    """summary.json block for one variant: statistics over its finished units, plus every run."""
+    ordered = sorted(runs, key=lambda r: r.unit)
     ok = [r for r in ordered if r.ok]
     first = next((r.summary for r in [*ok, *ordered] if r.summary is not None), None)
     return arm_result(
@@ -216,8 +219,8 @@ def arm_result(
     task: str | None = None,
     confidence: float = CONFIDENCE,
 ) -> ArmResult:
-    """An arm's statistics over its runs (in seed order): the mean and t interval and the IQM
-    of every metric over the finished seeds, "never" counts, compute, naive check, convergence."""
+    """An arm's statistics over its runs (in unit order): the mean and t interval and the IQM
+    of every metric over the finished units, "never" counts, compute, naive check, convergence."""
     naive = naive or {}
     stats = {name: describe((e.value(name) for e in entries), confidence) for name in METRICS}
     beats, clearly = beats_naive(stats[PRIMARY_METRIC])
@@ -280,19 +283,21 @@ def study_result(
 ) -> StudyResult:
     """The study from its arms: the planned contrasts between them and the budget curve."""
     naive = naive or {}
-    seeds = sorted({run.seed for arm in arms.values() for run in arm.runs})
+    runs = [run for arm in arms.values() for run in arm.runs]
     periods = periods_of(list(arms.values()))
     family = analyse(arms, contrasts, confidence=confidence)
     return StudyResult(
         confidence=confidence,
         primary_metric=PRIMARY_METRIC,
         metric_directions={name: spec.direction for name, spec in METRICS.items()},
-        seeds=seeds,
+        series=list(dict.fromkeys(run.series for run in sorted(runs, key=lambda r: r.unit))),
+        folds=len({run.fold for run in runs}),
+        seeds=sorted({run.seed for run in runs}),
         variant_order=variant_order(arms),
         variants=dict(arms),
         naive_baselines=naive,
         best_naive=best_naive(naive),
-        contrasts=replace(family, results=[_with_within_test(row, arms, periods) for row in family.results]),
+        contrasts=replace(family, results=[_with_test_detail(row, arms, periods) for row in family.results]),
         budget=budget_block(arms, contrasts),
         periods=periods,
         n_draws=max((len(run.test_skill_draws) for arm in arms.values() for run in arm.runs), default=0),
@@ -301,13 +306,18 @@ def study_result(
     )
 
 
-def _with_within_test(
+def _with_test_detail(
     row: ContrastResult, arms: Mapping[str, ArmResult], periods: Sequence[PeriodSpan]
 ) -> ContrastResult:
-    """A test-metric contrast with its spread between draws and its contrast per period."""
+    """A test-metric contrast with its spread between draws, its contrast per period, and its
+    contrast per series and fold with the new-unit estimates."""
     if row.metric not in TEST_METRICS:
         return row
-    return replace(row, within_test=within_test(arms[row.a], arms[row.b], row.metric, periods))
+    return replace(
+        row,
+        within_test=within_test(arms[row.a], arms[row.b], row.metric, periods),
+        breadth=breadth(row),
+    )
 
 
 def summary_table(study: StudyResult) -> pd.DataFrame:
@@ -321,7 +331,7 @@ def summary_table(study: StudyResult) -> pd.DataFrame:
             "task": arm.task,
             "runs": arm.n_runs,
             "runs_ok": arm.n_ok,
-            "run_status": " ".join(f"seed{e.seed}:{e.status}" for e in arm.runs),
+            "run_status": " ".join(f"{e.series}/fold{e.fold}/seed{e.seed}:{e.status}" for e in arm.runs),
         }
         for metric, stats in arm.metrics.items():
             for field in ("n", "mean", "std", "ci_low", "ci_high"):

@@ -2,15 +2,15 @@
 
 Every run scores its current model on the test split at the steps of ``train.test_budgets``
 (the *budget curve*; nothing is chosen on these scores). At each such step a contrast
-``a vs b`` is the same paired comparison as the headline's: per-seed Δ test skill, its
-mean with a Student-t 95% interval and the exact sign-flip p. These p are per budget and
+``a vs b`` is the same paired comparison as the headline's: per-unit Δ test skill, its
+mean with a Student-t 95% interval and the sign-flip p. These p are per budget and
 unadjusted: the curve describes how the answer moves with training, while the headline's
 Holm-adjusted test at the study's full budget is the confirmatory one.
 
 **Convergence rule** (docs/report.md): a run has converged when its best validation loss
 improved by less than ``run_contract.CONVERGED_GAIN`` (2%) over the last quarter of its epochs
 (:func:`workflow_scripts.training.evaluation.convergence`); an arm has converged when every
-finished seed has. A comparison of arms that have not converged is about early learning:
+finished run has. A comparison of arms that have not converged is about early learning:
 the report's headline then names the budget it holds at (``conclusions.qualify``). These are
 collect's numbers; every sentence about them is written at report time. All functions are pure.
 """
@@ -30,6 +30,7 @@ from workflow_scripts.reporting.results import (
     BudgetPoint,
     BudgetResult,
     RunEntry,
+    Unit,
 )
 from workflow_scripts.reporting.runs import OK_STATUSES
 from workflow_scripts.reporting.stats import t_interval
@@ -39,33 +40,33 @@ from workflow_scripts.training.run_contract import CONVERGED_GAIN
 CURVE_ROLES = ("primary", "positive_control", "encoder_control")
 
 
-def run_points(runs: Sequence[RunEntry]) -> dict[int, dict[int, float]]:
-    """{step: {seed: test skill}} of an arm's finished runs."""
-    points: dict[int, dict[int, float]] = {}
+def run_points(runs: Sequence[RunEntry]) -> dict[int, dict[Unit, float]]:
+    """{step: {unit: test skill}} of an arm's finished runs."""
+    points: dict[int, dict[Unit, float]] = {}
     for run in runs:
         for step, value in run.budget_curve.items():
             if isinstance(value, int | float) and value == value:
-                points.setdefault(int(step), {})[run.seed] = float(value)
+                points.setdefault(int(step), {})[run.unit] = float(value)
     return points
 
 
 def arm_curve(runs: Sequence[RunEntry]) -> list[ArmBudgetPoint]:
-    """An arm's mean test skill at each budget with its Student-t 95% interval over seeds."""
+    """An arm's mean test skill at each budget with its Student-t 95% interval over units."""
     curve = []
-    for step, by_seed in sorted(run_points(runs).items()):
-        values = list(by_seed.values())
+    for step, by_unit in sorted(run_points(runs).items()):
+        values = list(by_unit.values())
         low, high = t_interval(values)
         curve.append(ArmBudgetPoint(step, sum(values) / len(values), low, high, len(values)))
     return curve
 
 
 def arm_convergence(runs: Sequence[RunEntry]) -> ArmConvergence:
-    """Converged only when every finished seed's last-quarter gain is below ``CONVERGED_GAIN``."""
+    """Converged only when every finished run's last-quarter gain is below ``CONVERGED_GAIN``."""
     gains = [run.last_quarter_gain for run in runs if run.last_quarter_gain is not None]
     finished = sum(1 for run in runs if run.status in OK_STATUSES)
     return ArmConvergence(
         converged=bool(gains) and len(gains) == finished and max(gains) < CONVERGED_GAIN,
-        n_seeds=finished,
+        n_runs=finished,
         n_converged=sum(1 for g in gains if g < CONVERGED_GAIN),
         max_last_quarter_gain=max(gains) if gains else None,
         mean_last_quarter_gain=sum(gains) / len(gains) if gains else None,

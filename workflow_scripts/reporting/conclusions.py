@@ -1,7 +1,7 @@
 """Conclusions written from the numbers and their uncertainty, never by hand.
 
 Every sentence comes from the planned paired contrasts in results/summary.json (an exact
-sign-flip test on the per-seed differences, Holm-adjusted across the planned contrasts;
+sign-flip test on the per-unit (series, fold, seed) differences, Holm-adjusted across the planned contrasts;
 see :mod:`workflow_scripts.reporting.contrasts`) or from the per-variant statistics. No
 variant is ranked on overlapping or separate intervals: only a significant paired
 contrast names a winner. All functions are pure.
@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from workflow_scripts.reporting.aggregate import variant_order
+from workflow_scripts.reporting.breadth_lines import breadth_line
 from workflow_scripts.reporting.controls import control_summary, with_control_warning
-from workflow_scripts.reporting.formatting import fmt_value
+from workflow_scripts.reporting.formatting import UNIT_WORDS, fmt_value
 from workflow_scripts.reporting.measures import MAE_METRIC, PRIMARY_METRIC, SPEED_METRICS
 from workflow_scripts.reporting.power import POWER, power_method
 from workflow_scripts.reporting.results import BudgetResult, ContrastFamily, StudyResult
@@ -70,14 +71,15 @@ def _listed(topic: str, sentences: Sequence[str], empty: str) -> Conclusion:
 
 
 def power_statement(family: ContrastFamily) -> Conclusion:
-    """What this number of seeds can and cannot show for the primary contrast."""
-    topic = "What this number of seeds can show"
+    """What this number of paired units can and cannot show for the primary contrast."""
+    topic = "What this number of units can show"
     row = family.of_role("primary", PRIMARY_METRIC)
     if row is None:
         return Conclusion(topic, "The primary contrast was not computed.")
     n, m, alpha = row.n, row.holm_family_size, row.alpha
     parts = [
-        f"With {n} paired seeds the smallest attainable sign-flip p is {row.min_attainable_p:.3g}; "
+        f"With {n} paired units ({UNIT_WORDS}) the smallest attainable sign-flip p is "
+        f"{row.min_attainable_p:.3g}; "
         f"Holm's first step over {m} contrast(s) needs p ≤ {alpha / max(m, 1):.3g}, so significance is "
         + ("reachable." if row.can_reach_after_holm else "NOT reachable whatever the numbers.")
     ]
@@ -90,13 +92,13 @@ def power_statement(family: ContrastFamily) -> Conclusion:
     elif row.mde_unreachable:
         parts.append(
             f"No minimum detectable effect: the exact test cannot reach p ≤ {row.power_alpha:.3g} (α/m) "
-            f"with {row.n} seeds."
+            f"with {row.n} units."
         )
-    if row.seeds_needed is not None:
-        method = power_method(row.seeds_needed)
+    if row.units_needed is not None:
+        method = power_method(row.units_needed)
         parts.append(
-            f"About {row.seeds_needed} seeds would detect the observed Δ at that level "
-            f"({_power_words(row.seeds_needed_power)}; {method})."
+            f"About {row.units_needed} units would detect the observed Δ at that level "
+            f"({_power_words(row.units_needed_power)}; {method}), e.g. more seeds or folds."
         )
     return Conclusion(topic, " ".join(parts))
 
@@ -148,14 +150,14 @@ def run_health(runs: Sequence[RunRecord]) -> Conclusion:
     if not runs:
         return Conclusion(topic, "No runs were found.")
     if not bad:
-        return Conclusion(topic, f"All {len(runs)} planned runs finished; every statistic uses all seeds.")
+        return Conclusion(topic, f"All {len(runs)} planned runs finished; every statistic uses all units.")
     listed = "; ".join(
-        f"{r.variant} seed {r.seed} ({r.status}" + (f": {r.reason}" if r.reason else "") + ")" for r in bad
+        f"{r.variant} {r.unit.label} ({r.status}" + (f": {r.reason}" if r.reason else "") + ")" for r in bad
     )
     return Conclusion(
         topic,
         f"{len(bad)} of {len(runs)} planned runs did not finish: {listed}. Their numbers are absent "
-        "(not zero); each variant's statistics use only its finished seeds.",
+        "(not zero); each variant's statistics use only its finished units.",
     )
 
 
@@ -211,5 +213,6 @@ def report_headline(study: StudyResult) -> Headline:
             variance=variance_line(primary, study.n_draws),
             periods=periods_line(primary),
             second_metric=second_metric_line(primary, family.of_role("primary", MAE_METRIC)),
+            breadth=breadth_line(primary, study),
         )
     return qualify(answer, family, study.budget)

@@ -1,15 +1,15 @@
 """Planned paired contrasts between variants, Holm-adjusted, with their power.
 
-A contrast ``a vs b`` pairs the two variants' runs by seed: ``Δ_s = metric(a, s) −
-metric(b, s)``. Each planned contrast (declared under ``contrasts:`` in the config, with a
+A contrast ``a vs b`` pairs the two variants' runs by unit (series, fold, seed): ``Δ_u =
+metric(a, u) − metric(b, u)``. Each planned contrast (declared under ``contrasts:`` in the config, with a
 ``role``: primary, secondary, positive_control or negative_control) is tested on the
 primary metric and on the two learning-speed metrics; Holm's correction runs, per metric,
 over every planned contrast present in the study (both variants ran, at least one paired
-seed). The statistics themselves are in :mod:`workflow_scripts.reporting.paired`.
+unit). The statistics themselves are in :mod:`workflow_scripts.reporting.paired`.
 
 A censored metric (``first_step_beats_naive``: "never" = worse than any step) is tested
 on pooled ranks: each run's value is ranked among the 2n runs of the contrast (``never``
-ranked last, ties sharing their mean rank) and the sign-flip test runs on the per-seed rank
+ranked last, ties sharing their mean rank) and the sign-flip test runs on the per-unit rank
 differences. Its mean Δ, interval and d_z are reported only when no run is censored.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -30,22 +30,23 @@ from workflow_scripts.reporting.results import (
     ContrastResult,
     PairedComparison,
     SkippedContrast,
+    Unit,
 )
 from workflow_scripts.reporting.stats import t_interval
 
 ROLES = ("primary", "secondary", "positive_control", "encoder_control", "negative_control")
 
 
-def seed_values(arm: ArmResult | None, metric: str) -> dict[int, float]:
-    """{seed: value} of one variant's finished runs; ``never`` becomes ``+inf`` (worst for a
-    lower-is-better censored metric), an absent value leaves the seed out."""
-    values: dict[int, float] = {}
+def unit_values(arm: ArmResult | None, metric: str) -> dict[Unit, float]:
+    """{unit: value} of one variant's finished runs; ``never`` becomes ``+inf`` (worst for a
+    lower-is-better censored metric), an absent value leaves the unit out."""
+    values: dict[Unit, float] = {}
     for run in [] if arm is None else arm.runs:
         value = run.value(metric)
         if value == NEVER:
-            values[run.seed] = math.inf
+            values[run.unit] = math.inf
         elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            values[run.seed] = float(value)
+            values[run.unit] = float(value)
     return values
 
 
@@ -54,18 +55,18 @@ def _shown(value: float) -> float | str:
 
 
 def compare_pair(
-    a_values: Mapping[int, float],
-    b_values: Mapping[int, float],
+    a_values: Mapping[Unit, float],
+    b_values: Mapping[Unit, float],
     metric: str,
     confidence: float = 0.95,
 ) -> PairedComparison:
     """Every number of one paired contrast (before Holm): see the module docstring."""
     spec = METRICS[metric]
-    seeds = sorted(set(a_values) & set(b_values))
-    xa = np.array([a_values[s] for s in seeds], dtype=np.float64)
-    xb = np.array([b_values[s] for s in seeds], dtype=np.float64)
+    units = sorted(set(a_values) & set(b_values))
+    xa = np.array([a_values[u] for u in units], dtype=np.float64)
+    xb = np.array([b_values[u] for u in units], dtype=np.float64)
     censored = bool(np.isinf(xa).any() or np.isinf(xb).any())
-    n = len(seeds)
+    n = len(units)
     raw = xa - xb if not censored else None
     if spec.censored:
         ra, rb = paired.pooled_ranks(xa, xb)
@@ -83,14 +84,14 @@ def compare_pair(
     low, high = (None, None) if raw is None else t_interval(raw, confidence)
     # The side a contrast favours comes from the very numbers the test used: the mean
     # paired difference, or for a censored metric the mean rank difference (whatever the
-    # majority of seeds says, the test is driven by the mean).
+    # majority of units says, the test is driven by the mean).
     basis = float(tested.mean()) if spec.censored and n else mean
     return PairedComparison(
         metric=metric,
         direction=spec.direction,
         censored_metric=spec.censored,
         n=n,
-        seeds=seeds,
+        units=units,
         a_values=[_shown(float(v)) for v in xa],
         b_values=[_shown(float(v)) for v in xb],
         deltas=deltas,
@@ -139,8 +140,8 @@ def analyse(
             (
                 spec,
                 compare_pair(
-                    seed_values(variants[spec["a"]], metric),
-                    seed_values(variants[spec["b"]], metric),
+                    unit_values(variants[spec["a"]], metric),
+                    unit_values(variants[spec["b"]], metric),
                     metric,
                     confidence,
                 ),
@@ -176,7 +177,7 @@ def _contrast_result(
     spec: Mapping[str, Any], row: PairedComparison, p_adjusted: float | None, family_size: int, alpha: float
 ) -> ContrastResult:
     """The contrast with Holm's adjusted p and the honest-power fields: can n reach α (and
-    α/m for Holm's first step), the MDE and the seeds needed to detect the observed Δ."""
+    α/m for Holm's first step), the MDE and the units needed to detect the observed Δ."""
     n = row.n
     m = max(family_size, 1)
     # Power at the level the contrast must reach to be declared whatever the others show:
@@ -190,7 +191,7 @@ def _contrast_result(
     mde_power = (
         power.sign_flip_power(mde / row.sd_delta, n, level) if mde is not None and row.sd_delta else None
     )
-    needed = power.seeds_needed(row.mean_delta, row.sd_delta, level)
+    needed = power.units_needed(row.mean_delta, row.sd_delta, level)
     needed_power = (
         None
         if needed is None or row.mean_delta is None or not row.sd_delta
@@ -198,7 +199,7 @@ def _contrast_result(
     )
     return ContrastResult(
         **_identity(spec),
-        **asdict(row),
+        **{f.name: getattr(row, f.name) for f in fields(row)},  # shallow: units stay Unit
         p_adjusted=p_adjusted,
         holm_family_size=family_size,
         alpha=alpha,
@@ -207,8 +208,8 @@ def _contrast_result(
         power_alpha=level,
         mde=mde,
         mde_power=mde_power,
-        seeds_needed=needed,
-        seeds_needed_power=needed_power,
+        units_needed=needed,
+        units_needed_power=needed_power,
         significant=p_adjusted is not None and p_adjusted <= alpha,
         favours=None if not row.improvement else ("a" if row.improvement > 0 else "b"),
         mde_unreachable=unreachable,

@@ -18,8 +18,8 @@
   the report says so and the headline carries the false-alarm warning.
 * Transfer ratio, shown only when the encoder-only control is detected: how far text
   transfer is from in-domain encoder transfer, ``mean Δ(primary) / mean Δ(encoder
-  control)`` on the seeds both contrasts share (their reference arm is the same baseline), with a 95% paired
-  bootstrap interval: seeds resampled with replacement (``stats.BOOTSTRAP_RESAMPLES`` draws,
+  control)`` on the units both contrasts share (their reference arm is the same baseline), with a 95% paired
+  bootstrap interval: units resampled with replacement (``stats.BOOTSTRAP_RESAMPLES`` draws,
   ``numpy.random.default_rng(stats.BOOTSTRAP_SEED)``, percentile interval); resamples whose
   control Δ has mean 0 are dropped. All functions are pure.
 """
@@ -154,11 +154,11 @@ def negative_controls(family: ContrastFamily) -> list[str]:
 
 def transfer_ratio(primary: ContrastResult, control: ContrastResult) -> paired.TransferRatio | None:
     """(primary Δ) / (control Δ) with its paired-bootstrap interval (:func:`paired.transfer_ratio`),
-    on the seeds where both contrasts have a Δ."""
-    a = {s: d for s, d in zip(primary.seeds, primary.deltas, strict=True) if d is not None}
-    b = {s: d for s, d in zip(control.seeds, control.deltas, strict=True) if d is not None}
-    seeds = sorted(set(a) & set(b))
-    return paired.transfer_ratio([a[s] for s in seeds], [b[s] for s in seeds])
+    on the units where both contrasts have a Δ."""
+    a = {u: d for u, d in zip(primary.units, primary.deltas, strict=True) if d is not None}
+    b = {u: d for u, d in zip(control.units, control.deltas, strict=True) if d is not None}
+    units = sorted(set(a) & set(b))
+    return paired.transfer_ratio([a[u] for u in units], [b[u] for u in units])
 
 
 def ratio_sentence(primary: ContrastResult | None, encoder: ControlLine) -> str:

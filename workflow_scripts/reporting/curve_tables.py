@@ -43,9 +43,9 @@ def convergence_status_rows(study: StudyResult, order: Sequence[str]) -> list[di
             {
                 "variant": name,
                 "converged": "yes" if status.converged else "no",
-                "seeds": f"{status.n_converged} of {status.n_seeds}",
+                "runs": f"{status.n_converged} of {status.n_runs}",
                 "max_gain": "—" if gain is None else f"{gain:.1%}",
-                "late_best": f"{status.best_in_last_quarter} of {status.n_seeds}",
+                "late_best": f"{status.best_in_last_quarter} of {status.n_runs}",
             }
         )
     return rows

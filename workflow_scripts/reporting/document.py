@@ -27,7 +27,7 @@ from workflow_scripts.reporting.tune_table import tuning_table
 from workflow_scripts.reporting.uninformative import split_contrasts
 from workflow_scripts.training.run_contract import CONVERGED_GAIN
 
-TITLE = "Does a pretrained encoder help? Results across variants and seeds"
+TITLE = "Does a pretrained encoder help? Results across variants, series, folds and seeds"
 TENSORBOARD_COMMAND = "tensorboard --logdir logs/tensorboard"
 PLOT_FILES = {
     "budget_curve": "budget_curve.png",
@@ -43,7 +43,7 @@ _FIGURE_TEXT = {
     "budget_curve": (
         "The answer along the run",
         "Δ test skill against training steps for the primary contrast and the positive control: the "
-        "line is the mean paired difference over seeds, the band its {confidence} t interval, a filled "
+        "line is the mean paired difference over units, the band its {confidence} t interval, a filled "
         "marker a budget where the exact sign-flip p ≤ {budget_alpha} (unadjusted, descriptive). Each "
         "point scores the model of that step on one draw of test masks (draw 0); nothing is chosen on "
         "these scores.",
@@ -51,23 +51,25 @@ _FIGURE_TEXT = {
     "learning_curves": (
         "Learning curves",
         "Validation loss and validation correlation per epoch: the line is the mean over the "
-        "finished seeds, the band spans the seeds; dashed lines are the naive baselines.",
+        "finished runs, the band spans the runs; dashed lines are the naive baselines.",
     ),
     "final_comparison": (
         "Final comparison",
         "Test skill (0 = the strongest naive predictor) and best validation loss per variant: "
-        "diamond = mean, bar = {confidence} t interval over seeds, dots = individual seeds.",
+        "diamond = mean, bar = {confidence} t interval over units, dots = individual units.",
     ),
     "paired_deltas": (
-        "Paired differences per seed",
-        "Each planned contrast on test skill: one dot per seed (Δ = a − b on that seed), diamond = mean "
+        "Paired differences per unit",
+        "Each planned contrast on test skill: one dot per unit (Δ = a − b on that series, fold and seed), "
+        "diamond = mean "
         "Δ, bar = its {confidence} t interval; right of the dashed zero line favours the first-named "
         "variant.",
     ),
     "test_periods": (
-        "The answer per test period",
-        "Each planned contrast on test skill in every contiguous test period (dot: mean paired Δ over "
-        "seeds, bar: its {confidence} t interval) and over the whole test split (diamond); left of the "
+        "The answer per series, fold and test period",
+        "Each planned contrast on test skill in each series and fold (when there are several), in every "
+        "contiguous test period, and as the random-effects estimate for a new period (dot: mean paired Δ "
+        "over the units, bar: its {confidence} interval), and over every unit (diamond); left of the "
         "dashed zero line favours the second-named variant.",
     ),
     "compute": (
@@ -154,7 +156,7 @@ def build_context(
     """
     order = variant_order(study.variants)
     statuses = [
-        RunRecord(name, run.seed, run.status, run.reason)
+        RunRecord(name, run.series, run.fold, run.seed, run.status, run.reason)
         for name in order
         for run in study.variants[name].runs
     ]
@@ -175,8 +177,9 @@ def build_context(
     return {
         "title": TITLE,
         "model_name": (experiment.get("model") or {}).get("name_or_path", "unknown"),
-        "data_name": (experiment.get("data") or {}).get("name", "unknown"),
+        "data_name": ", ".join(study.series) or "unknown",
         "seeds": seeds,
+        "units_text": units_text(study, seeds),
         "variants": order,
         "rules": rules,
         "headline": conclusions.report_headline(study),
@@ -209,6 +212,12 @@ def build_context(
         "figures": {f["id"]: f for f in figures},
         "tensorboard_command": TENSORBOARD_COMMAND,
     }
+
+
+def units_text(study: StudyResult, seeds: Sequence[int]) -> str:
+    """The study's paired units in words: ``units: 1 series × 3 folds × seeds 0, 1, 2``."""
+    folds = f"{study.folds} fold" + ("" if study.folds == 1 else "s")
+    return f"units: {len(study.series)} series × {folds} × seeds {', '.join(map(str, seeds))}"
 
 
 def reference_context(study: StudyResult) -> dict[str, Any] | None:

@@ -57,7 +57,7 @@ def fmt_mean_ci(stats: SummaryStats, digits: int = 3) -> str:
 def fmt_interval(stats: SummaryStats, digits: int = 3) -> str:
     """``[low, high]`` of the confidence interval, or why there is none."""
     if stats.ci_low is None or stats.ci_high is None:
-        return "no CI (single seed)" if stats.n == 1 else "no CI"
+        return "no CI (single unit)" if stats.n == 1 else "no CI"
     return f"[{fmt_value(stats.ci_low, digits)}, {fmt_value(stats.ci_high, digits)}]"
 
 
@@ -66,8 +66,5 @@ def fmt_p(value: float | None) -> str:
     return ABSENT if value is None else f"{value:.3g}"
 
 
-def seeds_phrase(n_a: int, n_b: int) -> str:
-    """``3 seeds``, ``1 seed`` or ``3 and 2 seeds`` when the two sides differ."""
-    if n_a == n_b:
-        return f"{n_a} seed" + ("" if n_a == 1 else "s")
-    return f"{n_a} and {n_b} seeds"
+#: What one paired unit is, in the report's words (results.Unit).
+UNIT_WORDS = "one series, one fold, one seed each"

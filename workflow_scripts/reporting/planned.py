@@ -1,6 +1,6 @@
 """The runs the experiment planned, whether or not they produced results.
 
-The report lists every planned (variant, seed), so a crashed or missing run shows as such
+The report lists every planned (variant, unit), so a crashed or missing run shows as such
 instead of silently shrinking a variant's n; these helpers merge the plan (the experiment
 config) with what summary.json holds.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.measures import METRICS
-from workflow_scripts.reporting.results import ArmResult, IqmStats, RunEntry, StudyResult
+from workflow_scripts.reporting.results import ArmResult, IqmStats, RunEntry, StudyResult, Unit
 from workflow_scripts.reporting.runs import MISSING, OK_STATUSES
 from workflow_scripts.reporting.stats import describe
 
@@ -28,8 +28,25 @@ def planned_seeds(experiment: Mapping[str, Any]) -> list[int]:
     return sorted(int(s) for s in experiment.get("seeds") or [])
 
 
-def _missing_entry(seed: int) -> RunEntry:
-    return RunEntry(seed, MISSING, "planned by the experiment but no results were collected for it")
+def planned_units(experiment: Mapping[str, Any]) -> list[Unit]:
+    """Every (series, fold, seed) the experiment meant to run, from its canonical params."""
+    seeds = planned_seeds(experiment)
+    return sorted(
+        Unit(str(data["name"]), fold, seed)
+        for data in experiment.get("series") or []
+        for fold in range(int(data.get("folds", 1)))
+        for seed in seeds
+    )
+
+
+def _missing_entry(unit: Unit) -> RunEntry:
+    return RunEntry(
+        unit.series,
+        unit.fold,
+        unit.seed,
+        MISSING,
+        "planned by the experiment but no results were collected for it",
+    )
 
 
 def _empty_arm(description: str) -> ArmResult:
@@ -58,19 +75,19 @@ def _empty_arm(description: str) -> ArmResult:
 
 
 def with_planned_runs(study: StudyResult, experiment: Mapping[str, Any]) -> StudyResult:
-    """Add an explicit ``missing`` run for every planned (variant, seed) with no result.
+    """Add an explicit ``missing`` run for every planned (variant, unit) with no result.
 
     A run whose job never ran leaves no file for collect to read; the experiment config
     is what says it should exist, so the report lists it instead of silently dropping it.
     """
     variants = dict(study.variants)
-    seeds = planned_seeds(experiment)
+    units = planned_units(experiment)
     for name in planned_variants(experiment):
         planned_description = experiment["variants"][name].get("description", "")
         arm = variants.get(name) or _empty_arm(planned_description)
-        present = {run.seed for run in arm.runs}
+        present = {run.unit for run in arm.runs}
         runs = sorted(
-            [*arm.runs, *(_missing_entry(s) for s in seeds if s not in present)], key=lambda r: r.seed
+            [*arm.runs, *(_missing_entry(u) for u in units if u not in present)], key=lambda r: r.unit
         )
         variants[name] = replace(
             arm, runs=runs, n_runs=len(runs), description=arm.description or planned_description
@@ -79,14 +96,16 @@ def with_planned_runs(study: StudyResult, experiment: Mapping[str, Any]) -> Stud
         study,
         variants=variants,
         variant_order=variant_order(variants),
-        seeds=sorted({*seeds, *study.seeds}),
+        series=list(dict.fromkeys([*(u.series for u in units), *study.series])),
+        folds=max([study.folds, *(u.fold + 1 for u in units)]),
+        seeds=sorted({*(u.seed for u in units), *study.seeds}),
     )
 
 
-def ok_run_keys(study: StudyResult) -> set[tuple[str, int]]:
-    """(variant, seed) of runs whose curves and numbers may enter the statistics."""
+def ok_run_keys(study: StudyResult) -> set[tuple[str, Unit]]:
+    """(variant, unit) of runs whose curves and numbers may enter the statistics."""
     return {
-        (name, run.seed)
+        (name, run.unit)
         for name, arm in study.variants.items()
         for run in arm.runs
         if run.status in OK_STATUSES

@@ -4,7 +4,7 @@ Figures are built as ``Figure`` objects on an explicit Agg canvas, never through
 so no GUI backend or global figure state is involved (safe on a cluster node).
 
 Readers would rather look than read: curves and comparisons are plots, with the spread
-over seeds drawn rather than hidden. Each function returns PNG bytes so the same image is
+over units drawn rather than hidden. Each function returns PNG bytes so the same image is
 embedded in the HTML (base64) and written as a file for Snakemake's ``--report``.
 """
 
@@ -64,7 +64,7 @@ def learning_curves(
     order: Sequence[str],
     naive: Mapping[str, Mapping[str, float | None]] | None = None,
 ) -> bytes:
-    """val_loss and val_correlation per epoch: mean over seeds, band spanning the seeds.
+    """val_loss and val_correlation per epoch: mean over runs, band spanning the runs.
 
     ``metrics`` must hold finished runs only. Naive baselines are dashed reference lines.
     """
@@ -91,7 +91,7 @@ def learning_curves(
             ax.legend(fontsize=8)
         else:
             _no_data(ax, "no finished run")
-    figure.suptitle("Learning curves (line: mean over seeds; band: range across seeds)", fontsize=11)
+    figure.suptitle("Learning curves (line: mean over runs; band: range across runs)", fontsize=11)
     return to_png(figure)
 
 
@@ -175,12 +175,12 @@ def final_comparison(study: StudyResult, order: Sequence[str]) -> bytes:
             _naive_lines(ax, naive, naive_metric, horizontal=False)
             if naive:
                 ax.legend(fontsize=8, loc="best")
-    figure.suptitle("Final comparison (diamond: mean; bar: 95% CI; dots: seeds)", fontsize=11)
+    figure.suptitle("Final comparison (diamond: mean; bar: 95% CI; dots: units)", fontsize=11)
     return to_png(figure)
 
 
 def paired_deltas(rows: Sequence[ContrastResult]) -> bytes:
-    """One row per contrast: per-seed Δ as dots, mean as a diamond, 95% t interval as a bar."""
+    """One row per contrast: per-unit Δ as dots, mean as a diamond, 95% t interval as a bar."""
     figure = Figure(figsize=(9, 0.6 * max(len(rows), 1) + 1.8), layout="constrained")
     ax = figure.add_subplot(1, 1, 1)
     if not rows:
@@ -201,9 +201,9 @@ def paired_deltas(rows: Sequence[ContrastResult]) -> bytes:
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.invert_yaxis()
-    ax.set_xlabel("paired difference Δ per seed (test skill; > 0 favours the first variant)")
+    ax.set_xlabel("paired difference Δ per unit (test skill; > 0 favours the first variant)")
     ax.grid(axis="x", alpha=0.3)
-    figure.suptitle("Paired differences per seed (dots), mean (diamond), 95% t interval (bar)", fontsize=11)
+    figure.suptitle("Paired differences per unit (dots), mean (diamond), 95% t interval (bar)", fontsize=11)
     return to_png(figure)
 
 
@@ -247,7 +247,7 @@ def compute_figure(
             continue
         drawn = True
         ax.plot(curve["epoch"], curve["mean"], marker="o", ms=3, color=colours[name], label=name)
-    ax.set_title("gradient norm per epoch (mean over seeds)")
+    ax.set_title("gradient norm per epoch (mean over runs)")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
@@ -308,41 +308,67 @@ def budget_curve(budget: BudgetResult) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     ax.set_title(
-        "Δ test skill along the run: mean over seeds, 95% t band; "
+        "Δ test skill along the run: mean over units, 95% t band; "
         f"filled = sign-flip p ≤ {ALPHA:g} at that budget",
         fontsize=9,
     )
     return to_png(figure)
 
 
+def forest_rows(
+    row: ContrastResult,
+) -> list[tuple[str, tuple[float | None, float | None, float | None], bool]]:
+    """One contrast's block of the forest plot: (label, (mean, low, high), is the pooled row):
+    each series and each fold when there are several, each test period, the new-period
+    estimate, then the pooled Δ over every unit."""
+    lines: list[tuple[str, tuple[float | None, float | None, float | None], bool]] = []
+    breadth = row.breadth
+    for groups in ([], []) if breadth is None else (breadth.series, breadth.folds):
+        if len(groups) > 1:
+            lines += [
+                (group.name, (group.mean_delta, group.ci_low, group.ci_high), False) for group in groups
+            ]
+    for period in [] if row.within_test is None else row.within_test.periods:
+        lines.append(
+            (
+                f"{period.start[:10]} – {period.end[:10]}".strip(" –"),
+                (period.mean_delta, period.ci_low, period.ci_high),
+                False,
+            )
+        )
+    estimate = None if breadth is None else breadth.new_period
+    if estimate is not None:
+        lines.append(
+            ("a new period (random effects)", (estimate.mean, estimate.ci_low, estimate.ci_high), False)
+        )
+    lines.append((f"{row.a} − {row.b}: every unit", (row.mean_delta, row.ci_low, row.ci_high), True))
+    return lines
+
+
 def period_forest(rows: Sequence[ContrastResult]) -> bytes:
-    """Δ test skill per test period (dot, t-interval bar) and over the whole test split
-    (diamond), one block of rows per contrast; the dashed line is Δ = 0."""
-    rows = [row for row in rows if row.within_test is not None and row.within_test.periods]
-    lines = sum(len(row.within_test.periods) + 1 for row in rows if row.within_test)
+    """Δ test skill per series, per fold, per test period and for a new period (dots, interval
+    bars) and pooled over every unit (diamond), one block per contrast; dashed line: Δ = 0."""
+    blocks = [forest_rows(row) for row in rows if row.within_test is not None or row.breadth is not None]
+    lines = sum(len(block) for block in blocks)
     figure = Figure(figsize=(9, 0.32 * max(lines, 3) + 1.6), layout="constrained")
     ax = figure.add_subplot(1, 1, 1)
-    if not rows:
+    if not lines:
         _no_data(ax, "no test periods were scored")
         return to_png(figure)
     labels: list[str] = []
-    y = 0
-    for index, row in enumerate(rows):
+    for index, block in enumerate(blocks):
         colour = _PALETTE[index % len(_PALETTE)]
-        assert row.within_test is not None
-        for period in row.within_test.periods:
-            _interval_mark(ax, y, (period.mean_delta, period.ci_low, period.ci_high), colour, whole=False)
-            labels.append(f"{period.start[:10]} – {period.end[:10]}")
-            y += 1
-        _interval_mark(ax, y, (row.mean_delta, row.ci_low, row.ci_high), colour, whole=True)
-        labels.append(f"{row.a} − {row.b}: whole test split")
-        y += 1
+        for label, estimate, pooled in block:
+            _interval_mark(ax, len(labels), estimate, colour, whole=pooled)
+            labels.append(label)
     ax.axvline(0.0, color="#b00020", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("Δ test skill (a − b; > 0 favours a), mean over seeds with its t interval")
+    ax.set_xlabel("Δ test skill (a − b; > 0 favours a), mean over units with its t interval")
     ax.grid(axis="x", alpha=0.3)
-    figure.suptitle("The answer per test period (dots) and over the whole test split (diamonds)", fontsize=11)
+    figure.suptitle(
+        "The answer per series, fold and test period (dots) and over every unit (diamonds)", fontsize=11
+    )
     return to_png(figure)
 
 

@@ -1,8 +1,8 @@
-"""Power, minimum detectable effect and seeds needed for the test the report actually runs.
+"""Power, minimum detectable effect and units needed for the test the report actually runs.
 
-Why not the noncentral-t formula: up to 20 seeds the report tests with the exact sign-flip
+Why not the noncentral-t formula: up to 20 units the report tests with the exact sign-flip
 test (:mod:`workflow_scripts.reporting.paired`), whose discreteness costs power. At the
-noncentral-t MDE its real power is 0.62 (6 seeds), 0.74 (8 seeds, α/3) and 0.79 (10 seeds),
+noncentral-t MDE its real power is 0.62 (6 units), 0.74 (8 units, α/3) and 0.79 (10 units),
 so "80% power" from the t formula overstated what the study can show.
 
 Model and method (deterministic):
@@ -10,14 +10,14 @@ Model and method (deterministic):
 - Per-seed differences ``Δ_s ~ Normal(δ, σ²)``, independent. The sign-flip p-value does not
   change when every Δ is multiplied by a positive number, so the power depends only on
   ``δ/σ``, ``n`` and the level.
-- Up to ``EXACT_MAX_N`` seeds the power is the share of ``STUDIES`` simulated studies that
+- Up to ``EXACT_MAX_N`` units the power is the share of ``STUDIES`` simulated studies that
   the exact two-sided sign-flip test rejects at ``p ≤ level``. The studies' noise is drawn
   once per ``n`` from ``numpy.random.default_rng([SEED, n])`` and reused for every δ
   (common random numbers), so the same question always gets the same answer and the power
   curve is a reproducible step function. Monte-Carlo standard error: about 0.006 at power
   0.8 (``sqrt(0.8·0.2/STUDIES)``).
 - Each study's exact p is counted by meeting in the middle: with half sums ``a`` (first
-  ``n//2`` seeds, all sign patterns) and ``b`` (the rest), the number of the ``2^n``
+  ``n//2`` units, all sign patterns) and ``b`` (the rest), the number of the ``2^n``
   patterns with ``|a + b| ≥ |Σ Δ|`` is ``2·#{a + b ≥ |Σ Δ|}`` (the pattern set is symmetric),
   counted with a sorted ``b`` and ``searchsorted`` in ``O(2^(n/2) log)`` per study instead
   of ``O(2^n)``. It agrees with :func:`paired.sign_flip_pvalues` (tested).
@@ -31,7 +31,7 @@ Model and method (deterministic):
   the Monte Carlo test): power 0.79–0.80 at 21, 24 and 30 units for α, α/3 and α/4 (sd
   0.0045); tests/test_power.py checks the Monte Carlo test itself at 24 units.
 - The MDE is the smallest ``δ/σ`` (to 0.5%, below its Monte-Carlo error) at which that power reaches ``power``
-  (regula falsi on the step function, keeping a point that reaches it); seeds needed is the
+  (regula falsi on the step function, keeping a point that reaches it); units needed is the
   smallest ``n`` whose power at the observed ``δ/σ`` reaches ``power``.
 """
 
@@ -46,7 +46,7 @@ from scipy import stats as _st
 
 from workflow_scripts.reporting.paired import ALPHA, EXACT_MAX_N, min_attainable_p
 
-#: the power every minimum detectable effect and "seeds needed" is computed for
+#: the power every minimum detectable effect and "units needed" is computed for
 POWER = 0.8
 STUDIES = 4000
 SEED = 20260422
@@ -71,7 +71,7 @@ def t_test_power(effect_sd_units: float, n: int, alpha: float = ALPHA) -> float:
 
 
 def power_method(n: int) -> str:
-    """How the power of a contrast with ``n`` seeds is computed (named in the report)."""
+    """How the power of a contrast with ``n`` units is computed (named in the report)."""
     return NONCENTRAL_T if n > EXACT_MAX_N else SIMULATED
 
 
@@ -122,7 +122,7 @@ def sign_flip_rejects(deltas: np.ndarray, level: float) -> np.ndarray:
 
 
 def sign_flip_power(effect_sd_units: float, n: int, level: float = ALPHA) -> float:
-    """Power of the test the report runs with ``n`` seeds, for a true mean Δ of
+    """Power of the test the report runs with ``n`` units, for a true mean Δ of
     ``effect_sd_units`` sd, two-sided at ``level`` (see the module docstring)."""
     if n > EXACT_MAX_N:
         return t_test_power(effect_sd_units, n, level)
@@ -134,7 +134,7 @@ def sign_flip_power(effect_sd_units: float, n: int, level: float = ALPHA) -> flo
 @lru_cache(maxsize=512)
 def mde_sd_units(n: int, level: float = ALPHA, power: float = POWER) -> float:
     """Smallest δ/σ whose power (:func:`sign_flip_power`) reaches ``power``; ``inf`` when
-    the test cannot reach ``level`` with ``n`` seeds."""
+    the test cannot reach ``level`` with ``n`` units."""
     if n > EXACT_MAX_N:
         return float(optimize.brentq(lambda d: t_test_power(d, n, level) - power, 1e-9, 20.0))
     if n < 2 or min_attainable_p(n) > level:
@@ -172,7 +172,7 @@ def mde_sd_units(n: int, level: float = ALPHA, power: float = POWER) -> float:
 def minimum_detectable_effect(
     sd: float | None, n: int, level: float = ALPHA, power: float = POWER
 ) -> float | None:
-    """Smallest |mean Δ| the report's test detects with ``power`` at ``n`` seeds and two-sided
+    """Smallest |mean Δ| the report's test detects with ``power`` at ``n`` units and two-sided
     ``level``, given the sd of Δ; ``None`` when ``n < 2`` or sd is unknown, ``inf`` when the
     exact test cannot reach ``level`` at all (whatever the sd: ``inf × 0`` would be NaN, which
     summary.json cannot hold)."""
@@ -182,12 +182,12 @@ def minimum_detectable_effect(
     return math.inf if math.isinf(units) else units * sd
 
 
-def seeds_needed(
+def units_needed(
     delta: float | None, sd: float | None, level: float = ALPHA, power: float = POWER, max_n: int = 1000
 ) -> int | None:
-    """Smallest n whose test (exact sign-flip up to 20 seeds; above, the Monte Carlo sign-flip
+    """Smallest n whose test (exact sign-flip up to 20 units; above, the Monte Carlo sign-flip
     test, its power by the noncentral t) detects the observed ``delta`` with ``power``;
-    ``None`` if Δ or sd is 0/unknown or more than ``max_n`` seeds would be needed."""
+    ``None`` if Δ or sd is 0/unknown or more than ``max_n`` units would be needed."""
     if delta is None or sd is None or sd <= 0 or delta == 0 or not math.isfinite(delta):
         return None
     effect = abs(delta) / sd

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts.jobs.io_utils import canonical_json, config_hash
-from workflow_scripts.reporting.results import StudyResult
+from workflow_scripts.reporting.planned import planned_units
+from workflow_scripts.reporting.results import StudyResult, Unit
 
 PACKAGES = (
     "torch",
@@ -123,14 +124,15 @@ def run_hashes(study: StudyResult) -> dict[str, list[str]]:
     return {key: sorted(values) for key, values in hashes.items()}
 
 
-def train_command(variant: str, params: Mapping[str, Any], seed: int, data_dir: str, model_dir: str) -> str:
+def train_command(variant: str, params: Mapping[str, Any], unit: Unit, model_dir: str) -> str:
     """The exact ``python -m workflow_scripts.train`` invocation the train rule runs."""
-    run = f"{variant}/seed{seed}"
+    where = f"{unit.series}/fold{unit.fold}"
+    run = f"{where}/{variant}/seed{unit.seed}"
     parts = [
         "python", "-m", "workflow_scripts.train",
         "--variant-json", canonical_json(dict(params)),
-        "--seed", str(seed),
-        "--data-dir", data_dir,
+        "--seed", str(unit.seed),
+        "--data-dir", f"data/derived/{where}",
         "--model-dir", model_dir,
         "--out-dir", f"results/runs/{run}",
         "--tensorboard-dir", f"logs/tensorboard/{run}",
@@ -146,7 +148,6 @@ def _command(label: str, command: str) -> dict[str, str]:
 def reproduce_commands(
     experiment: Mapping[str, Any],
     commit: str,
-    data_dir: str,
     model_dir: str,
     variants: Sequence[str],
 ) -> list[dict[str, str]]:
@@ -156,19 +157,18 @@ def reproduce_commands(
     if commit != UNKNOWN:
         commands.append(_command("check out the code that produced this report", f"git checkout {commit}"))
     commands.append(_command("rerun the whole workflow with the same config file", snakemake))
-    seeds = sorted(int(s) for s in experiment.get("seeds") or [])
     specs = experiment.get("variants") or {}
-    planned = [(v, s) for v in variants if v in specs for s in seeds]
-    for variant, seed in planned:
-        target = f"results/runs/{variant}/seed{seed}/summary.json"
+    planned = [(v, unit) for v in variants if v in specs for unit in planned_units(experiment)]
+    for variant, unit in planned:
+        target = f"results/runs/{unit.series}/fold{unit.fold}/{variant}/seed{unit.seed}/summary.json"
         commands.append(
-            _command(f"force-rerun {variant} seed {seed} through Snakemake", f"{snakemake} --force {target}")
+            _command(f"force-rerun {variant} {unit.label} through Snakemake", f"{snakemake} --force {target}")
         )
-    for variant, seed in planned:
+    for variant, unit in planned:
         commands.append(
             _command(
-                f"train {variant} seed {seed} directly (what the train rule runs)",
-                train_command(variant, specs[variant], seed, data_dir, model_dir),
+                f"train {variant} {unit.label} directly (what the train rule runs)",
+                train_command(variant, specs[variant], unit, model_dir),
             )
         )
     commands.append(
@@ -180,27 +180,31 @@ def reproduce_commands(
 def provenance(
     experiment: Mapping[str, Any],
     verification: Mapping[str, Any],
-    manifest: Mapping[str, Any],
+    manifests: Sequence[Mapping[str, Any]],
     study: StudyResult,
     *,
     git: Mapping[str, Any],
     versions: Mapping[str, str],
-    data_dir: str,
+    data_dirs: Sequence[str],
     model_dir: str,
     variants: Sequence[str],
 ) -> dict[str, Any]:
     """Everything the provenance section prints, as plain data (git and versions passed in,
-    so this stays pure and testable)."""
+    so this stays pure and testable). ``manifests`` and ``data_dirs``: every series' folds."""
     return {
         "git_commit": git.get("commit", UNKNOWN),
         "git_dirty": git.get("dirty"),
         "config_hash": config_hash(dict(experiment)),
         "model": model_provenance(verification),
-        "data_hashes": find_hashes(manifest),
-        "data_dir": data_dir,
+        "data_hashes": [
+            {**entry, "key": f"{directory}: {entry['key']}"}
+            for directory, manifest in zip(data_dirs, manifests, strict=True)
+            for entry in find_hashes(manifest)
+        ],
+        "data_dir": ", ".join(data_dirs),
         "model_dir": model_dir,
         "run_hashes": run_hashes(study),
         "versions": dict(versions),
         "experiment_json": canonical_json(dict(experiment)),
-        "commands": reproduce_commands(experiment, git.get("commit", UNKNOWN), data_dir, model_dir, variants),
+        "commands": reproduce_commands(experiment, git.get("commit", UNKNOWN), model_dir, variants),
     }

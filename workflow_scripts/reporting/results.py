@@ -19,6 +19,7 @@ from typing import Any
 
 from workflow_scripts.jobs.io_utils import atomic_write_json
 from workflow_scripts.jobs.typed_json import OMIT_WHEN_NONE, ResultFormatError, decode, encode
+from workflow_scripts.reporting.random_effects import RandomEffects
 from workflow_scripts.reporting.stats import SummaryStats
 
 #: A run's value of a metric: a number, ``None`` (no value) or ``"never"`` (censored).
@@ -34,14 +35,34 @@ class PeriodSpan:
     n_windows: int
 
 
+@dataclass(frozen=True, order=True)
+class Unit:
+    """The paired unit of evidence: one series, one rolling-origin fold, one seed.
+
+    Every arm trains once per unit with the same data, masks and new-layer initialisation, so
+    a contrast's Δ is taken within a unit and its test runs over units (docs/report.md, Units).
+    """
+
+    series: str
+    fold: int
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.series} fold {self.fold} seed {self.seed}"
+
+
 @dataclass(frozen=True)
 class RunEntry:
-    """One planned (variant, seed) run: its status and, only if it finished, its numbers.
+    """One planned (series, fold, variant, seed) run: its status and, only if it finished, its
+    numbers.
 
     The seven metric fields are :data:`~workflow_scripts.reporting.measures.MEASURES`' names
     (a test checks they match), so ``getattr(entry, name)`` reads any of them.
     """
 
+    series: str
+    fold: int
     seed: int
     status: str
     reason: str
@@ -84,6 +105,10 @@ class RunEntry:
     #: the test periods those skills belong to
     period_spans: list[PeriodSpan] = field(default_factory=list)
 
+    @property
+    def unit(self) -> Unit:
+        return Unit(self.series, self.fold, self.seed)
+
     def value(self, metric: str) -> MetricValue:
         """The run's value of ``metric`` (one of the metric fields)."""
         return getattr(self, metric)  # type: ignore[no-any-return]
@@ -121,10 +146,10 @@ class NaiveChoice:
 
 @dataclass(frozen=True)
 class ArmConvergence:
-    """An arm has converged when every finished seed's last-quarter gain is below the rule."""
+    """An arm has converged when every finished run's last-quarter gain is below the rule."""
 
     converged: bool
-    n_seeds: int
+    n_runs: int
     n_converged: int
     max_last_quarter_gain: float | None
     mean_last_quarter_gain: float | None
@@ -137,7 +162,7 @@ NaiveMeans = dict[str, dict[str, float | None]]
 
 @dataclass(frozen=True)
 class ArmResult:
-    """One variant (arm) over its seeds: statistics of its finished runs, plus every run."""
+    """One variant (arm) over its units: statistics of its finished runs, plus every run."""
 
     description: str
     task: str | None
@@ -163,7 +188,7 @@ class ArmResult:
 
 @dataclass(frozen=True)
 class PeriodDelta:
-    """A contrast's paired Δ in one test period: mean over seeds, t interval, sign-flip p."""
+    """A contrast's paired Δ in one test period: mean over units, t interval, sign-flip p."""
 
     start: str
     end: str
@@ -178,14 +203,40 @@ class PeriodDelta:
 class WithinTest:
     """Where a test-metric contrast varies inside the test: between mask draws, between periods."""
 
-    #: mean over seeds of the SD of a seed's Δ across the draws (what one draw's luck moves)
+    #: mean over units of the SD of a unit's Δ across the draws (what one draw's luck moves)
     draw_sd: float | None
     n_draws: int
     periods: list[PeriodDelta]
-    #: the arm × period interaction test (reporting.heterogeneity); None: too few seeds or periods
+    #: the arm × period interaction test (reporting.heterogeneity); None: too few units or periods
     heterogeneity_p: float | None
     #: True when every period's mean Δ has the sign of the overall mean Δ
     sign_holds: bool | None
+
+
+@dataclass(frozen=True)
+class GroupDelta:
+    """A contrast's paired Δ within one series or one fold: mean over its units, t interval."""
+
+    name: str
+    n: int
+    mean_delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class Breadth:
+    """How a contrast holds across series and folds, and what it predicts for new ones.
+
+    The pooled test (the contrast's own p) is a claim about these units. ``new_period`` is the
+    random-effects estimate over the (series, fold) cells: the Δ to expect in a new period of
+    these series; ``new_series`` over the series: the Δ to expect on a new instrument. Each is
+    None with fewer than two groups (``reporting.random_effects``)."""
+
+    series: list[GroupDelta]
+    folds: list[GroupDelta]
+    new_period: RandomEffects | None
+    new_series: RandomEffects | None
 
 
 @dataclass(frozen=True)
@@ -196,17 +247,17 @@ class PairedComparison:
     direction: str
     censored_metric: bool
     n: int
-    seeds: list[int]
+    units: list[Unit]
     a_values: list[float | str]
     b_values: list[float | str]
-    #: per seed a − b (``None`` where a run never reached a censored metric)
+    #: per unit a − b (``None`` where a run never reached a censored metric)
     deltas: list[float | None]
     mean_delta: float | None
     sd_delta: float | None
     ci_low: float | None
     ci_high: float | None
     p: float | None
-    #: the name of the test that gave p (exact sign-flip, or paired t above 20 seeds)
+    #: the name of the test that gave p (sign-flip: exact, or Monte Carlo above 20 units)
     test: str
     d_z: float | None
     prob_improvement: float | None
@@ -234,13 +285,15 @@ class ContrastResult(PairedComparison):
     #: None when unknown (n < 2) or when the exact test cannot reach power_alpha (mde_unreachable)
     mde: float | None
     mde_power: float | None
-    seeds_needed: int | None
-    seeds_needed_power: float | None
+    units_needed: int | None
+    units_needed_power: float | None
     significant: bool
     favours: str | None
     mde_unreachable: bool
     #: for the test metrics only: the spread between draws and the contrast per test period
     within_test: WithinTest | None = field(default=None, metadata=OMIT_WHEN_NONE)
+    #: for the test metrics only: the contrast per series and per fold, and the new-unit estimates
+    breadth: Breadth | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 
 @dataclass(frozen=True)
@@ -292,7 +345,7 @@ class BudgetPoint:
 
 @dataclass(frozen=True)
 class ArmBudgetPoint:
-    """An arm's mean test skill at one budget with its Student-t interval over seeds."""
+    """An arm's mean test skill at one budget with its Student-t interval over units."""
 
     step: int
     mean: float
@@ -361,6 +414,9 @@ class StudyResult:
     confidence: float
     primary_metric: str
     metric_directions: dict[str, str]
+    #: the units' axes: the series (configuration order), folds per series, seeds
+    series: list[str]
+    folds: int
     seeds: list[int]
     variant_order: list[str]
     variants: dict[str, ArmResult]
@@ -374,7 +430,8 @@ class StudyResult:
     n_draws: int
     #: planned (results/plan.json, when it existed) and measured seconds per rule
     compute: StudyCompute
-    #: the learned reference's own summary (fit_reference), as that rule wrote it
+    #: the learned reference (fit_reference) pooled over its (series, fold) cells
+    #: (reporting.reference_pool)
     reference: dict[str, Any] | None = field(default=None, metadata=OMIT_WHEN_NONE)
 
 

@@ -15,12 +15,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.typed_json import ResultFormatError, decode
+from workflow_scripts.reporting.results import Unit
 from workflow_scripts.training.run_contract import METRIC_COLUMNS, RunSummary
 
 LOG = logging.getLogger(__name__)
@@ -31,17 +32,38 @@ MISSING = "missing"
 
 #: metrics.csv columns in the order DESIGN.md lists them; extra columns are kept after these.
 REQUIRED_METRIC_COLUMNS = ("epoch", "val_loss", "val_correlation")
-REQUIRED_SUMMARY_KEYS = ("variant", "seed", "status")
+REQUIRED_SUMMARY_KEYS = ("variant", "series", "fold", "seed", "status")
 BENCHMARK_MEMORY_COLUMN = "max_rss"
 
-_RUN_PATH = re.compile(r"(?:^|/)(?P<variant>[^/]+)/seed(?P<seed>\d+)(?:/[^/]+|\.tsv)$")
+_RUN_PATH = re.compile(
+    r"(?:^|/)(?P<series>[^/]+)/fold(?P<fold>\d+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)(?:/[^/]+|\.tsv)$"
+)
+RUN_LAYOUT = ".../{series}/fold{fold}/{variant}/seed{seed}"
+
+
+class RunKey(NamedTuple):
+    """Which run: a variant on one unit (series, fold, seed); sorts by variant, then unit."""
+
+    variant: str
+    series: str
+    fold: int
+    seed: int
+
+    @property
+    def unit(self) -> Unit:
+        return Unit(self.series, self.fold, self.seed)
+
+    def __str__(self) -> str:
+        return f"variant '{self.variant}' {self.unit.label}"
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """Everything known about one (variant, seed) run, whether or not it finished."""
+    """Everything known about one (series, fold, variant, seed) run, whether or not it finished."""
 
     variant: str
+    series: str
+    fold: int
     seed: int
     status: str
     reason: str = ""
@@ -49,6 +71,11 @@ class RunRecord:
     metrics: pd.DataFrame | None = None
     peak_rss_mb: float | None = None
     benchmark_s: float | None = None
+
+    @property
+    def unit(self) -> Unit:
+        """The paired unit: the run of another variant with the same unit is its pair."""
+        return Unit(self.series, self.fold, self.seed)
 
     @property
     def ok(self) -> bool:
@@ -79,21 +106,22 @@ def finite_or_none(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def run_key_from_path(path: str | Path) -> tuple[str, int] | None:
-    """(variant, seed) from a contract path such as ``results/runs/v/seed0/summary.json``
-    or ``benchmarks/train/v/seed0.tsv``; ``None`` if the path does not follow the layout."""
+def run_key_from_path(path: str | Path) -> RunKey | None:
+    """The run of a contract path such as ``results/runs/s/fold0/v/seed0/summary.json`` or
+    ``benchmarks/train/s/fold0/v/seed0.tsv``; ``None`` if the path does not follow the layout."""
     match = _RUN_PATH.search(Path(path).as_posix())
     if match is None:
         return None
-    return match.group("variant"), int(match.group("seed"))
+    return RunKey(
+        match.group("variant"), match.group("series"), int(match.group("fold")), int(match.group("seed"))
+    )
 
 
 @dataclass(frozen=True)
 class ReportedFailure:
     """A run summary whose status says the run did not finish, and the detail it gave."""
 
-    variant: str
-    seed: int
+    key: RunKey
     status: str
     detail: str
 
@@ -115,12 +143,16 @@ def read_summary(path: Path) -> RunSummary | ReportedFailure | None:
             raise InputError(f"{path}: missing required key '{key}' in the run summary.")
     if not isinstance(data["variant"], str) or not data["variant"]:
         raise InputError(f"{path}: key 'variant' must be a non-empty string.")
-    seed = data["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InputError(f"{path}: key 'seed' must be an integer, got {seed!r}.")
+    for name in ("seed", "fold"):
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{path}: key '{name}' must be an integer, got {value!r}.")
+    if not isinstance(data["series"], str) or not data["series"]:
+        raise InputError(f"{path}: key 'series' must be a non-empty string.")
     if data["status"] not in OK_STATUSES:
         detail = str(data.get("error") or data.get("reason") or "")
-        return ReportedFailure(data["variant"], seed, str(data["status"]), detail)
+        run = RunKey(data["variant"], data["series"], data["fold"], data["seed"])
+        return ReportedFailure(run, str(data["status"]), detail)
     try:
         return decode(RunSummary, data)  # type: ignore[no-any-return]
     except ResultFormatError as exc:
@@ -212,41 +244,46 @@ def status_of(summary: RunSummary | ReportedFailure | None, metrics: pd.DataFram
     return FAILED, reason
 
 
-def _key_for(path: Path, summary: RunSummary | ReportedFailure | None) -> tuple[str, int]:
+def _summary_key(summary: RunSummary | ReportedFailure) -> RunKey:
+    if isinstance(summary, ReportedFailure):
+        return summary.key
+    return RunKey(summary.variant, summary.series, summary.fold, summary.seed)
+
+
+def _key_for(path: Path, summary: RunSummary | ReportedFailure | None) -> RunKey:
     """Run identity: the summary's own fields, cross-checked against the path layout."""
     from_path = run_key_from_path(path)
     if summary is not None:
-        key = (summary.variant, summary.seed)
+        key = _summary_key(summary)
         if from_path is not None and from_path != key:
             raise InputError(
-                f"{path}: the summary says variant '{key[0]}' seed {key[1]}, but the path says "
-                f"variant '{from_path[0]}' seed {from_path[1]}; refusing to guess which is right."
+                f"{path}: the summary says {key}, but the path says {from_path}; "
+                "refusing to guess which is right."
             )
         return key
     if from_path is None:
         raise InputError(
             f"{path}: file does not exist and its path does not follow "
-            "'.../{variant}/seed{seed}/...', so the missing run cannot be named."
+            f"'{RUN_LAYOUT}/...', so the missing run cannot be named."
         )
     return from_path
 
 
-def _metrics_key(path: Path, dirs: Mapping[Path, tuple[str, int]]) -> tuple[str, int]:
+def _metrics_key(path: Path, dirs: Mapping[Path, RunKey]) -> RunKey:
     key = dirs.get(path.parent.resolve()) or run_key_from_path(path)
     if key is None:
         raise InputError(
             f"{path}: cannot tell which run this metrics file belongs to: it is not next to "
-            "a summary.json and its path does not follow '.../{variant}/seed{seed}/metrics.csv'."
+            f"a summary.json and its path does not follow '{RUN_LAYOUT}/metrics.csv'."
         )
     return key
 
 
-def _benchmark_key(path: Path) -> tuple[str, int]:
+def _benchmark_key(path: Path) -> RunKey:
     key = run_key_from_path(path)
     if key is None:
         raise InputError(
-            f"{path}: benchmark path does not follow '.../{{variant}}/seed{{seed}}.tsv', so "
-            "its run cannot be named."
+            f"{path}: benchmark path does not follow '{RUN_LAYOUT}.tsv', so its run cannot be named."
         )
     return key
 
@@ -256,26 +293,26 @@ def load_runs(
     metrics_paths: Sequence[Path] = (),
     benchmark_paths: Sequence[Path] = (),
 ) -> list[RunRecord]:
-    """One :class:`RunRecord` per run named by any input path, sorted by (variant, seed).
+    """One :class:`RunRecord` per run named by any input path, sorted by :class:`RunKey`.
 
     metrics.csv is matched to the summary in the same directory (or, failing that, by its
-    path layout); benchmark files are matched by ``.../{variant}/seed{seed}.tsv``.
+    path layout); benchmark files are matched by ``RUN_LAYOUT.tsv``.
     """
-    summaries: dict[tuple[str, int], RunSummary | ReportedFailure | None] = {}
-    dirs: dict[Path, tuple[str, int]] = {}
+    summaries: dict[RunKey, RunSummary | ReportedFailure | None] = {}
+    dirs: dict[Path, RunKey] = {}
     for path in summary_paths:
         summary = read_summary(path)
         key = _key_for(path, summary)
         if key in summaries:
-            raise InputError(f"{path}: a second summary for variant '{key[0]}' seed {key[1]}.")
+            raise InputError(f"{path}: a second summary for {key}.")
         summaries[key] = summary
         dirs[path.parent.resolve()] = key
 
-    metrics: dict[tuple[str, int], pd.DataFrame | None] = {}
+    metrics: dict[RunKey, pd.DataFrame | None] = {}
     for path in metrics_paths:
         key = _metrics_key(path, dirs)
         if key in metrics:
-            raise InputError(f"{path}: a second metrics file for variant '{key[0]}' seed {key[1]}.")
+            raise InputError(f"{path}: a second metrics file for {key}.")
         metrics[key] = read_metrics(path)
 
     benchmarks = {_benchmark_key(path): read_benchmark(path) for path in benchmark_paths}
@@ -286,31 +323,33 @@ def load_runs(
         frame = metrics.get(key)
         status, reason = status_of(summary, frame)
         if status in OK_STATUSES and frame is None:
-            LOG.warning("run %s seed %d finished but has no metrics.csv", *key)
+            LOG.warning("run %s finished but has no metrics.csv", key)
         peak, seconds = benchmarks.get(key, (None, None))
         typed = summary if isinstance(summary, RunSummary) else None
-        records.append(RunRecord(key[0], key[1], status, reason, typed, frame, peak, seconds))
+        records.append(RunRecord(*key, status, reason, typed, frame, peak, seconds))
     return records
 
 
 def tidy_metrics(runs: Iterable[RunRecord]) -> pd.DataFrame:
-    """All epochs of all runs in one long table: variant, seed, epoch, then metric columns.
+    """All epochs of all runs in one long table: variant, series, fold, seed, epoch, then metric
+    columns.
 
     Rows of failed runs are kept (their partial curves are evidence); the report decides
     what to plot from each run's status.
     """
+    keys = ["variant", "series", "fold", "seed"]
     frames = []
     for run in runs:
         if run.metrics is None or run.metrics.empty:
             continue
         frame = run.metrics.copy()
-        frame.insert(0, "seed", run.seed)
-        frame.insert(0, "variant", run.variant)
+        for position, name in enumerate(keys):
+            frame.insert(position, name, getattr(run, name))
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["variant", "seed", *METRIC_COLUMNS])
+        return pd.DataFrame(columns=[*keys, *METRIC_COLUMNS])
     tidy = pd.concat(frames, ignore_index=True, sort=False)
     known = [c for c in METRIC_COLUMNS if c in tidy.columns]
-    extra = sorted(c for c in tidy.columns if c not in {"variant", "seed", *METRIC_COLUMNS})
-    tidy = tidy[["variant", "seed", *known, *extra]]
-    return tidy.sort_values(["variant", "seed", "epoch"], kind="stable").reset_index(drop=True)
+    extra = sorted(c for c in tidy.columns if c not in {*keys, *METRIC_COLUMNS})
+    tidy = tidy[[*keys, *known, *extra]]
+    return tidy.sort_values([*keys, "epoch"], kind="stable").reset_index(drop=True)

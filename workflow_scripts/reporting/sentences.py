@@ -22,7 +22,7 @@ from workflow_scripts.reporting.results import BudgetPoint, ContrastResult, Peri
 from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, SummaryStats
 from workflow_scripts.training.run_contract import CONVERGED_GAIN
 
-YES, NO, CANNOT_TELL = "Yes", "No", "Cannot tell at this number of seeds"
+YES, NO, CANNOT_TELL = "Yes", "No", "Cannot tell at this number of units"
 NAIVE_CAVEAT = (
     "Caveat: no variant beats the strongest naive predictor on the held-out test split "
     "(mean test skill ≤ 0), so neither arm learned anything useful beyond naive."
@@ -45,6 +45,9 @@ class Headline:
     periods: str = ""
     #: the same question answered on absolute errors, and whether the two answers agree
     second_metric: str = ""
+    #: which claim the answer makes (these units, or new periods and series) and how it holds
+    #: across series and folds (reporting.breadth_lines)
+    breadth: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def delta_text(
     extra: str = "",
     level: int = 95,
 ) -> str:
-    """``mean`` with its ``level``% interval ``[low, high]`` over ``n`` seeds, in ``style``."""
+    """``mean`` with its ``level``% interval ``[low, high]`` over ``n`` units, in ``style``."""
     if mean is None:
         return style.undefined
     head = style.lead.format(title=title) + style.number(mean)
@@ -137,7 +140,7 @@ def headline(
 
     Yes only when the primary contrast is significant after Holm and favours ``a`` (the
     pretrained arm); No when significant the other way; Cannot tell otherwise, saying when
-    the number of seeds cannot reach significance at all.
+    the number of units cannot reach significance at all.
     """
     caveat = NAIVE_CAVEAT if any_beats_naive is False else ""
     if row is None:
@@ -156,29 +159,35 @@ def verdict(row: ContrastResult) -> tuple[str, str]:
         return NO, f"{row.a} does worse than {row.b}"
     if not row.can_reach_after_holm:
         return CANNOT_TELL, (
-            f"with {row.n} seeds the smallest attainable p is {row.min_attainable_p:.3g}, above "
+            f"with {row.n} units the smallest attainable p is {row.min_attainable_p:.3g}, above "
             f"α/m = {row.alpha:g}/{row.holm_family_size}, so no result could be significant"
         )
     return CANNOT_TELL, f"the difference between {row.a} and {row.b} is not significant after Holm"
 
 
 def variance_line(row: ContrastResult, n_draws: int) -> str:
-    """Which sources of variance the headline's interval covers: the seeds; the mask draws are
-    averaged within each seed and held fixed, so their spread is stated beside the seeds'."""
+    """Which sources of variance the headline's interval covers: the units (series, fold, seed);
+    the mask draws are averaged within each unit and held fixed, so their spread is stated
+    beside the units'."""
     within = row.within_test
     if within is None or n_draws < 2 or within.draw_sd is None:
         return (
-            f"The interval covers the {row.n} seeds (initialisation and batch order), scored on one "
-            "draw of test masks; another draw would move Δ by an amount this interval does not include."
+            f"The interval covers the {row.n} units (series, fold, seed), scored on one draw of test "
+            "masks; another draw would move Δ by an amount this interval does not include."
         )
     moved = within.draw_sd / math.sqrt(n_draws)
-    seeds = "not defined" if row.sd_delta is None else f"{row.sd_delta:.3g}"
+    units = "not defined" if row.sd_delta is None else f"{row.sd_delta:.3g}"
     return (
-        f"Δ is the mean over {n_draws} draws of test masks within each seed; its interval covers the "
-        f"{row.n} seeds and holds those draws fixed. A seed's Δ moves between draws with sd "
-        f"{within.draw_sd:.3g}, against {seeds} between seeds: another set of {n_draws} draws would "
-        f"move Δ by about {moved:.3g} (sd), which the interval does not include."
+        f"Δ is the mean over {n_draws} draws of test masks within each unit; its interval covers the "
+        f"{row.n} units (series, fold, seed) and holds those draws fixed. A unit's Δ moves between draws "
+        f"with sd {within.draw_sd:.3g}, against {units} between units: another set of {n_draws} draws "
+        f"would move Δ by about {moved:.3g} (sd), which the interval does not include."
     )
+
+
+def period_name(start: str, end: str) -> str:
+    """A test period as dates (one series and fold), or its place in each unit's test split."""
+    return f"{start[:10]}–{end[:10]}" if end else start
 
 
 def periods_line(row: ContrastResult) -> str:
@@ -187,13 +196,13 @@ def periods_line(row: ContrastResult) -> str:
     if within is None or len(within.periods) < 2:
         return ""
     cells = ", ".join(
-        f"{p.start[:10]}–{p.end[:10]}: {'—' if p.mean_delta is None else f'{p.mean_delta:+.3g}'}"
+        f"{period_name(p.start, p.end)}: {'—' if p.mean_delta is None else f'{p.mean_delta:+.3g}'}"
         for p in within.periods
     )
     test = (
-        "not testable (too few seeds)"
+        "not testable (too few units)"
         if within.heterogeneity_p is None
-        else f"within-seed permutation test of arm × period p = {fmt_p(within.heterogeneity_p)}"
+        else f"within-unit permutation test of arm × period p = {fmt_p(within.heterogeneity_p)}"
     )
     if within.sign_holds:
         lead = f"The sign of Δ holds in every one of the {len(within.periods)} test periods"
@@ -230,11 +239,11 @@ def contrast_sentence(row: ContrastResult) -> str:
         verdict = f"{winner} is better than {loser} on {spec.title}"
     elif not row.can_reach_after_holm:
         verdict = (
-            f"{a} vs {b} on {spec.title} cannot be significant with {row.n} seeds "
+            f"{a} vs {b} on {spec.title} cannot be significant with {row.n} units "
             f"(smallest attainable p {row.min_attainable_p:.3g})"
         )
     else:
-        verdict = f"no difference between {a} and {b} on {spec.title} can be shown with {row.n} seeds"
+        verdict = f"no difference between {a} and {b} on {spec.title} can be shown with {row.n} units"
     return f"{row.label}: {verdict}; {row_delta(row, CONCLUSION)}, {spec.direction} is better; {stats}."
 
 
@@ -247,7 +256,7 @@ def positive_control_line(name: str, row: ContrastResult, detected: bool, status
     if detected:
         return f"{name}: {shown} — {row.a} beats {row.b}; {numbers}."
     reason = (
-        f"with {row.n} seeds no result could be significant after Holm"
+        f"with {row.n} units no result could be significant after Holm"
         if not row.can_reach_after_holm
         else f"{row.a} vs {row.b} is not significantly better after Holm"
     )
@@ -280,7 +289,7 @@ def ratio_text(primary: ContrastResult, control: ContrastResult, ratio: Transfer
     :func:`workflow_scripts.reporting.controls.transfer_ratio` returns it)."""
     quotient = f"({primary.a} − {primary.b}) / ({control.a} − {control.b})"
     if ratio is None:
-        return f"Transfer ratio {quotient} not shown: fewer than 2 shared seeds or a control Δ of 0."
+        return f"Transfer ratio {quotient} not shown: fewer than 2 shared units or a control Δ of 0."
     if math.isinf(ratio.low):
         return (
             f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio.ratio:.2f}, but its "
@@ -290,7 +299,7 @@ def ratio_text(primary: ContrastResult, control: ContrastResult, ratio: Transfer
     return (
         f"Text transfer vs in-domain encoder transfer: {quotient} = {ratio.ratio:.2f} "
         f"(95% paired bootstrap interval {ratio.low:.2f} to {ratio.high:.2f}, "
-        f"{BOOTSTRAP_RESAMPLES} resamples of {ratio.n} seeds, seed {BOOTSTRAP_SEED}); 1 = the text "
+        f"{BOOTSTRAP_RESAMPLES} resamples of {ratio.n} units, seed {BOOTSTRAP_SEED}); 1 = the text "
         "encoder helps as much as an encoder pretrained on bars behind the same interface, 0 = not at all."
     )
 
@@ -353,10 +362,10 @@ def budget_note(arms: tuple[str, str], open_arms: Sequence[str], at: str, along:
     answer holds ``at`` a budget because ``open_arms`` have not; ``along`` is the curve."""
     rule = f"{CONVERGED_GAIN:.0%}"
     if not open_arms:
-        return f"Both {arms[0]} and {arms[1]} converged (every seed's last-quarter gain < {rule}).{along}"
+        return f"Both {arms[0]} and {arms[1]} converged (every run's last-quarter gain < {rule}).{along}"
     unconverged = " and ".join(open_arms)
     return (
         f"This answer holds {at}: {unconverged} {'has' if len(open_arms) == 1 else 'have'} not converged "
-        f"(validation loss still fell ≥ {rule} over the last quarter on some seed), so it is about early "
+        f"(validation loss still fell ≥ {rule} over the last quarter on some run), so it is about early "
         f"learning, not about what either arm can learn.{along}"
     )

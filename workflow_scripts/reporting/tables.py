@@ -25,7 +25,7 @@ from workflow_scripts.reporting.formatting import (
 )
 from workflow_scripts.reporting.measures import CONTRAST_METRICS, METRICS, NEVER
 from workflow_scripts.reporting.planned import planned_variants
-from workflow_scripts.reporting.results import ArmResult, StudyResult
+from workflow_scripts.reporting.results import ArmResult, StudyResult, Unit
 from workflow_scripts.reporting.runs import OK_STATUSES
 from workflow_scripts.reporting.stats import describe
 from workflow_scripts.reporting.uninformative import split_contrasts
@@ -115,7 +115,12 @@ def results_rows(study: StudyResult) -> list[dict[str, Any]]:
                 "n": stats.n,
             }
         runs = [
-            {"seed": run.seed, "status": run.status, "ok": run.status in OK_STATUSES, "reason": run.reason}
+            {
+                "unit": unit_name(run.unit, study),
+                "status": run.status,
+                "ok": run.status in OK_STATUSES,
+                "reason": run.reason,
+            }
             for run in arm.runs
         ]
         rows.append(
@@ -140,14 +145,14 @@ def result_columns() -> list[dict[str, str]]:
 
 
 def contrast_rows(study: StudyResult) -> list[dict[str, Any]]:
-    """Every informative contrast as formatted cells (per-seed Δ shown, "never" for censored);
+    """Every informative contrast as formatted cells (per-unit Δ shown, "never" for censored);
     the ones that carry no information are one line under the table (:mod:`.uninformative`)."""
     rows = []
     for row in split_contrasts(study.contrasts.on(*CONTRAST_METRICS)).informative:
         interval = "" if row.ci_low is None else f"[{fmt_value(row.ci_low)}, {fmt_value(row.ci_high)}]"
-        per_seed = ", ".join(
-            f"{seed}: {NEVER if d is None else fmt_value(d)}"
-            for seed, d in zip(row.seeds, row.deltas, strict=True)
+        per_unit = ", ".join(
+            f"{unit_name(unit, study)}: {NEVER if d is None else fmt_value(d)}"
+            for unit, d in zip(row.units, row.deltas, strict=True)
         )
         rows.append(
             {
@@ -166,8 +171,8 @@ def contrast_rows(study: StudyResult) -> list[dict[str, Any]]:
                 "share": fmt_value(row.paired_share, 2),
                 "min_p": f"{row.min_attainable_p:.3g}",
                 "mde": fmt_value(row.mde),
-                "seeds_needed": fmt_int(row.seeds_needed),
-                "per_seed": per_seed,
+                "units_needed": fmt_int(row.units_needed),
+                "per_unit": per_unit,
                 "significant": row.significant,
             }
         )
@@ -183,6 +188,7 @@ def run_rows(study: StudyResult) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "variant": name,
+                    "unit": unit_name(run.unit, study),
                     "seed": run.seed,
                     "status": run.status,
                     "ok": run.status in OK_STATUSES,
@@ -213,12 +219,24 @@ def naive_rows(study: StudyResult) -> list[dict[str, str]]:
     ]
 
 
-def ok_metrics(metrics: pd.DataFrame, ok_keys: set[tuple[str, int]]) -> pd.DataFrame:
+def ok_metrics(metrics: pd.DataFrame, ok_keys: set[tuple[str, Unit]]) -> pd.DataFrame:
     """Epoch rows of finished runs only: a crashed run's partial curve must not bend a mean."""
     if metrics.empty:
         return metrics
-    keys = list(zip(metrics["variant"].astype(str), metrics["seed"].astype(int), strict=True))
+    keys = [
+        (str(variant), Unit(str(series), int(fold), int(seed)))
+        for variant, series, fold, seed in zip(
+            metrics["variant"], metrics["series"], metrics["fold"], metrics["seed"], strict=True
+        )
+    ]
     return metrics[[key in ok_keys for key in keys]]
+
+
+def unit_name(unit: Unit, study: StudyResult) -> str:
+    """A unit as short as the study allows: ``seed 3`` with one series and one fold, else more."""
+    parts = [unit.series] if len(study.series) > 1 else []
+    parts += [f"fold {unit.fold}"] if study.folds > 1 else []
+    return " ".join([*parts, f"seed {unit.seed}"])
 
 
 def convergence_rows(

@@ -35,6 +35,9 @@ class RunIdentity:
     model_hash: str
     data_hash: str
     resume_key: str
+    #: the series and fold of the derived data (its manifest): with the seed, the paired unit
+    series: str = ""
+    fold: int = 0
 
 
 def patch_len_of(manifest: Mapping[str, Any], where: Path) -> int:
@@ -114,6 +117,9 @@ def variant_identity(
         model_hash=weights_hash,
         data_hash=data_hash,
         resume_key=resume_key(params, seed, weights_hash, data_hash),
+        series=str(data_manifest["dataset"]),
+        # a manifest from before data.folds holds the single split: fold 0 of 1
+        fold=int(data_manifest.get("fold", 0)),
     )
 
 

@@ -146,6 +146,8 @@ def run_summary(
     train_time = sum(row["train_time_s"] for row in history)
     return RunSummary(
         variant=run.variant.name,
+        series=identity.series,
+        fold=identity.fold,
         seed=run.seed,
         status="completed" if len(history) == cfg.epochs else "early_stopped",
         task=cfg.task,
@@ -188,6 +190,8 @@ def write_outputs(
     if best_tensors is not None:
         metadata = {
             "variant": run.variant.name,
+            "series": summary.series,
+            "fold": str(summary.fold),
             "seed": str(run.seed),
             "epoch": str(best_epoch),
             "val_loss": repr(history[best_epoch - 1]["val_loss"]),

@@ -144,6 +144,9 @@ class RunSummary:
     the two ends cannot drift apart. ``test`` is null for a validation-only (tuning) run."""
 
     variant: str
+    #: the unit (series, fold, seed) this run trained and was scored on
+    series: str
+    fold: int
     seed: int
     status: str
     task: str
