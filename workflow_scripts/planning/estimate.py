@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from workflow_scripts.config.experiment import ExperimentConfig
 from workflow_scripts.planning.costs import PARTS, FixedCosts, ShapeCost, job_parts
 from workflow_scripts.planning.schedule import Placed, Slots, Task, schedule, wall_time
-from workflow_scripts.planning.work import PRETRAINED, TRAINING_RULES, JobWork, remaining, study_jobs
+from workflow_scripts.planning.work import TRAINING_RULES, JobWork, is_pretrained, remaining, study_jobs
 
 #: Threads of a job: a GPU training job 4, everything else 1 (``jobs.placement``).
 GPU_JOB_THREADS = 4
@@ -85,12 +85,12 @@ def largest_parts(result: Estimate, limit: int = 4) -> list[str]:
             continue
         rules = sorted({rule_of[n] for n, p in result.parts.items() if p.get(part, 0.0) > 0})
         lines.append(f"{part}: {minutes(seconds)} of job time ({seconds / total:.0%}; {', '.join(rules)})")
-    waiting = [job.name for job in result.jobs if PRETRAINED in job.after]
-    ready = {p.name: p for p in result.placed}
-    if waiting and PRETRAINED in ready:
-        until = ready[PRETRAINED].end
+    waiting = [job.name for job in result.jobs if any(is_pretrained(name) for name in job.after)]
+    verified = [p.end for p in result.placed if is_pretrained(p.name)]
+    if waiting and verified:
+        what = "it is" if len(verified) == 1 else f"the last of {len(verified)} is"
         lines.append(
-            f"{len(waiting)} jobs of the arms that start from the pretraining wait for it: it is "
-            f"verified at {minutes(until)}"
+            f"{len(waiting)} jobs of the arms that start from the pretraining wait for it: {what} "
+            f"verified at {minutes(max(verified))}"
         )
     return lines

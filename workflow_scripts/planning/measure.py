@@ -3,9 +3,10 @@
 Every shape's step is ``training.bench_hooks.make_step_fn`` (the step ``train_epoch`` runs,
 batches built ``feed.steps_ahead`` at a time) on a run that ``training.build.build_run``
 builds from the study's own variant, data settings and model architecture (the encoder
-randomly initialised: weights do not change a step's time). The data are the study's,
-preprocessed into a temporary directory, so validation and test passes cover the real
-number of windows. Nothing is written outside that directory.
+randomly initialised: weights do not change a step's time). The data are the study's: fold 0
+of a series (or of the pretraining's source) that has the shape, preprocessed into a temporary
+directory, so validation and test passes cover the real number of windows. Nothing is written
+outside that directory.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from workflow_scripts.config.base import VariantConfig
+from workflow_scripts.config.base import DataConfig, VariantConfig
 from workflow_scripts.config.experiment import ExperimentConfig
 from workflow_scripts.data.derived import DerivedDataset, load_derived
 from workflow_scripts.data.pipeline import preprocess
@@ -31,7 +32,7 @@ from workflow_scripts.models.known_models import T5_ARCHITECTURES
 from workflow_scripts.models.sources import parse_name_or_path
 from workflow_scripts.planning.companions import companions
 from workflow_scripts.planning.costs import ShapeCost
-from workflow_scripts.planning.work import JobWork
+from workflow_scripts.planning.work import JobWork, dataset_config
 from workflow_scripts.training.bench_hooks import make_step_fn, time_loop_steps, time_steps
 from workflow_scripts.training.build import Run, build_run
 from workflow_scripts.training.device import synchronize
@@ -82,11 +83,11 @@ def model_config_dir(experiment: ExperimentConfig, root: Path, work: Path) -> tu
         return out, note
 
 
-def prepared_data(experiment: ExperimentConfig, work: Path) -> tuple[DerivedDataset, float]:
-    """The study's data preprocessed into ``work``, and the seconds it took."""
+def prepared_data(data: DataConfig, work: Path) -> tuple[DerivedDataset, float]:
+    """Fold 0 of dataset ``data`` preprocessed into ``work``, and the seconds it took."""
     started = time.perf_counter()
-    out = work / "derived"
-    preprocess(experiment.data, out)
+    out = work / "derived" / data.name / "fold0"
+    preprocess(data, out, fold=0)
     return load_derived(out), time.perf_counter() - started
 
 
@@ -149,7 +150,8 @@ def measure_shape(
 
 @dataclasses.dataclass(frozen=True)
 class Measured:
-    """Every shape's costs, the seconds preprocessing took, and what was not the real thing."""
+    """Every shape's costs, the seconds preprocessing took (one fold, the mean over the datasets
+    prepared), and what was not the real thing."""
 
     shapes: dict[str, ShapeCost]
     preprocess_s: float
@@ -163,8 +165,10 @@ def measure_shapes(
     root: Path,
     cores: int = 1,
 ) -> Measured:
-    """Every shape of ``jobs`` measured once, and the seconds preprocessing the data took;
-    ``MeasureError`` (before any data is prepared) when the model's architecture is unknown here.
+    """Every shape of ``jobs`` measured once, on the data of the first job of that shape (a series,
+    or the pretraining's source: jobs of other series with the same shape share the measurement),
+    and the seconds preprocessing took; ``MeasureError`` (before any data is prepared) when the
+    model's architecture is unknown here.
 
     A CPU shape is timed beside ``concurrent_cpu_jobs(jobs, cores) - 1`` companions: the other
     CPU training jobs the schedule runs at the same time (one thread each)."""
@@ -175,15 +179,25 @@ def measure_shapes(
             if any(job.shape is not None for job in jobs)
             else (work, None)
         )
-        dataset, preprocess_s = prepared_data(experiment, work)
+        prepared: dict[str, tuple[DerivedDataset, float]] = {}
+
+        def data_of(name: str) -> DerivedDataset:
+            if name not in prepared:
+                prepared[name] = prepared_data(dataset_config(experiment, name), work)
+            return prepared[name][0]
+
         shapes: dict[str, ShapeCost] = {}
         for job in jobs:
-            if job.shape is None or job.shape.key in shapes or job.variant is None:
+            if job.shape is None or job.shape.key in shapes or job.variant is None or job.dataset is None:
                 continue
             same = [other for other in jobs if other.shape == job.shape]
-            LOG.info("measuring %s (%d jobs)", job.shape.key, len(same))
+            LOG.info("measuring %s on %s (%d jobs)", job.shape.key, job.dataset, len(same))
             alongside = 0 if job.gpu else concurrent_cpu_jobs(jobs, cores) - 1
+            dataset = data_of(job.dataset)
             shapes[job.shape.key] = measure_shape(variants[job.variant], dataset, model_dir, same, alongside)
+        if not prepared:  # nothing to train: preprocessing is still timed, on the first series
+            data_of(experiment.series_names[0])
+        preprocess_s = sum(seconds for _, seconds in prepared.values()) / len(prepared)
         return Measured(shapes, preprocess_s, [note] if note else [])
 
 

@@ -28,15 +28,20 @@ class StudyStatus:
 
 
 def job_files(job: PlannedJob) -> tuple[str | None, str | None]:
-    """(log, Snakemake benchmark file) of a training job, from its output path; (None, None) else."""
+    """(log, Snakemake benchmark file) of a training job, from its output path (rules/train.smk,
+    tune.smk, pretrain.smk); (None, None) for any other job."""
     parts = job.output.split("/")
-    if job.rule == "train":  # results/runs/{variant}/seed{seed}/summary.json
-        return f"logs/train/{parts[2]}/{parts[3]}.log", f"benchmarks/train/{parts[2]}/{parts[3]}.tsv"
-    if job.rule == "tune_train":  # results/tune/{variant}/{point}/seed{seed}/summary.json
-        tail = "/".join(parts[2:5])
-        return f"logs/tune/{tail}.log", f"benchmarks/tune/{tail}.tsv"
-    if job.rule == "pretrain":
-        return "logs/pretrain/pretrain.log", "benchmarks/pretrain/pretrain.tsv"
+    if job.rule in ("train", "tune_train"):
+        # results/runs/{series}/fold{f}/{variant}/seed{s}/summary.json -> logs/train/{series}/fold{f}/
+        # {variant}/seed{s}.log; results/tune/{series}/fold{f}/{variant}/{point}/seed{s}/... likewise
+        kind = "train" if job.rule == "train" else "tune"
+        tail = "/".join(parts[2:-1])
+        return f"logs/{kind}/{tail}.log", f"benchmarks/{kind}/{tail}.tsv"
+    if job.rule == "pretrain":  # resources/models/{slug}--timeseries--{dataset}/manifest.json
+        # (a plan written before the per-dataset pretraining: {slug}--timeseries, logs/pretrain/pretrain.log)
+        _, found, dataset = parts[-2].rpartition("--timeseries--")
+        dataset = dataset if found else "pretrain"
+        return f"logs/pretrain/{dataset}.log", f"benchmarks/pretrain/{dataset}.tsv"
     return None, None
 
 

@@ -1,7 +1,12 @@
 """The study's jobs and the work each one does, counted from the configuration alone.
 
+The jobs are the DAG's (rules/*.smk): the paired unit is (series, fold, seed), so preprocess,
+reference, tune_train, select_lr and train run once per series and fold (data/derived/<series>/
+fold<f>, results/runs/<series>/fold<f>/...), and the pretraining once per source dataset
+(pretrain.data, or each series: ``ExperimentConfig.pretrain_source``).
+
 A *shape* is what a training step's cost depends on (model, window, batch, precision,
-device); jobs of one shape share one measurement. A job's work is counted as the loop
+device); jobs of one shape share one measurement, whatever their series. A job's work is counted as the loop
 (``training.loop.fit``) does it:
 
 * ``steps_training`` / ``steps_frozen``: optimizer steps with the encoder training / frozen:
@@ -21,14 +26,24 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from workflow_scripts.config.base import TIMESERIES_INITS, VariantConfig
+from workflow_scripts.config.base import TIMESERIES_INITS, DataConfig, VariantConfig
 from workflow_scripts.config.experiment import ExperimentConfig
 from workflow_scripts.config.tune import tuning_variant
 
 #: Rules whose jobs train (a shape, steps and passes); every other rule is start-up and a fixed cost.
 TRAINING_RULES = ("pretrain", "tune_train", "train")
-#: The job that verifies the pretraining's export; the arms that start from it wait for it.
-PRETRAINED = "verify_model timeseries"
+#: The name of a job that verifies a pretraining's export (``pretrained``): the arms that start
+#: from that export wait for it.
+PRETRAINED_PREFIX = "verify_model timeseries "
+
+
+def pretrained(dataset: str) -> str:
+    """The job verifying the pretraining on ``dataset`` (``verify_model timeseries <dataset>``)."""
+    return f"{PRETRAINED_PREFIX}{dataset}"
+
+
+def is_pretrained(name: str) -> bool:
+    return name.startswith(PRETRAINED_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -57,13 +72,17 @@ class Shape:
 
 @dataclass(frozen=True)
 class JobWork:
-    """One job of the DAG: its rule, the output whose presence means it is done, its work."""
+    """One job of the DAG: its rule, the output whose presence means it is done, its work.
+
+    ``dataset``: the derived data a training job reads (a series, or the pretraining's source),
+    on which ``measure`` times its shape."""
 
     rule: str
     name: str
     output: str
     shape: Shape | None = None
     variant: str | None = None
+    dataset: str | None = None
     steps_training: int = 0
     steps_frozen: int = 0
     val_passes: int = 0
@@ -77,8 +96,9 @@ class JobWork:
         return self.steps_training + self.steps_frozen
 
 
-def shape_of(experiment: ExperimentConfig, variant: VariantConfig) -> Shape:
-    data, cfg = experiment.data, variant.train
+def shape_of(experiment: ExperimentConfig, variant: VariantConfig, data: DataConfig) -> Shape:
+    """The shape of ``variant``'s step on ``data`` (a series: its timeframes are its own)."""
+    cfg = variant.train
     small = ",".join(f"{k}={v}" for k, v in sorted(variant.small_encoder.items()))
     encoder = f"small({small})" if variant.encoder == "small" else variant.encoder
     return Shape(
@@ -99,6 +119,7 @@ def shape_of(experiment: ExperimentConfig, variant: VariantConfig) -> Shape:
 def run_work(
     experiment: ExperimentConfig,
     variant: VariantConfig,
+    data: DataConfig,
     *,
     rule: str,
     name: str,
@@ -107,7 +128,7 @@ def run_work(
     on_gpu: bool,
     after: tuple[str, ...] = (),
 ) -> JobWork:
-    """The work of one ``fit`` of ``variant`` (see the module docstring for each count)."""
+    """The work of one ``fit`` of ``variant`` on ``data`` (see the module docstring for each count)."""
     cfg = variant.train
     frozen_epochs = min(
         cfg.epochs if variant.freeze_epochs == "all" else int(variant.freeze_epochs), cfg.epochs
@@ -118,8 +139,9 @@ def run_work(
         rule=rule,
         name=name,
         output=output,
-        shape=shape_of(experiment, variant),
+        shape=shape_of(experiment, variant, data),
         variant=variant.name,
+        dataset=data.name,
         steps_training=(cfg.epochs - frozen_epochs) * cfg.steps_per_epoch,
         steps_frozen=frozen_epochs * cfg.steps_per_epoch,
         val_passes=cfg.epochs,
@@ -130,8 +152,45 @@ def run_work(
     )
 
 
+def dataset_config(experiment: ExperimentConfig, name: str) -> DataConfig:
+    """The data settings of derived dataset ``name``: a series', or pretrain.data's when it is
+    not a series (rules/common.smk ``data_config``)."""
+    source = experiment.pretrain.data
+    if source is not None and name == source.name and name not in experiment.series_names:
+        return source
+    return experiment.series_config(name)
+
+
+def pretrain_sources(experiment: ExperimentConfig) -> list[str]:
+    """The datasets pretrained on, one pretraining each (rules/common.smk ``PRETRAIN_SOURCES``):
+    pretrain.data, or every series; none when no arm starts from the pretraining."""
+    if not experiment.needs_pretrain:
+        return []
+    return sorted({experiment.pretrain_source(series).name for series in experiment.series_names})
+
+
+def units(experiment: ExperimentConfig) -> list[tuple[str, int]]:
+    """Every (series, fold), series in configuration order."""
+    return [(series, fold) for series in experiment.series_names for fold in range(experiment.folds)]
+
+
+def preprocess_name(dataset: str, fold: int) -> str:
+    return f"preprocess {dataset} fold{fold}"
+
+
+def select_name(series: str, fold: int, arm: str) -> str:
+    return f"select_lr {series} fold{fold} {arm}"
+
+
+def every_series_data(experiment: ExperimentConfig) -> tuple[str, ...]:
+    """Every series' and fold's preprocess job: each training job waits for them all (a bad file
+    anywhere stops the study before any training starts; rules/common.smk ``every_other_fold``)."""
+    return tuple(preprocess_name(series, fold) for series, fold in units(experiment))
+
+
 def setup_jobs(experiment: ExperimentConfig) -> list[JobWork]:
-    """download_model, verify_model and preprocess (the pretraining's source too, if another)."""
+    """download_model, verify_model and preprocess: each series' folds, and fold 0 of a
+    pretraining source that is not a series."""
     slug = experiment.model.slug
     jobs = [
         JobWork("download_model", "download_model", f"resources/models/{slug}/manifest.json"),
@@ -141,12 +200,118 @@ def setup_jobs(experiment: ExperimentConfig) -> list[JobWork]:
             f"resources/models/{slug}/verification.json",
             after=("download_model",),
         ),
-        JobWork("preprocess", "preprocess", f"data/derived/{experiment.data.name}"),
     ]
-    source = experiment.pretrain.data
-    if experiment.needs_pretrain and source is not None and source.name != experiment.data.name:
-        jobs.append(JobWork("preprocess", "preprocess pretrain source", f"data/derived/{source.name}"))
+    jobs += [
+        JobWork("preprocess", preprocess_name(series, fold), f"data/derived/{series}/fold{fold}")
+        for series, fold in units(experiment)
+    ]
+    jobs += [
+        JobWork("preprocess", preprocess_name(name, 0), f"data/derived/{name}/fold0")
+        for name in pretrain_sources(experiment)
+        if name not in experiment.series_names
+    ]
     return jobs
+
+
+def pretrain_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[JobWork]:
+    """One pretraining per source dataset (on its fold 0) and the verification of its export."""
+    variant = experiment.pretrain.variant()
+    every = every_series_data(experiment)
+    jobs: list[JobWork] = []
+    for source in pretrain_sources(experiment):
+        own = preprocess_name(source, 0)
+        out_dir = f"resources/models/{experiment.model.slug}--timeseries--{source}"
+        jobs.append(
+            run_work(
+                experiment,
+                variant,
+                dataset_config(experiment, source),
+                rule="pretrain",
+                name=f"pretrain {source}",
+                output=f"{out_dir}/manifest.json",
+                with_test=True,
+                on_gpu=on_gpu[variant.train.device],
+                after=("verify_model", *every, *(() if own in every else (own,))),
+            )
+        )
+        jobs.append(
+            JobWork(
+                "verify_model",
+                pretrained(source),
+                f"{out_dir}/verification.json",
+                after=(f"pretrain {source}",),
+            )
+        )
+    return jobs
+
+
+def tuning_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[JobWork]:
+    """tune_train per (series, fold, tuned arm, grid point, tuning seed); select_lr per (series,
+    fold, tuned arm). None when tuning is off."""
+    setup = ("verify_model", *every_series_data(experiment))
+    jobs: list[JobWork] = []
+    for series, fold in units(experiment):
+        data, unit = experiment.series_config(series), f"{series}/fold{fold}"
+        for arm in experiment.tuned_arms():
+            variant = experiment.variants[arm]
+            names = []
+            for point in experiment.tune.points:
+                tuning = tuning_variant(variant, experiment.tune, point)
+                for seed in experiment.tune.seeds:
+                    name = f"tune_train {series} fold{fold} {arm} {point} seed{seed}"
+                    names.append(name)
+                    jobs.append(
+                        run_work(
+                            experiment,
+                            dataclasses.replace(tuning, name=arm),
+                            data,
+                            rule="tune_train",
+                            name=name,
+                            output=f"results/tune/{unit}/{arm}/{point}/seed{seed}/summary.json",
+                            with_test=False,
+                            on_gpu=on_gpu[tuning.train.device],
+                            after=setup + _pretrain_for(experiment, variant, series),
+                        )
+                    )
+            selected = f"results/tune/{unit}/{arm}/selected.json"
+            jobs.append(JobWork("select_lr", select_name(series, fold, arm), selected, after=tuple(names)))
+    return jobs
+
+
+def train_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[JobWork]:
+    """train per (series, fold, arm, seed): after the model's verification, every series' data,
+    the arm's pretraining (if it starts from one) and its rate source's selection on its fold."""
+    setup = ("verify_model", *every_series_data(experiment))
+    jobs: list[JobWork] = []
+    for series, fold in units(experiment):
+        data = experiment.series_config(series)
+        for arm in experiment.variant_names:
+            variant = experiment.variants[arm]
+            source = experiment.rate_source(arm)
+            rates = (select_name(series, fold, source),) if source else ()
+            after = setup + _pretrain_for(experiment, variant, series) + rates
+            for seed in experiment.seeds:
+                jobs.append(
+                    run_work(
+                        experiment,
+                        variant,
+                        data,
+                        rule="train",
+                        name=f"train {series} fold{fold} {arm} seed{seed}",
+                        output=f"results/runs/{series}/fold{fold}/{arm}/seed{seed}/summary.json",
+                        with_test=True,
+                        on_gpu=on_gpu[variant.train.device],
+                        after=after,
+                    )
+                )
+    return jobs
+
+
+def _pretrain_for(experiment: ExperimentConfig, variant: VariantConfig, series: str) -> tuple[str, ...]:
+    """The verification an arm's jobs on ``series`` wait for: its pretraining source's, if any."""
+    if variant.init not in TIMESERIES_INITS:
+        return ()
+    return (pretrained(experiment.pretrain_source(series).name),)
 
 
 def training_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[JobWork]:
@@ -155,84 +320,27 @@ def training_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list
 
     ``on_gpu`` maps a ``train.device`` value to whether its jobs claim a GPU.
     """
-    setup = ("verify_model", "preprocess")
-    jobs: list[JobWork] = []
-    slug = experiment.model.slug
-    if experiment.needs_pretrain:
-        pretrain = experiment.pretrain.variant()
-        pre_out = f"resources/models/{slug}--timeseries/manifest.json"
-        jobs.append(
-            run_work(
-                experiment,
-                pretrain,
-                rule="pretrain",
-                name="pretrain",
-                output=pre_out,
-                with_test=True,
-                on_gpu=on_gpu[pretrain.train.device],
-                after=setup,
-            )
-        )
-        ts_dir = f"resources/models/{slug}--timeseries"
-        jobs.append(JobWork("verify_model", PRETRAINED, f"{ts_dir}/verification.json", after=("pretrain",)))
-    tuned = experiment.tuned_arms()
-    for arm in tuned:
-        variant = experiment.variants[arm]
-        names = []
-        for point in experiment.tune.points:
-            for seed in experiment.tune.seeds:
-                tuning = tuning_variant(variant, experiment.tune, point)
-                name = f"tune_train {arm} {point} seed{seed}"
-                names.append(name)
-                jobs.append(
-                    run_work(
-                        experiment,
-                        dataclasses.replace(tuning, name=arm),
-                        rule="tune_train",
-                        name=name,
-                        output=f"results/tune/{arm}/{point}/seed{seed}/summary.json",
-                        with_test=False,
-                        on_gpu=on_gpu[tuning.train.device],
-                        after=setup + _pretrain_for(variant),
-                    )
-                )
-        jobs.append(
-            JobWork("select_lr", f"select_lr {arm}", f"results/tune/{arm}/selected.json", after=tuple(names))
-        )
-    for arm in experiment.variant_names:
-        variant = experiment.variants[arm]
-        source = experiment.rate_source(arm)
-        after = setup + _pretrain_for(variant) + ((f"select_lr {source}",) if source else ())
-        for seed in experiment.seeds:
-            jobs.append(
-                run_work(
-                    experiment,
-                    variant,
-                    rule="train",
-                    name=f"train {arm} seed{seed}",
-                    output=f"results/runs/{arm}/seed{seed}/summary.json",
-                    with_test=True,
-                    on_gpu=on_gpu[variant.train.device],
-                    after=after,
-                )
-            )
-    return jobs
-
-
-def _pretrain_for(variant: VariantConfig) -> tuple[str, ...]:
-    return (PRETRAINED,) if variant.init in TIMESERIES_INITS else ()
+    pretraining = pretrain_jobs(experiment, on_gpu)
+    return pretraining + tuning_jobs(experiment, on_gpu) + train_jobs(experiment, on_gpu)
 
 
 def study_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[JobWork]:
-    """Every job of the default target, in DAG order: setup, training, reference, collect, report."""
+    """Every job of the default target, in DAG order: setup, training, reference (one per OHLC
+    series and fold, for masked reconstruction), collect, report."""
     jobs = setup_jobs(experiment) + training_jobs(experiment, on_gpu)
     trains = tuple(job.name for job in jobs if job.rule == "train")
-    has_reference = experiment.data.kind == "ohlc" and experiment.train.task == "reconstruct"
-    if has_reference:
-        jobs.append(
-            JobWork("reference", "reference", "results/reference/summary.json", after=("preprocess",))
+    references = [
+        JobWork(
+            "reference",
+            f"reference {series} fold{fold}",
+            f"results/reference/{series}/fold{fold}/summary.json",
+            after=(preprocess_name(series, fold),),
         )
-    collect_after = trains + (("reference",) if has_reference else ())
+        for series, fold in units(experiment)
+        if experiment.series_config(series).kind == "ohlc" and experiment.train.task == "reconstruct"
+    ]
+    jobs += references
+    collect_after = trains + tuple(job.name for job in references)
     jobs.append(JobWork("collect", "collect", "results/summary.json", after=collect_after))
     selects = tuple(job.name for job in jobs if job.rule == "select_lr")
     jobs.append(JobWork("report", "report", "results/report.html", after=("collect", *selects)))
