@@ -33,7 +33,12 @@ from workflow_scripts.training.run_contract import METRIC_COLUMNS
 
 #: The modules whose dataclasses are the result files: a run's summary.json, results/summary.json.
 RUN_RESULT = "workflow_scripts.training.run_contract"
-STUDY_RESULT = "workflow_scripts.reporting.results"
+STUDY_RESULT = (
+    "workflow_scripts.reporting.units",
+    "workflow_scripts.reporting.results",
+    "workflow_scripts.reporting.contrast_results",
+    "workflow_scripts.reporting.random_effects",
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DESIGN = REPO / "docs" / "DESIGN.md"
@@ -387,7 +392,8 @@ def checks() -> list[Check]:
     """The table of checks: one entry per kind of code fact DESIGN.md lists."""
     config_classes = dataclasses_in("workflow_scripts.config")
     known = {cls.__name__: cls for cls in config_classes}
-    results = [*dataclasses_of(RUN_RESULT), *dataclasses_of(STUDY_RESULT), SummaryStats]
+    study = [cls for module in STUDY_RESULT for cls in dataclasses_of(module)]
+    results = [*dataclasses_of(RUN_RESULT), *study, SummaryStats]
     return [
         *(DataclassTable(cls, known) for cls in config_classes),
         *(DataclassTable(cls) for cls in results),

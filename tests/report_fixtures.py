@@ -39,6 +39,11 @@ VARIANT_SHAPE = {
 }
 
 
+#: The fixtures' one series and fold: their runs live under results/runs/smoke/fold0/.
+SERIES = "smoke"
+UNIT_DIR = f"{SERIES}/fold0"
+
+
 def experiment(
     variants: Iterable[str] = VARIANTS, seeds: Iterable[int] = (0, 1), train_overrides: Mapping | None = None
 ) -> dict[str, Any]:
@@ -61,7 +66,7 @@ def experiment(
         }
     return {
         "model": {"name_or_path": "google-t5/t5-small", "revision": None},
-        "data": {"name": "smoke", "path": "embedded", "kind": "ohlc", "timeframes": ["1h"]},
+        "series": [{"name": SERIES, "path": "embedded", "kind": "ohlc", "timeframes": ["1h"], "folds": 1}],
         "train": dict(TRAIN),
         "seeds": list(seeds),
         "variants": specs,
@@ -77,6 +82,8 @@ def summary(variant: str, seed: int, best_corr: float, *, epochs: int = 5, statu
     """A run summary.json following DESIGN.md's train output contract."""
     return {
         "variant": variant,
+        "series": SERIES,
+        "fold": 0,
         "seed": seed,
         "status": status,
         "task": "reconstruct",
@@ -186,6 +193,15 @@ def metrics_csv(best_corr: float, epochs: int = 5) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_dir(root: Path, variant: str, seed: int) -> Path:
+    """results/runs/<series>/fold<f>/<variant>/seed<seed> of the fixtures' one unit layout."""
+    return root / "results" / "runs" / UNIT_DIR / variant / f"seed{seed}"
+
+
+def benchmark_path(root: Path, variant: str, seed: int) -> Path:
+    return root / "benchmarks" / "train" / UNIT_DIR / variant / f"seed{seed}.tsv"
+
+
 def write_run(
     root: Path,
     variant: str,
@@ -197,16 +213,16 @@ def write_run(
     rss: float = 512.0,
 ) -> None:
     """Write one run's files; ``best_corr=None`` leaves a run that crashed mid-training."""
-    run_dir = root / "results" / "runs" / variant / f"seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    directory = run_dir(root, variant, seed)
+    directory.mkdir(parents=True, exist_ok=True)
     if best_corr is None:
-        (run_dir / "metrics.csv").write_text(metrics_csv(0.1, epochs=1))
+        (directory / "metrics.csv").write_text(metrics_csv(0.1, epochs=1))
         return
-    (run_dir / "summary.json").write_text(
+    (directory / "summary.json").write_text(
         json.dumps(summary(variant, seed, best_corr, epochs=epochs, status=status))
     )
-    (run_dir / "metrics.csv").write_text(metrics_csv(best_corr, epochs))
-    bench = root / "benchmarks" / "train" / variant / f"seed{seed}.tsv"
+    (directory / "metrics.csv").write_text(metrics_csv(best_corr, epochs))
+    bench = benchmark_path(root, variant, seed)
     bench.parent.mkdir(parents=True, exist_ok=True)
     bench.write_text(BENCHMARK_HEADER + f"31.2\t0:00:31\t{rss + seed}\t900\t400\t420\t1.0\t2.0\t95.0\t29.0\n")
 
@@ -243,24 +259,23 @@ def write_smoke_runs(root: Path, values: Mapping[str, Iterable[float | None]] = 
             }
         )
     )
-    data_dir = root / "data" / "derived" / "smoke"
+    data_dir = root / "data" / "derived" / UNIT_DIR
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "manifest.json").write_text(
-        json.dumps({"input": {"sha256": "cd" * 32}, "rows": {"1h": 1000}})
+        json.dumps({"input": {"sha256": "cd" * 32}, "rows": {"1h": 1000}, "dataset": SERIES, "fold": 0})
     )
 
 
 def collect_argv(root: Path, variants: Iterable[str] = VARIANTS, seeds: Iterable[int] = (0, 1)) -> list[str]:
     """The collect CLI exactly as the rule calls it, over every planned run."""
     runs = [(v, s) for v in variants for s in seeds]
-    runs_dir = root / "results" / "runs"
     return [
         "--summaries",
-        *(str(runs_dir / v / f"seed{s}" / "summary.json") for v, s in runs),
+        *(str(run_dir(root, v, s) / "summary.json") for v, s in runs),
         "--run-metrics",
-        *(str(runs_dir / v / f"seed{s}" / "metrics.csv") for v, s in runs),
+        *(str(run_dir(root, v, s) / "metrics.csv") for v, s in runs),
         "--benchmarks",
-        *(str(root / "benchmarks" / "train" / v / f"seed{s}.tsv") for v, s in runs),
+        *(str(benchmark_path(root, v, s)) for v, s in runs),
         "--out-metrics",
         str(root / "results" / "metrics.csv"),
         "--out-summary",
@@ -281,8 +296,8 @@ def report_argv(root: Path, experiment_config: Mapping[str, Any]) -> list[str]:
         canonical_json(dict(experiment_config)),
         "--verification",
         str(root / "resources" / "models" / "google-t5--t5-small" / "verification.json"),
-        "--data-manifest",
-        str(root / "data" / "derived" / "smoke" / "manifest.json"),
+        "--data-manifests",
+        str(root / "data" / "derived" / UNIT_DIR / "manifest.json"),
         "--out-html",
         str(root / "results" / "report.html"),
         "--out-md",

@@ -9,16 +9,24 @@ from typing import Any
 from workflow_scripts.reporting.aggregate import arm_result, study_result
 from workflow_scripts.reporting.results import ArmResult, RunEntry, StudyResult
 
+#: The one series of the hand-made studies (a unit is (series, fold, seed); see results.Unit).
+SERIES = "s"
 
-def run(seed: int, test_skill: float | None, **fields: Any) -> RunEntry:
-    """A finished run (``failed`` when its test skill is None) with the given metric fields."""
+
+def run(
+    seed: int, test_skill: float | None, *, series: str = SERIES, fold: int = 0, **fields: Any
+) -> RunEntry:
+    """A finished run (``failed`` when its test skill is None) of unit (series, fold, seed) with
+    the given metric fields."""
     status = "completed" if test_skill is not None else "failed"
-    return RunEntry(seed=seed, status=status, reason="", test_skill=test_skill, **fields)
+    return RunEntry(
+        series=series, fold=fold, seed=seed, status=status, reason="", test_skill=test_skill, **fields
+    )
 
 
 def arm(runs: Sequence[RunEntry]) -> ArmResult:
     """An arm over ``runs``, its statistics computed as collect computes them."""
-    return arm_result(sorted(runs, key=lambda r: r.seed))
+    return arm_result(sorted(runs, key=lambda r: r.unit))
 
 
 def skill_arm(

@@ -10,7 +10,8 @@ from study_builders import arm, run, study
 
 from workflow_scripts.reporting.budget import arm_convergence
 from workflow_scripts.reporting.conclusions import qualify, report_headline
-from workflow_scripts.reporting.results import BudgetResult, ContrastFamily, RunEntry, StudyResult
+from workflow_scripts.reporting.contrast_results import ContrastFamily
+from workflow_scripts.reporting.results import BudgetResult, RunEntry, StudyResult
 from workflow_scripts.reporting.sentences import NO, Headline, curve_phrase
 
 SEEDS = range(8)

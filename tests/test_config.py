@@ -77,8 +77,9 @@ def test_default_config_is_the_t5_small_experiment() -> None:
     experiment = load_experiment_file(REPO / "config" / "config.yaml")
     assert experiment.model.name_or_path == "google-t5/t5-small"
     assert experiment.train.epochs * experiment.train.steps_per_epoch == 10_000
-    assert experiment.data.seq_len == 128 and experiment.data.patch_len == 16
-    assert experiment.seeds == tuple(range(10))
+    (data,) = experiment.series
+    assert data.seq_len == 128 and data.patch_len == 16 and data.folds == 3
+    assert experiment.seeds == tuple(range(8))
     assert experiment.variants["freeze"].freeze_epochs == 2
     # Optional variants ship disabled.
     assert not {"frozen_ln", "no_encoder", "small_scratch"} & set(experiment.variants)
@@ -101,7 +102,7 @@ def test_variant_params_are_canonical_and_round_trip() -> None:
         assert canonical_json(variant.to_params()) == canonical_json(second.variants[name].to_params())
         assert repr(variant.to_params()) == repr(second.variants[name].to_params())
         assert VariantConfig.from_params(json.loads(canonical_json(variant.to_params()))) == variant
-    assert DataConfig.from_params(first.data.to_params()) == first.data
+    assert all(DataConfig.from_params(data.to_params()) == data for data in first.series)
 
 
 def test_changing_one_variant_changes_only_its_params() -> None:
@@ -201,7 +202,7 @@ def test_default_contrasts_and_frozen_random() -> None:
         (a, b) for a, b, _ in pairs
     }
     shipped = load_experiment_file(Path("config/config.yaml"))
-    assert len(shipped.seeds) == 10
+    assert len(shipped.seeds) * shipped.folds == 24
 
 
 def test_contrasts_reach_the_report_params() -> None:

@@ -28,6 +28,7 @@ from workflow_scripts.data.source_split import SourceDataset, source_cut
 from workflow_scripts.reporting import contrasts, controls, sentences
 from workflow_scripts.reporting.conclusions import report_headline
 from workflow_scripts.reporting.results import StudyResult
+from workflow_scripts.reporting.units import Unit
 
 PRETRAIN_TRAIN = {
     "epochs": 2,
@@ -447,12 +448,12 @@ def test_pretrain_seed_must_not_be_an_experiment_seed() -> None:
 
 
 def test_transfer_ratio_is_unbounded_when_the_control_delta_can_change_sign() -> None:
-    seeds = list(range(8))
-    primary: Any = SimpleNamespace(seeds=seeds, deltas=[0.1, -0.2, 0.05, 0.0, 0.1, -0.1, 0.2, 0.0])
-    noisy: Any = SimpleNamespace(seeds=seeds, deltas=[0.5, -0.45, 0.4, -0.35, 0.3, -0.2, 0.1, 0.05])
+    units = [Unit("s", 0, seed) for seed in range(8)]
+    primary: Any = SimpleNamespace(units=units, deltas=[0.1, -0.2, 0.05, 0.0, 0.1, -0.1, 0.2, 0.0])
+    noisy: Any = SimpleNamespace(units=units, deltas=[0.5, -0.45, 0.4, -0.35, 0.3, -0.2, 0.1, 0.05])
     ratio = controls.transfer_ratio(primary, noisy)
     assert ratio is not None and ratio.low == -math.inf and ratio.high == math.inf
-    steady: Any = SimpleNamespace(seeds=seeds, deltas=[0.3, 0.28, 0.31, 0.27, 0.3, 0.29, 0.33, 0.25])
+    steady: Any = SimpleNamespace(units=units, deltas=[0.3, 0.28, 0.31, 0.27, 0.3, 0.29, 0.33, 0.25])
     bounded = controls.transfer_ratio(primary, steady)
     assert bounded is not None and math.isfinite(bounded.low) and math.isfinite(bounded.high)
 
@@ -508,9 +509,9 @@ def test_report_names_the_pretraining_data_and_warns_when_it_is_the_own_train_sp
     assert own.warning == controls.SAME_DATA_WARNING
     assert "partly measures extra training on the same data" in own.warning
     # pretrain.data naming the experiment's own input (same splits) is still its own train split.
-    same_input = {**base["data"], "name": "smoke-copy"}
+    same_input = {**base["series"][0], "name": "smoke-copy"}
     assert controls.pretraining_data(_with_control(base, same_input)).warning == controls.SAME_DATA_WARNING
-    other = {**base["data"], "name": "usdjpy-daily", "path": "data/raw/usdjpy.parquet"}
+    other = {**base["series"][0], "name": "usdjpy-daily", "path": "data/raw/usdjpy.parquet"}
     elsewhere = controls.pretraining_data(_with_control(base, other))
     assert elsewhere.warning == "" and "usdjpy-daily (data/raw/usdjpy.parquet)" in elsewhere.text
 

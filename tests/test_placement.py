@@ -67,7 +67,8 @@ def test_a_cpu_study_claims_no_gpu_and_a_gpu_study_does(workflow_copy: Path) -> 
 
     config["train"]["device"] = "cpu"
     cpu = _train_jobs(workflow_copy, config, "cpu.yaml")
-    assert len(cpu) == 13 and "pretrain" in cpu  # 6 arms x 2 seeds + the pretraining
+    # 6 arms x 4 units (2 series x 2 folds x 1 seed) + one pretraining per series
+    assert len(cpu) == 26 and sum(job.startswith("pretrain[") for job in cpu) == 2
     for job, (resources, shell) in cpu.items():
         assert "gpu=0" in resources and "threads=1" in resources, (job, resources)
         assert shell.startswith("OMP_NUM_THREADS=1 ") and shell.endswith("--claim 0"), (job, shell)
@@ -84,8 +85,9 @@ def test_a_cpu_study_claims_no_gpu_and_a_gpu_study_does(workflow_copy: Path) -> 
     config["variants"]["baseline"]["device"] = "cuda"
     mixed = _train_jobs(workflow_copy, config, "mixed.yaml")
     assert {job for job, (resources, _) in mixed.items() if "gpu=1" in resources} == {
-        "train[variant=baseline, seed=0]",
-        "train[variant=baseline, seed=1]",
+        f"train[series={series}, fold={fold}, variant=baseline, seed=0]"
+        for series in ("smoke-msft-daily", "smoke-synthetic-h1")
+        for fold in (0, 1)
     }
 
 

@@ -78,21 +78,21 @@ def test_mde_scales_with_sd_and_is_deterministic() -> None:
     assert power.mde_sd_units(12) < one < power.mde_sd_units(10, ALPHA / 3)
 
 
-def test_seeds_needed_is_the_smallest_n_with_eighty_percent_power() -> None:
+def test_units_needed_is_the_smallest_n_with_eighty_percent_power() -> None:
     for effect in (0.9, 1.3, 2.0):
-        needed = power.seeds_needed(effect, 1.0)
+        needed = power.units_needed(effect, 1.0)
         assert needed is not None
         assert power.sign_flip_power(effect, needed) >= 0.8
         assert needed == 6 or power.sign_flip_power(effect, needed - 1) < 0.8
     # a huge effect still needs 2/2^n <= 0.05, i.e. n >= 6; at α/3, 2/2^n <= 0.0167: n >= 7
-    assert power.seeds_needed(10.0, 1.0) == 6
-    assert power.seeds_needed(10.0, 1.0, ALPHA / 3) == 7
+    assert power.units_needed(10.0, 1.0) == 6
+    assert power.units_needed(10.0, 1.0, ALPHA / 3) == 7
     # a small effect needs more than 20 seeds: the noncentral t (the Monte Carlo sign-flip's
     # power there, checked below) decides
-    small = power.seeds_needed(0.4, 1.0)
+    small = power.units_needed(0.4, 1.0)
     assert small is not None and small > 20
     assert power.t_test_power(0.4, small) >= 0.8 > power.t_test_power(0.4, small - 1)
-    assert power.seeds_needed(0.0, 1.0) is None and power.seeds_needed(1.0, 0.0) is None
+    assert power.units_needed(0.0, 1.0) is None and power.units_needed(1.0, 0.0) is None
 
 
 @pytest.mark.parametrize("family", [1, 3])

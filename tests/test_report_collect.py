@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_fixtures import BENCHMARK_HEADER, collect_argv, summary, write_run, write_smoke_runs
+from report_fixtures import BENCHMARK_HEADER, UNIT_DIR, collect_argv, summary, write_run, write_smoke_runs
 from scipy import stats as scipy_stats
 
 from workflow_scripts import collect
@@ -52,7 +52,7 @@ def test_collect_smoke_run(tmp_path: Path) -> None:
     assert [r["status"] for r in frozen["runs"]] == ["completed", "completed"]
 
     tidy = pd.read_csv(tmp_path / "results" / "metrics.csv")
-    assert list(tidy.columns[:4]) == ["variant", "seed", "epoch", "train_loss"]
+    assert list(tidy.columns[:6]) == ["variant", "series", "fold", "seed", "epoch", "train_loss"]
     assert len(tidy) == 4 * 2 * 5
     assert not tidy.duplicated(["variant", "seed", "epoch"]).any()
 
@@ -65,7 +65,7 @@ def test_failed_and_missing_runs_are_never_zero(tmp_path: Path) -> None:
     write_smoke_runs(tmp_path, {"frozen_all": (0.30, 0.32), "freeze": (0.4, 0.43)})
     write_run(tmp_path, "baseline", 0, 0.11)
     write_run(tmp_path, "baseline", 1, None)  # crashed: metrics rows, no summary
-    run_dir = tmp_path / "results" / "runs" / "nofreeze"
+    run_dir = tmp_path / "results" / "runs" / UNIT_DIR / "nofreeze"
     (run_dir / "seed0").mkdir(parents=True)
     failed = summary("nofreeze", 0, 0.5, status="failed")
     failed["error"] = "CUDA out of memory"
@@ -92,14 +92,14 @@ def test_failed_and_missing_runs_are_never_zero(tmp_path: Path) -> None:
     table = pd.read_csv(tmp_path / "results" / "summary_table.csv", keep_default_na=False)
     row = table[table["variant"] == "nofreeze"].iloc[0]
     assert row["best_val_correlation_mean"] == "" and row["runtime_s_mean"] == ""
-    assert row["run_status"] == "seed0:failed seed1:missing"
+    assert row["run_status"] == f"{UNIT_DIR}/seed0:failed {UNIT_DIR}/seed1:missing"
     tidy = pd.read_csv(tmp_path / "results" / "metrics.csv")
     assert len(tidy[(tidy["variant"] == "baseline") & (tidy["seed"] == 1)]) == 1  # partial curve kept
 
 
 def test_malformed_summary_fails_naming_file_and_key(tmp_path: Path, caplog) -> None:
     write_smoke_runs(tmp_path)
-    bad = tmp_path / "results" / "runs" / "freeze" / "seed1" / "summary.json"
+    bad = tmp_path / "results" / "runs" / UNIT_DIR / "freeze" / "seed1" / "summary.json"
     data = json.loads(bad.read_text())
     del data["best"]
     bad.write_text(json.dumps(data))
@@ -111,7 +111,7 @@ def test_malformed_summary_fails_naming_file_and_key(tmp_path: Path, caplog) -> 
 
 def test_malformed_metrics_names_column_and_row(tmp_path: Path, caplog) -> None:
     write_smoke_runs(tmp_path)
-    bad = tmp_path / "results" / "runs" / "baseline" / "seed0" / "metrics.csv"
+    bad = tmp_path / "results" / "runs" / UNIT_DIR / "baseline" / "seed0" / "metrics.csv"
     lines = bad.read_text().splitlines()
     lines[3] = lines[3].replace(lines[3].split(",")[3], "oops", 1)
     bad.write_text("\n".join(lines) + "\n")
@@ -121,21 +121,27 @@ def test_malformed_metrics_names_column_and_row(tmp_path: Path, caplog) -> None:
 
 def test_variant_seed_mismatch_is_refused(tmp_path: Path, caplog) -> None:
     write_smoke_runs(tmp_path)
-    path = tmp_path / "results" / "runs" / "freeze" / "seed0" / "summary.json"
+    path = tmp_path / "results" / "runs" / UNIT_DIR / "freeze" / "seed0" / "summary.json"
     path.write_text(json.dumps(summary("nofreeze", 0, 0.3)))
     assert collect.main(collect_argv(tmp_path)) == 2
     assert "refusing to guess" in caplog.text
 
 
 def test_benchmark_parsing(tmp_path: Path) -> None:
-    path = tmp_path / "benchmarks" / "train" / "freeze" / "seed3.tsv"
+    path = tmp_path / "benchmarks" / "train" / UNIT_DIR / "freeze" / "seed3.tsv"
     path.parent.mkdir(parents=True)
     path.write_text(
         BENCHMARK_HEADER + "10\t0:00:10\t100.5\t1\t1\t1\t0\t0\t1\t1\n12\t0:00:12\t-\t1\t1\t1\t0\t0\t1\t1\n"
     )
     assert read_benchmark(path) == (100.5, 12.0)
-    assert run_key_from_path(path) == ("freeze", 3)
-    assert run_key_from_path("results/runs/no_encoder/seed12/summary.json") == ("no_encoder", 12)
+    assert run_key_from_path(path) == ("freeze", "smoke", 0, 3)
+    assert run_key_from_path("results/runs/eurusd/fold2/no_encoder/seed12/summary.json") == (
+        "no_encoder",
+        "eurusd",
+        2,
+        12,
+    )
+    assert run_key_from_path("results/runs/no_encoder/seed12/summary.json") is None  # no series/fold
     assert run_key_from_path("elsewhere/summary.json") is None
     empty = tmp_path / "b.tsv"
     empty.write_text(BENCHMARK_HEADER + "10\t0:00:10\tNA\t1\t1\t1\t0\t0\t1\t1\n")

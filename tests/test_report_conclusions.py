@@ -77,7 +77,7 @@ def test_three_seeds_cannot_reach_significance_whatever_the_numbers() -> None:
     assert head.answer == CANNOT_TELL
     assert "smallest attainable p is 0.25" in head.text
     topics = {c.topic: c.text for c in write_conclusions(summary)}
-    assert "NOT reachable whatever the numbers" in topics["What this number of seeds can show"]
+    assert "NOT reachable whatever the numbers" in topics["What this number of units can show"]
 
 
 def test_caveat_when_no_variant_beats_naive() -> None:
@@ -111,14 +111,18 @@ def test_censored_first_step_never_is_worst_and_lower_is_better() -> None:
 
 
 def test_run_health_lists_failed_runs() -> None:
-    runs = [RunStatus("baseline", 0, "completed"), RunStatus("baseline", 1, "failed", "CUDA out of memory")]
+    runs = [
+        RunStatus("baseline", "s", 0, 0, "completed"),
+        RunStatus("baseline", "s", 0, 1, "failed", "CUDA out of memory"),
+    ]
     text = run_health(runs).text
     assert "1 of 2 planned runs did not finish" in text and "CUDA out of memory" in text
+    assert "baseline s fold 0 seed 1 (failed" in text  # the run named by its unit
     assert "All 1 planned runs finished" in run_health(runs[:1]).text
 
 
 def test_power_sentences_state_the_power_of_the_test_that_runs() -> None:
-    """The MDE and seeds-needed sentences give the exact test's simulated power, not a formula's 80%."""
+    """The MDE and units-needed sentences give the exact test's simulated power, not a formula's 80%."""
     from workflow_scripts.reporting import power
 
     noisy = [0.1, 0.2, 0.05, 0.15, 0.1, 0.12, 0.08, 0.11, 0.14, 0.07]
@@ -126,18 +130,18 @@ def test_power_sentences_state_the_power_of_the_test_that_runs() -> None:
     row = next(r for r in summary.contrasts.results if r.role == "primary" and r.metric == "test_skill")
     assert power.power_method(row.n) == power.SIMULATED and 0.8 <= row.mde_power < 0.81
     effect = abs(row.mean_delta) / row.sd_delta
-    assert row.seeds_needed == power.seeds_needed(row.mean_delta, row.sd_delta)
-    assert row.seeds_needed_power == power.sign_flip_power(effect, row.seeds_needed) >= 0.8
-    text = {c.topic: c.text for c in write_conclusions(summary)}["What this number of seeds can show"]
+    assert row.units_needed == power.units_needed(row.mean_delta, row.sd_delta)
+    assert row.units_needed_power == power.sign_flip_power(effect, row.units_needed) >= 0.8
+    text = {c.topic: c.text for c in write_conclusions(summary)}["What this number of units can show"]
     mde = f"{row.mde:.3f}"
     assert (
         f"The minimum detectable effect (power {row.mde_power:.2f} at α/m = 0.05, Holm's first step; "
         f"{power.SIMULATED}; observed sd of Δ" in text
     )
     assert f") is {mde}." in text
-    method = power.power_method(row.seeds_needed)
+    method = power.power_method(row.units_needed)
     assert (
-        f"About {row.seeds_needed} seeds would detect the observed Δ at that level "
-        f"(power {row.seeds_needed_power:.2f}; {method})." in text
+        f"About {row.units_needed} units would detect the observed Δ at that level "
+        f"(power {row.units_needed_power:.2f}; {method}), e.g. more seeds or folds." in text
     )
     assert "80% power" not in text and "noncentral-t approximation" not in text

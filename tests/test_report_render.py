@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from report_fixtures import collect_argv, experiment, report_argv, summary, write_run, write_smoke_runs
+from report_fixtures import UNIT_DIR, collect_argv, experiment, report_argv, summary, write_run, write_smoke_runs
 
 from workflow_scripts import collect, report
 from workflow_scripts.jobs.io_utils import config_hash
@@ -64,7 +64,7 @@ def failure_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_smoke_runs(root, {"frozen_all": (0.30, 0.32), "freeze": (0.40, 0.43)})
     for seed, corr in ((0, 0.11), (1, None)):
         write_run(root, "baseline", seed, corr, epochs=2)
-    run_dir = root / "results" / "runs" / "nofreeze" / "seed0"
+    run_dir = root / "results" / "runs" / UNIT_DIR / "nofreeze" / "seed0"
     run_dir.mkdir(parents=True)
     failed = summary("nofreeze", 0, 0.9, status="failed")
     failed["error"] = "CUDA out of memory"
@@ -118,7 +118,7 @@ def test_settings_provenance_and_escaping(smoke_report: Path) -> None:
     assert "df1b051c49625cf57a3d0d8d3863ed4d13564fe4" in html  # model revision
     assert "ab" * 32 in html and "cd" * 32 in html  # weight and data sha256
     assert "python -m workflow_scripts.train --variant-json" in html
-    assert "--force results/runs/freeze/seed1/summary.json" in html
+    assert f"--force results/runs/{UNIT_DIR}/freeze/seed1/summary.json" in html
     assert "pandas" in html and "git commit" in html
 
 
@@ -127,17 +127,17 @@ def test_conclusions_are_generated(smoke_report: Path) -> None:
     section = markdown.split("## Conclusions", 1)[1].split("## Results", 1)[0]
     # the report opens with the answer; 2 seeds cannot reach significance (smallest p = 0.5)
     assert markdown.split("\n")[2].startswith(
-        "**Does the pretrained encoder help? Cannot tell at this number of seeds, at 50 steps.** "
+        "**Does the pretrained encoder help? Cannot tell at this number of units, at 50 steps.** "
         "transfer effect"
     )
     assert "no result could be significant" in markdown.split("\n")[2]
     assert "Planned contrasts (test skill)" in section and "Learning speed" in section
-    assert "cannot be significant with 2 seeds" in section
+    assert "cannot be significant with 2 units" in section
     assert "NOT reachable whatever the numbers" in section
     assert "skipped: frozen_random not enabled in this study" in section
     contrasts = markdown.split("## Paired contrasts", 1)[1].split("## Results", 1)[0]
     assert "| nofreeze − baseline | primary | test skill (higher is better) | 2 | 0.305 |" in contrasts
-    assert "exact paired sign-flip permutation test" in contrasts and "0: 0.310, 1: 0.300" in contrasts
+    assert "exact paired sign-flip permutation test" in contrasts and "seed 0: 0.310, seed 1: 0.300" in contrasts
     assert "fill in" not in markdown.lower()
 
 
@@ -152,7 +152,7 @@ def test_failed_and_missing_runs_are_reported_not_zeroed(failure_report: Path) -
     assert re.search(r'class="status status-missing" title="[^"]*">seed 1: missing<', html)
     assert ">seed 0: missing<" in html and ">seed 1: missing<" in html  # frozen_ln never ran
     rows = {tuple(line.split(" | ")[:2]): line for line in markdown.splitlines() if line.startswith("| ")}
-    for key in (("| nofreeze", "0"), ("| nofreeze", "1"), ("| baseline", "1"), ("| frozen_ln", "0")):
+    for key in (("| nofreeze", "seed 0"), ("| nofreeze", "seed 1"), ("| baseline", "seed 1"), ("| frozen_ln", "seed 0")):
         row = rows[key]
         assert "FAILED" in row or "MISSING" in row
         assert "0.000" not in row and " 0.0 " not in row and "—" in row
@@ -160,7 +160,7 @@ def test_failed_and_missing_runs_are_reported_not_zeroed(failure_report: Path) -
     assert "| **baseline** | 1 / 2 | 0.060 (n=1, no CI)" in markdown
     conclusions = markdown.split("## Conclusions", 1)[1].split("## Results", 1)[0]
     assert "did not finish" in conclusions and "CUDA out of memory" in conclusions
-    assert "nofreeze vs baseline on test skill cannot be significant with 0 seeds" in conclusions
+    assert "nofreeze vs baseline on test skill cannot be significant with 0 units" in conclusions
     convergence = markdown.split("### Convergence", 1)[1]
     baseline_row = next(line for line in convergence.splitlines() if line.startswith("| baseline |"))
     assert baseline_row.count("not reached") == 4  # ran 2 epochs: nothing at epochs 3 and 5

@@ -80,7 +80,7 @@ def test_the_detection_rule_is_the_one_the_controls_apply() -> None:
 def test_a_rule_reaches_both_formats_from_the_record(html: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(document, "CONVERGED_GAIN", 0.03)
     rules = document.report_rules(_study())
-    row = {"variant": "baseline", "converged": "no", "seeds": "0 of 2", "max_gain": "5%", "late_best": "2"}
+    row = {"variant": "baseline", "converged": "no", "runs": "0 of 2", "max_gain": "5%", "late_best": "2"}
     context = {
         "format": render.HTML_MACROS if html else render.MARKDOWN_MACROS,
         "rules": rules,

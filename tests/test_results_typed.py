@@ -95,7 +95,7 @@ def test_every_metric_is_a_field_of_a_run_entry() -> None:
 
 def test_decode_turns_json_string_keys_back_into_steps() -> None:
     entry = decode(
-        RunEntry, {**encode(RunEntry(0, "completed", "")), "budget_curve": {"25": 0.1, "100": 0.2}}
+        RunEntry, {**encode(RunEntry("s", 0, 0, "completed", "")), "budget_curve": {"25": 0.1, "100": 0.2}}
     )
     assert entry.budget_curve == {25: 0.1, 100: 0.2}
 

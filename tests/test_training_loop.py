@@ -24,7 +24,8 @@ from workflow_scripts.training.outputs import METRIC_COLUMNS, TIMING_COLUMNS
 
 IDENTITY = RunIdentity("config", "model", "data", "resume-key")
 SUMMARY_KEYS = {
-    "variant", "seed", "status", "task", "normalisation", "epochs_completed", "best_epoch", "selection",
+    "variant", "series", "fold", "seed", "status", "task", "normalisation", "epochs_completed", "best_epoch",
+    "selection",
     "best",
     "final", "test", "learning", "convergence", "budget_curve", "naive_baselines", "runtime_s",
     "samples_per_s", "params_total",
@@ -221,6 +222,8 @@ def test_entry_point_writes_the_contract_outputs(data_dir: Path, verified_t5: Pa
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == SUMMARY_KEYS
     assert summary["status"] == "completed" and summary["variant"] == "frozen_all"
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    assert (summary["series"], summary["fold"]) == (manifest["dataset"], manifest.get("fold", 0))  # its unit
     assert summary["precision"] == "fp32" and summary["device"] == "cpu"
     assert summary["params_trainable"] < summary["params_total"] - summary["params_encoder"] + 1
     assert set(summary["naive_baselines"]) == {"window_mean", "linear_interpolation", "last_value"}

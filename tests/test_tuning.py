@@ -156,7 +156,14 @@ def test_a_tuning_run_never_reads_the_test_split(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- the DAG (slow)
 
+#: One series and one fold of the smoke study: tuning runs per (series, fold), and one is enough here.
+ONE_UNIT = {
+    "folds": 1,
+    "series": [{"name": "smoke-msft-daily", "path": "embedded", "timeframes": ["d", "w"]}],
+}
+UNIT = "smoke-msft-daily/fold0"
 TUNE = {
+    "data": ONE_UNIT,
     "seeds": [0],
     "variants": {
         "freeze": {"enabled": False},
@@ -190,15 +197,17 @@ def tuned_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_tuned_arm_trains_at_its_chosen_rates_and_the_report_shows_the_grid(tuned_run: Path) -> None:
-    selected = json.loads((tuned_run / "results" / "tune" / "baseline" / "selected.json").read_text())
+    selected = json.loads((tuned_run / "results" / "tune" / UNIT / "baseline" / "selected.json").read_text())
     assert selected["point"] in ("x0.5", "x1") and len(selected["grid"]) == 2
     for point in ("x0.5", "x1"):
         tuning = json.loads(
-            (tuned_run / "results" / "tune" / "baseline" / point / "seed100" / "summary.json").read_text()
+            (
+                tuned_run / "results" / "tune" / UNIT / "baseline" / point / "seed100" / "summary.json"
+            ).read_text()
         )
         assert tuning["test"] is None
-    assert not (tuned_run / "results" / "tune" / "nofreeze").exists()  # not a tuned arm
-    log = (tuned_run / "logs" / "train" / "baseline" / "seed0.log").read_text()
+    assert not (tuned_run / "results" / "tune" / UNIT / "nofreeze").exists()  # not a tuned arm
+    log = (tuned_run / "logs" / "train" / UNIT / "baseline" / "seed0.log").read_text()
     assert f"learning_rate {selected['learning_rate']:g}" in log
     report = (tuned_run / "results" / "report.md").read_text()
     assert "Learning rates chosen per arm (validation only)" in report
@@ -216,10 +225,11 @@ def test_a_grid_change_reruns_only_the_tuning_and_runs_it_touches(tuned_run: Pat
     assert sorted(job.split("[")[0] for job in jobs) == sorted(
         ["all", "collect", "report", "select_lr", "train", "tune_train"]
     )
+    unit = "series=smoke-msft-daily, fold=0"
     assert [job for job in jobs if job.startswith("tune_train[")] == [
-        "tune_train[variant=baseline, point=x2, seed=100]"
+        f"tune_train[{unit}, variant=baseline, point=x2, seed=100]"
     ]
-    assert [job for job in jobs if job.startswith("train[")] == ["train[variant=baseline, seed=0]"]
+    assert [job for job in jobs if job.startswith("train[")] == [f"train[{unit}, variant=baseline, seed=0]"]
     same = run_snakemake(tuned_run, "-n", *_configfiles(tuned_run, TUNE), *ARGS)
     assert planned_jobs(same.stdout + same.stderr) == []
 
@@ -234,6 +244,6 @@ def test_the_aa_arms_train_jobs_read_the_twins_selection(tmp_path: Path) -> None
     result = run_snakemake(workdir, "-n", "-p", *_configfiles(workdir, aa), *ARGS)
     output = result.stdout + result.stderr
     jobs = planned_jobs(output)
-    assert "train[variant=baseline_aa, seed=0]" in jobs
-    assert not [job for job in jobs if job.startswith("tune_train[variant=baseline_aa")]
-    assert "--rates results/tune/baseline/selected.json --rates-of baseline" in output
+    assert "train[series=smoke-msft-daily, fold=0, variant=baseline_aa, seed=0]" in jobs
+    assert not [job for job in jobs if "variant=baseline_aa" in job and job.startswith("tune_train[")]
+    assert f"--rates results/tune/{UNIT}/baseline/selected.json --rates-of baseline" in output

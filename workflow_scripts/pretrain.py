@@ -83,6 +83,23 @@ def loss_curve(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def pretrain_identity(
+    config: PretrainConfig, verification: dict[str, Any], source: SourceDataset
+) -> RunIdentity:
+    """The pretraining's hashes and resume key, and the source series and fold it reads."""
+    hashes = {
+        "config_hash": config_hash({"pretrain": config.to_params()}),
+        "model_hash": model_hash(verification),
+        "data_hash": source.source_hash(),
+    }
+    return RunIdentity(
+        **hashes,
+        resume_key=pretrain_resume_key(config.to_params(), hashes),
+        series=str(source.manifest["dataset"]),
+        fold=int(source.manifest.get("fold", 0)),
+    )
+
+
 def pretrain(
     params: dict[str, Any],
     data_dir: Path,
@@ -101,11 +118,7 @@ def pretrain(
     variant = config.variant()
     source = SourceDataset(load_derived(data_dir), config.source_fraction)
     n_train, first_val, n_source = source.cut
-    hashes = {
-        "config_hash": config_hash({"pretrain": config.to_params()}),
-        "model_hash": model_hash(verification),
-        "data_hash": source.source_hash(),
-    }
+    identity = pretrain_identity(config, verification, source)
     log.info(
         "pretrain: %s architecture, seed %d, source %s: %d train samples, purge gap, %d val samples",
         verification.get("architecture"),
@@ -124,26 +137,18 @@ def pretrain(
         experiment_rms=verification.get("token_embedding_rms"),
     )
     out_dir = Path(out_dir)
-    identity = RunIdentity(
-        config_hash=hashes["config_hash"],
-        model_hash=hashes["model_hash"],
-        data_hash=hashes["data_hash"],
-        resume_key=pretrain_resume_key(config.to_params(), hashes),
-        series=str(source.manifest["dataset"]),
-        fold=int(source.manifest.get("fold", 0)),
-    )
     summary, history = _train(run, out_dir, resume_dir, identity)
     stage1_layers = export_encoder(run, model_dir, out_dir)
     steps = summary.epochs_completed * variant.train.steps_per_epoch
     provenance = {
         "architecture_from": str(model_dir),
-        "architecture_model_hash": hashes["model_hash"],
+        "architecture_model_hash": identity.model_hash,
         "seed": config.seed,
         "steps": steps,
         "planned_steps": variant.train.epochs * variant.train.steps_per_epoch,
         "best_epoch": summary.best_epoch,
         "source_data_dir": str(data_dir),
-        "source_data_hash": hashes["data_hash"],
+        "source_data_hash": identity.data_hash,
         "source_split": {
             "split": "train",
             "train_samples": [0, n_train],
@@ -151,7 +156,7 @@ def pretrain(
             "purge_gap_samples": first_val - n_train,
         },
         "settings": config.to_params(),
-        "config_hash": hashes["config_hash"],
+        "config_hash": identity.config_hash,
         "loss_curve": loss_curve(history),
         "best_val_loss": summary.best.val_loss,
         "resumed_from_epoch": summary.resumed_from_epoch,

@@ -14,11 +14,11 @@ import pandas as pd
 
 from workflow_scripts.reporting.breadth import breadth
 from workflow_scripts.reporting.budget import arm_convergence, budget_block
+from workflow_scripts.reporting.contrast_results import ContrastResult
 from workflow_scripts.reporting.contrasts import analyse
 from workflow_scripts.reporting.measures import METRICS, NEVER, PRIMARY_METRIC, TEST_METRICS
 from workflow_scripts.reporting.results import (
     ArmResult,
-    ContrastResult,
     IqmStats,
     NaiveChoice,
     NaiveMeans,

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 
+from workflow_scripts.reporting.contrast_results import Breadth, GroupDelta, PairedComparison
 from workflow_scripts.reporting.random_effects import RandomEffects, group_effects, random_effects
-from workflow_scripts.reporting.results import Breadth, GroupDelta, PairedComparison, Unit
 from workflow_scripts.reporting.stats import t_interval
+from workflow_scripts.reporting.units import Unit
 
 
 def unit_deltas(row: PairedComparison) -> list[tuple[Unit, float]]:

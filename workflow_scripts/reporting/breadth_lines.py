@@ -11,9 +11,10 @@ computed here.
 
 from __future__ import annotations
 
+from workflow_scripts.reporting.contrast_results import ContrastResult, GroupDelta
 from workflow_scripts.reporting.formatting import fmt_p
 from workflow_scripts.reporting.random_effects import MIN_GROUPS, RandomEffects
-from workflow_scripts.reporting.results import ContrastResult, GroupDelta, StudyResult
+from workflow_scripts.reporting.results import StudyResult
 
 
 def _delta(value: float | None) -> str:

@@ -30,10 +30,10 @@ from workflow_scripts.reporting.results import (
     BudgetPoint,
     BudgetResult,
     RunEntry,
-    Unit,
 )
 from workflow_scripts.reporting.runs import OK_STATUSES
 from workflow_scripts.reporting.stats import t_interval
+from workflow_scripts.reporting.units import Unit
 from workflow_scripts.training.run_contract import CONVERGED_GAIN
 
 #: The contrasts drawn along the budget: the question and the controls that calibrate it.

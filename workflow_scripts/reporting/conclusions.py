@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.breadth_lines import breadth_line
+from workflow_scripts.reporting.contrast_results import ContrastFamily
 from workflow_scripts.reporting.controls import control_summary, with_control_warning
 from workflow_scripts.reporting.formatting import UNIT_WORDS, fmt_value
 from workflow_scripts.reporting.measures import MAE_METRIC, PRIMARY_METRIC, SPEED_METRICS
 from workflow_scripts.reporting.power import POWER, power_method
-from workflow_scripts.reporting.results import BudgetResult, ContrastFamily, StudyResult
+from workflow_scripts.reporting.results import BudgetResult, StudyResult
 from workflow_scripts.reporting.runs import OK_STATUSES, RunRecord
 from workflow_scripts.reporting.sentences import (
     Headline,

@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 
 from workflow_scripts.reporting import paired, power
-from workflow_scripts.reporting.measures import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
-from workflow_scripts.reporting.results import (
-    ArmResult,
+from workflow_scripts.reporting.contrast_results import (
     ContrastFamily,
     ContrastResult,
     PairedComparison,
     SkippedContrast,
-    Unit,
 )
+from workflow_scripts.reporting.measures import CONTRAST_METRICS, METRICS, NEVER, PRIMARY_METRIC
+from workflow_scripts.reporting.results import ArmResult
 from workflow_scripts.reporting.stats import t_interval
+from workflow_scripts.reporting.units import Unit
 
 ROLES = ("primary", "secondary", "positive_control", "encoder_control", "negative_control")
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workflow_scripts.reporting import paired
+from workflow_scripts.reporting.contrast_results import ContrastFamily, ContrastResult
 from workflow_scripts.reporting.measures import MAE_METRIC
-from workflow_scripts.reporting.results import ContrastFamily, ContrastResult
 from workflow_scripts.reporting.sentences import (
     CANNOT_TELL,
     NO,
@@ -200,24 +200,27 @@ def pretraining_data(experiment: Mapping[str, Any]) -> PretrainingData:
     inits = {str((spec or {}).get("init")) for spec in (experiment.get("variants") or {}).values()}
     if not inits & {"timeseries", "timeseries_encoder"}:
         return PretrainingData()
-    data = experiment.get("data") or {}
+    series = list(experiment.get("series") or [])
+    names = ", ".join(str(data.get("name")) for data in series)
     source = (experiment.get("pretrain") or {}).get("data")
     fraction = (experiment.get("pretrain") or {}).get("source_fraction")
     part = "part of it" if fraction is None else f"its first {float(fraction):.0%} of samples"
     share = f"{part} to train on, the rest to choose the checkpoint"
-    if source is None or (source.get("path"), source.get("kind"), source.get("columns")) == (
-        data.get("path"),
-        data.get("kind"),
-        data.get("columns"),
-    ):
+
+    def same_input(data: Mapping[str, Any]) -> bool:
+        keys = ("path", "kind", "columns")
+        return source is not None and [source.get(k) for k in keys] == [data.get(k) for k in keys]
+
+    if source is None or any(same_input(data) for data in series):
+        paths = ", ".join(str(data.get("path")) for data in series)
         text = (
-            f"Pretraining data: the experiment's own train split ({data.get('name')}, "
-            f"{data.get('path')}; {share}); never its validation or test split."
+            f"Pretraining data: the experiment's own train split ({names}; {paths}): for each series the "
+            f"train split of its earliest fold ({share}); never a validation or test split."
         )
         return PretrainingData(text, SAME_DATA_WARNING)
     text = (
         f"Pretraining data: {source.get('name')} ({source.get('path')}), another series than the "
-        f"experiment's {data.get('name')}; its train split only ({share})."
+        f"experiment's {names}; its train split only ({share})."
     )
     return PretrainingData(text)
 

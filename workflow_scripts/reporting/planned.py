@@ -13,9 +13,10 @@ from typing import Any
 
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.measures import METRICS
-from workflow_scripts.reporting.results import ArmResult, IqmStats, RunEntry, StudyResult, Unit
+from workflow_scripts.reporting.results import ArmResult, IqmStats, RunEntry, StudyResult
 from workflow_scripts.reporting.runs import MISSING, OK_STATUSES
 from workflow_scripts.reporting.stats import describe
+from workflow_scripts.reporting.units import Unit
 
 
 def planned_variants(experiment: Mapping[str, Any]) -> list[str]:

@@ -20,9 +20,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from workflow_scripts.reporting.contrast_results import ContrastResult
 from workflow_scripts.reporting.formatting import fmt_p
 from workflow_scripts.reporting.paired import ALPHA
-from workflow_scripts.reporting.results import BudgetResult, ContrastResult, StudyResult
+from workflow_scripts.reporting.results import BudgetResult, StudyResult
 from workflow_scripts.reporting.stats import SummaryStats
 from workflow_scripts.reporting.tables import mean_curve
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from workflow_scripts.jobs.io_utils import canonical_json, config_hash
 from workflow_scripts.reporting.planned import planned_units
-from workflow_scripts.reporting.results import StudyResult, Unit
+from workflow_scripts.reporting.results import StudyResult
+from workflow_scripts.reporting.units import Unit
 
 PACKAGES = (
     "torch",

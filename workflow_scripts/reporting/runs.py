@@ -21,7 +21,7 @@ import pandas as pd
 
 from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.typed_json import ResultFormatError, decode
-from workflow_scripts.reporting.results import Unit
+from workflow_scripts.reporting.units import Unit
 from workflow_scripts.training.run_contract import METRIC_COLUMNS, RunSummary
 
 LOG = logging.getLogger(__name__)

@@ -15,10 +15,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from workflow_scripts.reporting.contrast_results import ContrastResult, PeriodDelta, SkippedContrast
 from workflow_scripts.reporting.formatting import fmt_p, fmt_value
 from workflow_scripts.reporting.measures import METRICS
 from workflow_scripts.reporting.paired import TransferRatio
-from workflow_scripts.reporting.results import BudgetPoint, ContrastResult, PeriodDelta, SkippedContrast
+from workflow_scripts.reporting.results import BudgetPoint
 from workflow_scripts.reporting.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, SummaryStats
 from workflow_scripts.training.run_contract import CONVERGED_GAIN
 

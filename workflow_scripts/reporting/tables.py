@@ -25,10 +25,11 @@ from workflow_scripts.reporting.formatting import (
 )
 from workflow_scripts.reporting.measures import CONTRAST_METRICS, METRICS, NEVER
 from workflow_scripts.reporting.planned import planned_variants
-from workflow_scripts.reporting.results import ArmResult, StudyResult, Unit
+from workflow_scripts.reporting.results import ArmResult, StudyResult
 from workflow_scripts.reporting.runs import OK_STATUSES
 from workflow_scripts.reporting.stats import describe
 from workflow_scripts.reporting.uninformative import split_contrasts
+from workflow_scripts.reporting.units import Unit
 
 CONVERGENCE_EPOCHS = (1, 3, 5)
 VARIANT_KEYS = ("init", "encoder", "freeze_epochs", "trainable_while_frozen", "small_encoder")

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from workflow_scripts.reporting.contrast_results import ContrastResult
 from workflow_scripts.reporting.measures import METRICS, NEVER
-from workflow_scripts.reporting.results import ContrastResult
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from workflow_scripts.reporting.contrast_results import PeriodDelta, WithinTest
 from workflow_scripts.reporting.contrasts import compare_pair
 from workflow_scripts.reporting.heterogeneity import heterogeneity_test
-from workflow_scripts.reporting.results import ArmResult, PeriodDelta, PeriodSpan, RunEntry, Unit, WithinTest
+from workflow_scripts.reporting.results import ArmResult, PeriodSpan, RunEntry
 from workflow_scripts.reporting.runs import OK_STATUSES
+from workflow_scripts.reporting.units import Unit
 
 
 def _finished(arm: ArmResult) -> dict[Unit, RunEntry]:
