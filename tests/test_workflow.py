@@ -19,29 +19,30 @@ from conftest import REPO, SMOKE_ARGS, job_environment, planned_jobs, run_snakem
 pytestmark = pytest.mark.slow
 
 VARIANTS = ("baseline", "freeze", "frozen_all", "frozen_random", "nofreeze")
-SEEDS = (0, 1)
+SEEDS = (0,)
+# The smoke study's series and folds (config/smoke.yaml): every (series, fold, seed) is a unit.
+MSFT, SYNTHETIC = "smoke-msft-daily", "smoke-synthetic-h1"
+FOLDS = (0, 1)
+UNITS = tuple(f"{series}/fold{fold}" for series in (MSFT, SYNTHETIC) for fold in FOLDS)
+TRAINS = len(VARIANTS) * len(UNITS) * len(SEEDS)
 
 
 def contract_paths(workdir: Path) -> list[Path]:
     """Every output the contract promises for the smoke config."""
-    smoke = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
     model_dirs = list((workdir / "resources" / "models").glob("local--tiny-t5-*"))
     assert len(model_dirs) == 1, model_dirs
     model = model_dirs[0]
-    data = workdir / "data" / "derived" / smoke["data"]["name"]
-    paths = [
-        model / "manifest.json",
-        model / "verification.json",
-        data / "stats.json",
-        data / "manifest.json",
-    ]
-    for variant in VARIANTS:
-        for seed in SEEDS:
-            run = workdir / "results" / "runs" / variant / f"seed{seed}"
-            paths += [run / "metrics.csv", run / "summary.json", run / "best.safetensors"]
-            paths.append(workdir / "logs" / "tensorboard" / variant / f"seed{seed}")
-            paths.append(workdir / "logs" / "train" / variant / f"seed{seed}.log")
-            paths.append(workdir / "benchmarks" / "train" / variant / f"seed{seed}.tsv")
+    paths = [model / "manifest.json", model / "verification.json"]
+    for unit in UNITS:
+        data = workdir / "data" / "derived" / unit
+        paths += [data / "stats.json", data / "manifest.json"]
+        paths.append(workdir / "results" / "reference" / unit / "summary.json")
+    for unit, variant, seed in itertools.product(UNITS, VARIANTS, SEEDS):
+        run = workdir / "results" / "runs" / unit / variant / f"seed{seed}"
+        paths += [run / "metrics.csv", run / "summary.json", run / "best.safetensors"]
+        paths.append(workdir / "logs" / "tensorboard" / unit / variant / f"seed{seed}")
+        paths.append(workdir / "logs" / "train" / unit / variant / f"seed{seed}.log")
+        paths.append(workdir / "benchmarks" / "train" / unit / variant / f"seed{seed}.tsv")
     paths += [
         workdir / "results" / name
         for name in ("metrics.csv", "summary.json", "summary_table.csv", "report.html", "report.md")
@@ -50,7 +51,6 @@ def contract_paths(workdir: Path) -> list[Path]:
         workdir / "results" / "plots" / f"{name}.png"
         for name in ("budget_curve", "learning_curves", "final_comparison", "compute")
     ]
-    paths.append(workdir / "results" / "reference" / "summary.json")
     for rule in ("download_model", "verify_model", "preprocess", "reference", "collect", "report"):
         assert list((workdir / "logs" / rule).rglob("*.log")), f"no log for rule {rule}"
     return paths
@@ -129,17 +129,26 @@ def test_smoke_run_produces_every_contract_path(smoke_run: Path) -> None:
         next((smoke_run / "resources" / "models").glob("*/verification.json")).read_text()
     )
     assert verification["checks"] and all(v == "passed" for v in verification["checks"].values())
-    summary = json.loads((smoke_run / "results" / "runs" / "baseline" / "seed0" / "summary.json").read_text())
-    pretrained = json.loads(
-        (smoke_run / "results" / "runs" / "nofreeze" / "seed0" / "summary.json").read_text()
-    )
+    runs = smoke_run / "results" / "runs" / UNITS[0]
+    summary = json.loads((runs / "baseline" / "seed0" / "summary.json").read_text())
+    pretrained = json.loads((runs / "nofreeze" / "seed0" / "summary.json").read_text())
     assert summary["params_total"] == pretrained["params_total"]
-    assert list((smoke_run / "logs" / "tensorboard" / "baseline" / "seed0").glob("events.out.tfevents.*"))
+    assert (summary["series"], summary["fold"]) == (MSFT, 0)
+    assert list(
+        (smoke_run / "logs" / "tensorboard" / UNITS[0] / "baseline" / "seed0").glob("events.out.tfevents.*")
+    )
     collected = json.loads((smoke_run / "results" / "summary.json").read_text())
     assert collected["reference"]["test_skill"] is not None  # the learned reference, beside the arms
+    assert len(collected["reference"]["cells"]) == len(UNITS)  # pooled over every series and fold
+    assert (collected["series"], collected["folds"]) == ([MSFT, SYNTHETIC], 2)
+    primary = next(r for r in collected["contrasts"]["results"] if r["role"] == "primary")
+    assert primary["n"] == len(UNITS) * len(SEEDS)  # the test runs over every unit
+    assert [g["name"] for g in primary["breadth"]["series"]] == [MSFT, SYNTHETIC]
+    assert [g["name"] for g in primary["breadth"]["folds"]] == ["fold 0", "fold 1"]
     assert [p["step"] for p in collected["budget"]["contrasts"][0]["points"]] == [4, 8]
     markdown = (smoke_run / "results" / "report.md").read_text()
     assert "### Learned reference" in markdown and "| ridge reference |" in markdown
+    assert "is a claim about these 4 units (2 series × 2 folds × 1 seed)" in markdown
 
 
 def test_complete_run_plans_nothing(smoke_run: Path) -> None:
@@ -154,8 +163,9 @@ def test_one_variant_learning_rate_change_plans_only_that_variant(completed_run:
     config["variants"]["freeze"]["learning_rate"] = 0.0007
     jobs = dry_run(completed_run, write_config(completed_run, "changed.yaml", config))
     train_jobs = [job for job in jobs if job.startswith("train[")]
-    assert len(train_jobs) == len(SEEDS) and all("variant=freeze" in job for job in train_jobs), jobs
-    assert only_rules(jobs) == sorted(["all", "collect", "report", *["train"] * len(SEEDS)])
+    assert len(train_jobs) == len(UNITS) * len(SEEDS), jobs
+    assert all("variant=freeze" in job for job in train_jobs), jobs
+    assert only_rules(jobs) == sorted(["all", "collect", "report", *["train"] * len(train_jobs)])
 
 
 def test_reordering_config_keys_plans_nothing(completed_run: Path) -> None:
@@ -178,11 +188,11 @@ def test_reordering_config_keys_plans_nothing(completed_run: Path) -> None:
         ("workflow_scripts/reporting/plots.py", ["all", "report"]),
         (
             "workflow_scripts/training/running_scores.py",
-            ["all", "collect", "reference", "report", *["train"] * 10],
+            ["all", "collect", *["reference"] * len(UNITS), "report", *["train"] * TRAINS],
         ),
         (
             "workflow_scripts/data/resample.py",
-            ["all", "collect", "preprocess", "reference", "report", *["train"] * 10],
+            ["all", "collect", *["preprocess", "reference"] * len(UNITS), "report", *["train"] * TRAINS],
         ),
     ],
 )
@@ -202,9 +212,10 @@ def test_failed_variant_reruns_alone(completed_run: Path) -> None:
     for path in (completed_run / "results").iterdir():
         if path.name != "runs":
             subprocess.run(["rm", "-rf", str(path)], check=True)
-    for seed in SEEDS:
+    for unit, seed in itertools.product(UNITS, SEEDS):
         subprocess.run(
-            ["rm", "-rf", str(completed_run / "results" / "runs" / "baseline" / f"seed{seed}")], check=True
+            ["rm", "-rf", str(completed_run / "results" / "runs" / unit / "baseline" / f"seed{seed}")],
+            check=True,
         )
     config = smoke_config(completed_run)
     config["variants"]["baseline"]["inject_failure_at_epoch"] = 1
@@ -213,19 +224,66 @@ def test_failed_variant_reruns_alone(completed_run: Path) -> None:
         completed_run, "-k", "--configfile", failing, "--cores", "4", "--resources", "gpu=1", check=False
     )
     assert result.returncode != 0
-    log = (completed_run / "logs" / "train" / "baseline" / "seed0.log").read_text()
+    log = (completed_run / "logs" / "train" / UNITS[0] / "baseline" / "seed0.log").read_text()
     assert "inject_failure_at_epoch" in log or "injected" in log.lower()
-    for variant in ("freeze", "frozen_all", "nofreeze"):
-        for seed in SEEDS:
-            assert (completed_run / "results" / "runs" / variant / f"seed{seed}" / "summary.json").exists()
-    assert not (completed_run / "results" / "runs" / "baseline" / "seed0" / "summary.json").exists()
+    for unit, variant, seed in itertools.product(UNITS, ("freeze", "frozen_all", "nofreeze"), SEEDS):
+        assert (completed_run / "results" / "runs" / unit / variant / f"seed{seed}" / "summary.json").exists()
+    assert not (
+        completed_run / "results" / "runs" / UNITS[0] / "baseline" / "seed0" / "summary.json"
+    ).exists()
     assert not (completed_run / "results" / "report.html").exists()
 
     jobs = dry_run(completed_run)
-    assert only_rules(jobs) == sorted(["all", "collect", "report", *["train"] * len(SEEDS)])
+    assert only_rules(jobs) == sorted(["all", "collect", "report", *["train"] * (len(UNITS) * len(SEEDS))])
     assert all("variant=baseline" in job for job in jobs if job.startswith("train["))
     run_snakemake(completed_run, *SMOKE_ARGS)
     assert (completed_run / "results" / "report.html").exists()
+
+
+# --------------------------------------------------------------------------- 4b. one series, one fold
+
+
+def test_a_change_to_one_series_data_plans_only_that_series_jobs(completed_run: Path) -> None:
+    """Replacing one series' file reruns its preprocess, runs and references, and nothing of the
+    other series (its training jobs read the changed series' data through ancient())."""
+    csv = completed_run / "tests" / "fixtures" / "synthetic-h1.csv"
+    lines = csv.read_text().splitlines(keepends=True)
+    csv.write_text("".join(lines[:-1]))  # one bar fewer: the series' data changed
+    jobs = dry_run(completed_run)
+    per_fold = ["preprocess", "reference", *["train"] * (len(VARIANTS) * len(SEEDS))]
+    assert only_rules(jobs) == sorted(["all", "collect", "report", *per_fold * len(FOLDS)]), jobs
+    assert all(SYNTHETIC in job for job in jobs if job.split("[")[0] in ("preprocess", "train", "reference"))
+
+
+def test_a_change_to_one_fold_plans_only_that_fold_jobs(completed_run: Path) -> None:
+    """One fold's derived data made again (--forcerun on it) reruns only that fold's runs and
+    reference: the other folds' and series' training jobs read it through ancient()."""
+    fold = f"data/derived/{MSFT}/fold1"
+    result = run_snakemake(completed_run, "-n", "--forcerun", fold, *SMOKE_ARGS)
+    jobs = planned_jobs(result.stdout + result.stderr)
+    per_fold = ["preprocess", "reference", *["train"] * (len(VARIANTS) * len(SEEDS))]
+    assert only_rules(jobs) == sorted(["all", "collect", "report", *per_fold]), jobs
+    assert all(
+        f"{MSFT}, fold=1" in job for job in jobs if job.split("[")[0] in ("preprocess", "train", "reference")
+    ), jobs
+
+
+def test_a_bad_file_in_one_series_stops_the_study_before_any_training(workflow_copy: Path) -> None:
+    """One series' file has a bar whose high is below its low: its preprocess job fails, naming the
+    series and the row, and no training job starts in any series (each waits for every series)."""
+    csv = workflow_copy / "tests" / "fixtures" / "synthetic-h1.csv"
+    rows = csv.read_text().splitlines()
+    header, bad = rows[0].split(","), rows[2001].split(",")
+    bad[header.index("high")] = str(float(bad[header.index("low")]) - 1.0)
+    rows[2001] = ",".join(bad)
+    csv.write_text("\n".join(rows) + "\n")
+    result = run_snakemake(workflow_copy, *SMOKE_ARGS, check=False)
+    assert result.returncode != 0
+    assert (
+        not (workflow_copy / "logs" / "train").exists() and not (workflow_copy / "results" / "runs").exists()
+    )
+    log = (workflow_copy / "logs" / "preprocess" / SYNTHETIC / "fold0.log").read_text()
+    assert f"series {SYNTHETIC}" in log and "row 2000" in log, log
 
 
 # --------------------------------------------------------------------------- 5. CPU jobs side by side
@@ -245,7 +303,7 @@ def test_cpu_training_jobs_run_side_by_side(smoke_run: Path) -> None:
         start, end = (datetime.fromisoformat(stamp) for stamp in (stamps[0], stamps[-1]))
         intervals.append((start, end, log.name))
         assert "1 CPU threads" in log.read_text(), log
-    assert len(intervals) == len(VARIANTS) * len(SEEDS)
+    assert len(intervals) == TRAINS
     overlapping = [
         (a, b) for (s1, e1, a), (s2, e2, b) in itertools.combinations(intervals, 2) if s1 < e2 and s2 < e1
     ]
