@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from workflow_scripts.reporting.formatting import fmt_p, fmt_value
+from workflow_scripts.reporting.formatting import fmt_p, fmt_value, period_name
 from workflow_scripts.reporting.results import BudgetResult, StudyResult
 from workflow_scripts.reporting.sentences import budget_cell, period_cell
 
@@ -103,9 +103,7 @@ def period_rows(study: StudyResult) -> dict[str, Any]:
             period_cell(within.periods[index]) if index < len(within.periods) else "—"
             for _, within in contrasts
         ]
-        rows.append(
-            {"period": f"{span.start[:10]} – {span.end[:10]}", "windows": span.n_windows, "cells": cells}
-        )
+        rows.append({"period": period_name(span.start, span.end), "windows": span.n_windows, "cells": cells})
     holds = {True: "yes", False: "no", None: "—"}
     summary = [
         {

@@ -66,5 +66,10 @@ def fmt_p(value: float | None) -> str:
     return ABSENT if value is None else f"{value:.3g}"
 
 
+def period_name(start: str, end: str) -> str:
+    """A test period as dates (one series and fold), or its place in each unit's test split."""
+    return f"{start[:10]} – {end[:10]}" if end else start
+
+
 #: What one paired unit is, in the report's words (results.Unit).
 UNIT_WORDS = "one series, one fold, one seed each"

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from workflow_scripts.reporting.contrast_results import ContrastResult
-from workflow_scripts.reporting.formatting import fmt_p
+from workflow_scripts.reporting.formatting import fmt_p, period_name
 from workflow_scripts.reporting.paired import ALPHA
 from workflow_scripts.reporting.results import BudgetResult, StudyResult
 from workflow_scripts.reporting.stats import SummaryStats
@@ -332,7 +332,7 @@ def forest_rows(
     for period in [] if row.within_test is None else row.within_test.periods:
         lines.append(
             (
-                f"{period.start[:10]} – {period.end[:10]}".strip(" –"),
+                period_name(period.start, period.end),
                 (period.mean_delta, period.ci_low, period.ci_high),
                 False,
             )

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from workflow_scripts.reporting.contrast_results import ContrastResult, PeriodDelta, SkippedContrast
-from workflow_scripts.reporting.formatting import fmt_p, fmt_value
+from workflow_scripts.reporting.formatting import fmt_p, fmt_value, period_name
 from workflow_scripts.reporting.measures import METRICS
 from workflow_scripts.reporting.paired import TransferRatio
 from workflow_scripts.reporting.results import BudgetPoint
@@ -184,11 +184,6 @@ def variance_line(row: ContrastResult, n_draws: int) -> str:
         f"with sd {within.draw_sd:.3g}, against {units} between units: another set of {n_draws} draws "
         f"would move Δ by about {moved:.3g} (sd), which the interval does not include."
     )
-
-
-def period_name(start: str, end: str) -> str:
-    """A test period as dates (one series and fold), or its place in each unit's test split."""
-    return f"{start[:10]}–{end[:10]}" if end else start
 
 
 def periods_line(row: ContrastResult) -> str:
