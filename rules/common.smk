@@ -132,7 +132,8 @@ def raw_data_input(dataset):
 def timeseries_model_dir(series):
     """The positive control's pretrained model for ``series`` (docs/controls.md): the model's
     architecture pretrained on the Stage-1 task over the earliest fold's train split of its
-    source (pretrain.data, or the series itself), exported beside the text checkpoint."""
+    source (pretrain.data, or the series itself), exported beside the text checkpoint.
+    """
     return f"{MODEL_DIR}--timeseries--{EXPERIMENT.pretrain_source(series).name}"
 
 
