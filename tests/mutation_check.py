@@ -50,11 +50,13 @@ RIDGE = "workflow_scripts/training/ridge.py"
 MUTATIONS = (
     Mutation(
         "one_sided_p",
-        "sign-flip p counts only patterns whose sum is at least the observed sum (one-sided)",
+        "exact sign-flip p counts only patterns whose sum is at least the observed sum (one-sided)",
         PAIRED,
         (
-            ("    observed = np.abs(data.sum(axis=1))\n", "    observed = data.sum(axis=1)\n"),
-            ("    permuted = np.abs(data @ signs.T)\n", "    permuted = data @ signs.T\n"),
+            (
+                "    observed = np.abs(data.sum(axis=1))\n    permuted = np.abs(data @ signs.T)\n",
+                "    observed = data.sum(axis=1)\n    permuted = data @ signs.T\n",
+            ),
         ),
         STATS_TESTS,
     ),
@@ -78,8 +80,8 @@ MUTATIONS = (
         ("tests/test_power.py",),
     ),
     Mutation(
-        "seeds_needed_by_t_power",
-        "seeds needed from the noncentral-t power instead of the exact test's",
+        "units_needed_by_t_power",
+        "units needed from the noncentral-t power instead of the exact test's",
         POWER,
         (
             (
@@ -122,7 +124,7 @@ MUTATIONS = (
     ),
     Mutation(
         "budget_curve_unpaired",
-        "the budget curve pairs one arm's seed with the next seed of the other (the pairing is lost)",
+        "the budget curve pairs one arm's unit with the next unit of the other (the pairing is lost)",
         "workflow_scripts/reporting/budget.py",
         (
             (
@@ -137,7 +139,7 @@ MUTATIONS = (
     ),
     Mutation(
         "budget_curve_by_rank",
-        "the budget curve matches the arms' seeds by rank, not by seed",
+        "the budget curve matches the arms' units by rank, not by unit",
         "workflow_scripts/reporting/budget.py",
         (
             (
@@ -193,14 +195,14 @@ MUTATIONS = (
         "warning_on_yes",
         "the warning also shown when the answer is Yes",
         CONTROLS,
-        (('headline["answer"] in (NO, CANNOT_TELL)', "True"),),
+        (("headline.answer in (NO, CANNOT_TELL)", "True"),),
         WARNING_TESTS,
     ),
     Mutation(
         "warning_when_not_run",
         "the warning also shown when the positive control was not run",
         CONTROLS,
-        (("warned = status == NOT_DETECTED and", "warned = status in (NOT_DETECTED, NOT_RUN) and"),),
+        (("warned = status not in (DETECTED, NOT_RUN) and", "warned = status != DETECTED and"),),
         WARNING_TESTS,
     ),
     Mutation(

@@ -46,8 +46,8 @@ def test_entry_point_end_to_end_on_csv(tmp_path: Path) -> None:
         "timeframes": ["m5", "m15", "h1"],
         "seq_len": 16,
     }
-    out = tmp_path / "derived" / "fx"
-    assert main(["--data-json", json.dumps(params), "--out-dir", str(out)]) == 0
+    out = tmp_path / "derived" / "fx" / "fold0"  # as rules/data.smk calls it
+    assert main(["--data-json", json.dumps(params), "--fold", "0", "--out-dir", str(out)]) == 0
     data = load_derived(out)
     assert data.timeframes == ("m5", "m15", "h1")
     assert data.feature_names == ("open", "high", "low", "close")
@@ -64,7 +64,27 @@ def test_entry_point_end_to_end_on_csv(tmp_path: Path) -> None:
     train = np.asarray(data.split("train").bars["m15"], dtype=np.float64)
     np.testing.assert_allclose(train.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(train.std(axis=0), 1, atol=1e-4)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["fx"]
+    assert (manifest["fold"], manifest["folds"]) == (0, 1)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fold0"]  # no temporary sibling left
+
+
+def test_entry_point_builds_the_fold_it_is_given(tmp_path: Path) -> None:
+    """--fold F builds fold F of data.folds: the last fold has the single split's windows, the
+    earlier fold trains on fewer (an expanding window)."""
+    source = tmp_path / "eurusd_m5.csv"
+    m5_frame().to_csv(source, index=False)
+    params = {"name": "fx", "path": str(source), "timeframes": ["m5", "m15", "h1"], "seq_len": 16}
+    single = preprocess(DataConfig(**params), tmp_path / "single")  # data.folds = 1
+    folds = {**params, "folds": 2}
+    out = tmp_path / "derived" / "fx"
+    for fold in (0, 1):
+        argv = ["--data-json", json.dumps(folds), "--fold", str(fold), "--out-dir", str(out / f"fold{fold}")]
+        assert main(argv) == 0
+    first, last = (load_derived(out / f"fold{fold}").manifest for fold in (0, 1))
+    assert (first["fold"], first["folds"], last["fold"], last["folds"]) == (0, 2, 1, 2)
+    assert last["windows"] == single["windows"]
+    assert first["windows"]["train"] < last["windows"]["train"]
+    assert sorted(p.name for p in out.iterdir()) == ["fold0", "fold1"]
 
 
 def test_derived_dir_gives_the_same_arrays_as_resampling(tmp_path: Path) -> None:

@@ -33,15 +33,19 @@ def good_frame(n: int = 200) -> pd.DataFrame:
     return frame
 
 
-def run(tmp_path: Path, source: Path, capsys: pytest.CaptureFixture[str], **overrides: object) -> str:
+def run(
+    tmp_path: Path, source: Path, capsys: pytest.CaptureFixture[str], fold: int = 0, **overrides: object
+) -> str:
+    """preprocess as the rule calls it (data/derived/{series}/fold{fold}); it must fail, leaving
+    nothing behind, not even a temporary sibling of the fold's directory."""
     params = {"name": "bad", "path": str(source), "kind": "ohlc", "timeframes": ["h1", "h4"], "seq_len": 8}
     params.update(overrides)
-    out = tmp_path / "derived" / "bad"
-    code = main(["--data-json", json.dumps(params), "--out-dir", str(out)])
+    out = tmp_path / "derived" / "bad" / f"fold{fold}"
+    code = main(["--data-json", json.dumps(params), "--fold", str(fold), "--out-dir", str(out)])
     err = capsys.readouterr().err
     assert code == 1, err
     assert not out.exists()
-    assert not (tmp_path / "derived").exists() or list((tmp_path / "derived").iterdir()) == []
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
     return err
 
 
@@ -171,6 +175,13 @@ def test_missing_file_and_bad_json(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "input file not found" in run(tmp_path, tmp_path / "nope.csv", capsys)
     code = main(["--data-json", '{"name": "x", "bogus": 1}', "--out-dir", str(tmp_path / "o")])
     assert code == 1 and "--data-json" in capsys.readouterr().err
+
+
+def test_a_fold_beyond_data_folds_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "bars.csv"
+    good_frame(2000).to_csv(source, index=False)
+    err = run(tmp_path, source, capsys, fold=2, folds=2)
+    assert "fold 2 does not exist: data.folds = 2 gives folds 0..1" in err
 
 
 def test_bad_file_in_derived_dir_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

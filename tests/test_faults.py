@@ -25,10 +25,19 @@ pytestmark = pytest.mark.slow
 TIMING_COLUMNS = {"epoch_time_s", "samples_per_s"}
 
 
+#: The unit the single-run config keeps: the smoke study's first series, its one fold.
+SERIES = "smoke-msft-daily"
+UNIT = f"{SERIES}/fold0"
+
+
 def single_run_config(workdir: Path, name: str = "one.yaml", **train: object) -> str:
-    """The smoke config cut to one variant and seed, long enough to be killed mid-run."""
+    """The smoke config cut to one unit (one series, one fold, one seed) and one variant: one
+    training job, long enough to be killed mid-run."""
     config = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
     config["seeds"] = [0]
+    config["data"]["folds"] = 1
+    config["data"]["series"] = [entry for entry in config["data"]["series"] if entry["name"] == SERIES]
+    assert len(config["data"]["series"]) == 1, "config/smoke.yaml no longer has the series " + SERIES
     config["variants"] = {"nofreeze": config["variants"]["nofreeze"]}
     config["train"].update({"epochs": 3, "steps_per_epoch": 40, **train})
     (workdir / "config" / name).write_text(yaml.safe_dump(config))
@@ -77,11 +86,19 @@ def comparable_metrics(path: Path) -> list[dict[str, str]]:
 
 
 def run_dir(workdir: Path) -> Path:
-    return workdir / "results" / "runs" / "nofreeze" / "seed0"
+    return workdir / "results" / "runs" / UNIT / "nofreeze" / "seed0"
+
+
+def train_log(workdir: Path) -> Path:
+    return workdir / "logs" / "train" / UNIT / "nofreeze" / "seed0.log"
+
+
+def resume_state(workdir: Path) -> Path:
+    return workdir / "results" / "resume" / UNIT / "nofreeze" / "seed0" / "epoch-0001"
 
 
 def first_epoch_committed(workdir: Path) -> bool:
-    return (workdir / "results" / "resume" / "nofreeze" / "seed0" / "epoch-0001").is_dir()
+    return resume_state(workdir).is_dir()
 
 
 def kill_everything_after_first_epoch(workdir: Path, configfile: str) -> None:
@@ -130,7 +147,7 @@ def test_kill_9_of_a_training_job_resumes_with_identical_metrics(
     assert not (run_dir(workflow_copy) / "summary.json").exists()
 
     run_snakemake(workflow_copy, "--configfile", configfile, "--cores", "2", "--rerun-incomplete")
-    log = (workflow_copy / "logs" / "train" / "nofreeze" / "seed0.log").read_text()
+    log = train_log(workflow_copy).read_text()
     assert "resuming from epoch" in log
     assert_same_metrics(workflow_copy, uninterrupted)
     resumed = json.loads((run_dir(workflow_copy) / "summary.json").read_text())
@@ -157,13 +174,13 @@ def test_corrupted_resume_state_restarts_the_run_from_scratch(
 ) -> None:
     configfile = single_run_config(workflow_copy)
     kill_everything_after_first_epoch(workflow_copy, configfile)
-    state = workflow_copy / "results" / "resume" / "nofreeze" / "seed0" / "epoch-0001"
+    state = resume_state(workflow_copy)
     weights = next(path for path in state.iterdir() if path.suffix == ".safetensors")
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
 
     run_snakemake(workflow_copy, "--configfile", configfile, "--unlock")
     run_snakemake(workflow_copy, "--configfile", configfile, "--cores", "2")
-    log = (workflow_copy / "logs" / "train" / "nofreeze" / "seed0.log").read_text()
+    log = train_log(workflow_copy).read_text()
     assert "corrupted" in log and "from scratch" in log
     summary = json.loads((run_dir(workflow_copy) / "summary.json").read_text())
     assert summary["resumed_from_epoch"] is None
@@ -176,13 +193,12 @@ def test_damaged_weights_fail_verification_and_training_refuses(completed_run: P
     weights.write_bytes(weights.read_bytes()[:-4096])  # truncated, as by a broken download
 
     smoke = ("--configfile", "config/smoke.yaml", "--cores", "2")
-    train = run_snakemake(
-        completed_run, *smoke, "-f", "results/runs/nofreeze/seed0/summary.json", check=False
-    )
+    summary = run_dir(completed_run) / "summary.json"
+    train = run_snakemake(completed_run, *smoke, "-f", str(summary.relative_to(completed_run)), check=False)
     assert train.returncode != 0
-    log = (completed_run / "logs" / "train" / "nofreeze" / "seed0.log").read_text()
+    log = train_log(completed_run).read_text()
     assert "model.safetensors" in log and "verification" in log.lower()
-    assert not (completed_run / "results" / "runs" / "nofreeze" / "seed0" / "summary.json").exists()
+    assert not summary.exists()
 
     verify = run_snakemake(
         completed_run,
@@ -207,15 +223,15 @@ def test_config_paths_with_spaces_and_semicolons_are_never_run_as_shell(workflow
     shutil.copytree(workflow_copy / "tests" / "fixtures" / "tiny-t5", model)
 
     config = yaml.safe_load((workflow_copy / "config" / "smoke.yaml").read_text())
-    config["data"].update(
-        {"path": str(hostile / "bars $HOME.csv"), "name": "hostile", "timeframes": ["h1", "h4"]}
-    )
+    config["data"]["series"] = [
+        {"name": "hostile", "path": str(hostile / "bars $HOME.csv"), "timeframes": ["h1", "h4"]}
+    ]
     config["model"]["name_or_path"] = str(model)
     (workflow_copy / "config" / "hostile.yaml").write_text(yaml.safe_dump(config))
 
     from workflow_scripts.config.base import model_slug
 
-    targets = ["data/derived/hostile", f"resources/models/{model_slug(str(model))}/verification.json"]
+    targets = ["data/derived/hostile/fold0", f"resources/models/{model_slug(str(model))}/verification.json"]
     run_snakemake(workflow_copy, "--configfile", "config/hostile.yaml", "--cores", "2", *targets)
-    assert (workflow_copy / "data" / "derived" / "hostile" / "manifest.json").exists()
+    assert (workflow_copy / "data" / "derived" / "hostile" / "fold0" / "manifest.json").exists()
     assert not list(workflow_copy.rglob("PWNED"))

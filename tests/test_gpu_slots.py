@@ -419,8 +419,9 @@ def test_smoke_dag_on_a_simulated_two_gpu_pool(tmp_path: Path) -> None:
                 str(log.relative_to(workdir)),
             )
         )
-    runs = list((workdir / "results" / "runs").glob("*/seed*/summary.json"))
-    assert len(intervals) == len(runs) >= 8
+    # results/runs/{series}/fold{fold}/{variant}/seed{seed}: 2 series x 2 folds x 5 arms x 1 seed
+    runs = list((workdir / "results" / "runs").glob("*/fold*/*/seed*/summary.json"))
+    assert len(intervals) == len(runs) >= 20
     assert_no_shared_device(intervals)
     # Two train jobs ran at once (gpu=2), so both slots were used.
     assert {device for _, _, device, _ in intervals} == {"0", "1"}
@@ -428,18 +429,19 @@ def test_smoke_dag_on_a_simulated_two_gpu_pool(tmp_path: Path) -> None:
         "gpu0.lock",
         "gpu1.lock",
     ]
-    summary = json.loads((workdir / "results" / "runs" / "baseline" / "seed0" / "summary.json").read_text())
+    run = Path("results", "runs", "smoke-msft-daily", "fold0", "baseline", "seed0")
+    summary = json.loads((workdir / run / "summary.json").read_text())
     assert summary["device"] == "cpu"
 
     # The same job as a cluster or cloud executor runs it (Snakemake's remote mode, here
     # with the scheduler's CUDA_VISIBLE_DEVICES=1): the pool assigns nothing.
-    shutil.rmtree(workdir / "results" / "runs" / "baseline" / "seed0")
-    command = [sys.executable, "-m", "snakemake", "results/runs/baseline/seed0/summary.json"]
+    shutil.rmtree(workdir / run)
+    command = [sys.executable, "-m", "snakemake", str(run / "summary.json")]
     command += ["--mode", "remote", "--configfile", "config/smoke.yaml", "config/cpu.yaml", "--cores", "2"]
     command += ["--set-resources", "train:gpu=1"]
     env["CUDA_VISIBLE_DEVICES"] = "1"
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-6000:]
-    log = (workdir / "logs" / "train" / "baseline" / "seed0.log").read_text()
+    log = (workdir / "logs" / "train" / "smoke-msft-daily" / "fold0" / "baseline" / "seed0.log").read_text()
     assert "GPU slot: none assigned (the scheduler chose this job's GPUs: a Snakemake remote executor" in log
     assert "CUDA_VISIBLE_DEVICES=1" in log and "GPU slot: took" not in log

@@ -40,6 +40,11 @@ def test_the_smoke_runs_summary_reads_into_the_typed_result_and_a_removed_field_
     study_result = read_study(path)
     assert study_result.contrasts.of_role("primary") is not None
     assert set(study_result.variants) == set(study_result.variant_order)
+    # The smoke study's units: 2 series x 2 folds x 1 seed, each arm one run per unit.
+    assert (study_result.series, study_result.folds) == (["smoke-msft-daily", "smoke-synthetic-h1"], 2)
+    units = {(s, f, seed) for s in study_result.series for f in range(2) for seed in study_result.seeds}
+    for arm in study_result.variants.values():
+        assert sorted((run.series, run.fold, run.seed) for run in arm.runs) == sorted(units)
     data = json.loads(path.read_text())
     name = next(iter(data["variants"]))
     del data["variants"][name]["runs"][0]["seed"]
@@ -68,8 +73,13 @@ def test_the_smoke_runs_summary_reads_into_the_typed_result_and_a_removed_field_
         ),
         (lambda d: d["budget"].pop("convergence"), r"budget\.convergence' is missing"),
         (lambda d: d.update(seeds=[0, True]), r"seeds\[1\]' must be an integer"),
+        (
+            lambda d: d["variants"]["baseline"]["runs"][0].update(fold="0"),
+            r"variants\.baseline\.runs\[0\]\.fold' must be an integer",
+        ),
+        (lambda d: d["variants"]["baseline"]["runs"][0].pop("series"), r"runs\[0\]\.series' is missing"),
     ],
-    ids=["removed", "renamed", "mistyped", "removed-block", "bool-as-int"],
+    ids=["removed", "renamed", "mistyped", "removed-block", "bool-as-int", "mistyped-fold", "removed-series"],
 )
 def test_a_changed_field_is_refused_by_its_key_path(change, message) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(json.dumps(encode(_hand_study())))

@@ -435,10 +435,10 @@ def write_test_profile(cluster: Cluster, directory: Path) -> dict:
     return train
 
 
-@pytest.mark.slow  # two minutes: the quick tier stays quick on a machine with Slurm installed
+@pytest.mark.slow  # five minutes (20 train jobs): the quick tier stays quick on a machine with Slurm
 def test_smoke_workflow_on_slurm(cluster: Cluster, tmp_path: Path) -> None:
     """Step 2: the smoke config through --profile profiles/slurm; every contract output exists."""
-    from test_workflow import SEEDS, VARIANTS, contract_paths
+    from test_workflow import SEEDS, UNITS, VARIANTS, contract_paths
 
     workdir = copy_workflow(tmp_path / "workflow")
     train = write_test_profile(cluster, tmp_path / "slurm-test-profile")
@@ -457,7 +457,9 @@ def test_smoke_workflow_on_slurm(cluster: Cluster, tmp_path: Path) -> None:
 
     jobs = cluster.jobs(run_name_of(result))
     expected = {rule: 1 for rule in NON_LOCAL_RULES}
-    expected["train"] = len(VARIANTS) * len(SEEDS)
+    # One preprocess and one reference per (series, fold), one train per (series, fold, variant, seed).
+    expected.update(preprocess=len(UNITS), reference=len(UNITS))
+    expected["train"] = len(UNITS) * len(VARIANTS) * len(SEEDS)
     assert_went_through_sbatch(cluster, jobs, expected)
     # The train jobs got the profile's partition, i.e. profiles/slurm's set-resources were used.
     train_partitions = {job["partition"] for job in jobs if job["comment"].startswith("rule_train")}

@@ -2,8 +2,10 @@
 
 A smoke-sized study on CPU, deterministic: baseline, nofreeze (the text-pretrained arm),
 ts_nofreeze (the positive control, from the pretrain rule) and baseline_aa (the A/A
-negative control), 8 seeds so that the exact sign-flip test can reach Holm's α/4
-(smallest p = 2/2^8 = 0.0078 <= 0.05/4). ts_encoder (the encoder-only positive control)
+negative control), on 8 units (the smoke study's MSFT daily series, 2 rolling-origin folds
+x 4 seeds) so that the exact sign-flip test over units can reach Holm's α/4
+(smallest p = 2/2^8 = 0.0078 <= 0.05/4). The one series is the pretraining's one source:
+one pretraining, on its earliest fold. ts_encoder (the encoder-only positive control)
 runs beside ts_nofreeze. The pretraining runs 2,000 steps, the fine-tuning
 8, and init: timeseries starts from the whole pretrained Stage-1 model (training.new_layers),
 so the in-domain advantage is real; the report must detect it, and must not declare the
@@ -23,8 +25,15 @@ from workflow_scripts.reporting.controls import CONTROL_NAMES
 
 pytestmark = pytest.mark.slow
 
-SEEDS = list(range(8))
+SERIES = "smoke-msft-daily"
+FOLDS = (0, 1)
+SEEDS = list(range(4))
+UNITS = len(FOLDS) * len(SEEDS)
 CONTROLS = {
+    "data": {
+        "folds": len(FOLDS),
+        "series": [{"name": SERIES, "path": "embedded", "timeframes": ["d", "w"]}],
+    },
     "seeds": SEEDS,
     "variants": {
         "freeze": {"enabled": False},
@@ -84,11 +93,12 @@ def test_report_detects_the_positive_control(controls_run: Path) -> None:
         if r["role"] == "positive_control" and r["metric"] == "test_skill"
     )
     assert row["significant"] and row["favours"] == "a" and row["holm_family_size"] == 4
-    ts = json.loads(
-        (controls_run / "results" / "runs" / "ts_nofreeze" / "seed0" / "summary.json").read_text()
-    )
-    base = json.loads((controls_run / "results" / "runs" / "baseline" / "seed0" / "summary.json").read_text())
-    assert ts["params_total"] == base["params_total"]  # identical architecture and size
+    assert row["n"] == UNITS  # the test runs over every (series, fold, seed)
+    runs = controls_run / "results" / "runs" / SERIES
+    for fold in FOLDS:
+        ts = json.loads((runs / f"fold{fold}" / "ts_nofreeze" / "seed0" / "summary.json").read_text())
+        base = json.loads((runs / f"fold{fold}" / "baseline" / "seed0" / "summary.json").read_text())
+        assert ts["params_total"] == base["params_total"]  # identical architecture and size
 
 
 def test_report_does_not_declare_the_negative_control(controls_run: Path) -> None:
@@ -100,7 +110,10 @@ def test_report_does_not_declare_the_negative_control(controls_run: Path) -> Non
 
 
 def test_pretrained_encoder_is_verified_and_its_manifest_complete(controls_run: Path) -> None:
-    ts_dir = next((controls_run / "resources" / "models").glob("*--timeseries"))
+    # One pretraining: resources/models/<model>--timeseries--<source dataset>.
+    ts_dirs = list((controls_run / "resources" / "models").glob("*--timeseries*"))
+    assert [path.name.rpartition("--timeseries--")[2] for path in ts_dirs] == [SERIES], ts_dirs
+    ts_dir = ts_dirs[0]
     verification = json.loads((ts_dir / "verification.json").read_text())
     assert verification["source"] == "pretrain"
     assert all(status == "passed" for status in verification["checks"].values())
@@ -116,10 +129,15 @@ def test_changing_pretrain_settings_reruns_only_the_control(controls_run: Path) 
     result = run_snakemake(controls_run, "-n", *configfiles(controls_run, changed), *ARGS)
     jobs = planned_jobs(result.stdout + result.stderr)
     rules = sorted(job.split("[")[0] for job in jobs)
-    assert rules == sorted(
-        ["all", "collect", "pretrain", "report", "verify_model", *["train"] * 2 * len(SEEDS)]
-    )
+    assert rules == sorted(["all", "collect", "pretrain", "report", "verify_model", *["train"] * 2 * UNITS])
+    assert f"pretrain[dataset={SERIES}]" in jobs
     assert all("variant=ts_" in job for job in jobs if job.startswith("train["))
+    assert {job for job in jobs if job.startswith("train[")} == {
+        f"train[series={SERIES}, fold={fold}, variant={variant}, seed={seed}]"
+        for fold in FOLDS
+        for variant in ("ts_nofreeze", "ts_encoder")
+        for seed in SEEDS
+    }
     # Unchanged settings plan nothing at all.
     same = run_snakemake(controls_run, "-n", *configfiles(controls_run, CONTROLS), *ARGS)
     assert planned_jobs(same.stdout + same.stderr) == []
