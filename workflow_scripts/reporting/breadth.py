@@ -57,13 +57,10 @@ def group_deltas(groups: dict[Hashable, list[float]], name: Callable[[Hashable],
 def new_unit_estimate(groups: dict[Hashable, list[float]]) -> RandomEffects | None:
     """The random-effects estimate over ``groups`` (None with fewer than two groups, or when no
     group has the two units a within-group variance needs)."""
-    if len(groups) < 2:
+    if len(groups) < 2 or all(len(values) < 2 for values in groups.values()):
         return None
-    try:
-        effects, variances = group_effects(groups)
-        return random_effects(effects, variances)
-    except ValueError:
-        return None
+    effects, variances = group_effects(groups)
+    return random_effects(effects, variances)
 
 
 def breadth(row: PairedComparison) -> Breadth:
