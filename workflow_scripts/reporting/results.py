@@ -254,7 +254,7 @@ class StudyResult:
     confidence: float
     primary_metric: str
     metric_directions: dict[str, str]
-    #: the units' axes: the series (configuration order), folds per series, seeds
+    #: the units' axes: the series (by name), folds per series, seeds
     series: list[str]
     folds: int
     seeds: list[int]
