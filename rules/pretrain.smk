@@ -24,6 +24,9 @@ rule pretrain:
         "benchmarks/pretrain/{dataset}.tsv"
     wildcard_constraints:
         dataset="|".join(re.escape(name) for name in PRETRAIN_SOURCES) or "^$",
+    # The study's longest job, and the arms that start from it wait for it: start it before
+    # the train jobs that are ready at the same time (the plan schedules it so too).
+    priority: 10
     conda:
         "../envs/torch.yaml"
     threads: lambda wildcards: job_threads(on_gpu(EXPERIMENT.pretrain.train.device))

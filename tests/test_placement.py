@@ -99,3 +99,18 @@ def test_jobs_per_gpu_is_a_config_key_with_default_one() -> None:
     assert load_experiment({"gpu_slots": {"jobs_per_gpu": 4}}).gpu_slots.jobs_per_gpu == 4
     with pytest.raises(ConfigError, match=r"gpu_slots\.jobs_per_gpu"):
         load_experiment({"gpu_slots": {"jobs_per_gpu": 0}})
+
+
+def test_the_pretraining_starts_before_train_jobs_that_are_ready_with_it(workflow_copy: Path) -> None:
+    """The pretraining is the study's longest job and the control arms wait for it: Snakemake
+    would otherwise start it after every ready train job, leaving the controls for the end."""
+    config = yaml.safe_load((workflow_copy / "config" / "offline.yaml").read_text())
+    assert config["variants"]["ts_nofreeze"].get("enabled", True)  # offline runs the control
+    result = run_snakemake(workflow_copy, "-n", "--configfile", "config/offline.yaml", "--cores", "2")
+    blocks = re.split(r"\n(?=\[[^\n]*\]\n|localrule |rule )", result.stdout + result.stderr)
+    priority = {
+        rule.group(1): int(found.group(1)) if (found := re.search(r"priority: (\d+)", block)) else 0
+        for block in blocks
+        if (rule := re.search(r"^(?:local)?rule (train|pretrain):", block, re.MULTILINE))
+    }
+    assert priority["pretrain"] > priority["train"] == 0
