@@ -160,6 +160,18 @@ def variant_verification(wildcards):
     return f"resources/models/{EXPERIMENT.variant_model(wildcards.variant).slug}/verification.json"
 
 
+def scale_verification(wildcards):
+    """The study model's verification, for an arm of another model: every arm's patch embeddings
+    take the study model's token-embedding RMS (embedding_scale: experiment)."""
+    if EXPERIMENT.variant_model(wildcards.variant).slug == EXPERIMENT.model.slug:
+        return []
+    return [f"{MODEL_DIR}/verification.json"]
+
+
+def scale_flags(wildcards, input):
+    return ["--scale-model-dir", os.path.dirname(input.scale[0])] if input.scale else []
+
+
 def lookahead_flags(wildcards, input):
     """--pretraining-cutoff and the test data to check it against, for an arm whose model has a
     known data cut-off (models/lookahead.py); none otherwise."""

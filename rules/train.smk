@@ -18,6 +18,7 @@ rule train:
         data=unit_data,
         every_series=every_series_data,
         verification=variant_verification,
+        scale=scale_verification,
         init=timeseries_init,
         rates=tuned_rates,
         code=sources("train"),
@@ -49,6 +50,7 @@ rule train:
         ),
         # No look-ahead through pretraining: checked before training (docs/models.md).
         lookahead=lookahead_flags,
+        scale=scale_flags,
         # A tuned arm trains at the rates its tuning chose on validation (rules/tune.smk).
         rates=lambda wildcards, input: (
             [
@@ -67,4 +69,4 @@ rule train:
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
         " --out-dir {params.out_dir:q} --tensorboard-dir {output.tensorboard:q}"
         " --resume-dir {params.resume_dir:q} {params.init:q} {params.rates:q}"
-        " {params.lookahead:q} > {log:q} 2>&1"
+        " {params.scale:q} {params.lookahead:q} > {log:q} 2>&1"

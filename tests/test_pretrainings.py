@@ -245,3 +245,49 @@ def test_every_config_key_round_trips_through_params(bolt_dir: Path) -> None:
     assert params["models"]["chronos_bolt"]["pretraining_cutoff"] == "2000-12-31"
     assert "pretraining_cutoff" not in params["model"]  # unset: older params stand
     assert copy.deepcopy(params) == params
+
+
+# --------------------------------------------------------------------------- step 0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_at_step_0_the_bolt_arm_has_the_files_encoder_and_baselines_new_layers(
+    bolt_dir: Path, tmp_path: Path
+) -> None:
+    """The time-series arm differs from the text arms in its encoder alone: every encoder tensor
+    is the Chronos-Bolt file's, while the patch embedding and head are the very tensors the seed
+    draws for baseline (and for the bolt arm's random twin)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tests.training_support import variant, write_synthetic_derived
+    from workflow_scripts.data.derived import load_derived
+    from workflow_scripts.training.build import build_run
+
+    dataset = load_derived(
+        write_synthetic_derived(tmp_path / "derived", bars={"train": 300, "val": 150, "test": 100})
+    )
+    text_dir = REPO / "tests" / "fixtures" / "tiny-t5"
+    # every arm at the study model's embedding scale, as train --scale-model-dir passes it
+    rms = 1.7
+    runs = {
+        name: build_run(variant(init=init), 0, dataset, directory, patch_len=8, experiment_rms=rms)
+        for name, init, directory in (
+            ("bolt_nofreeze", "pretrained", bolt_dir),
+            ("bolt_baseline", "random", bolt_dir),
+            ("baseline", "random", text_dir),
+        )
+    }
+    bolt = runs["bolt_nofreeze"].model
+    assert bolt.encoder is not None
+    weights = load_file(bolt_dir / "model.safetensors")
+    encoder = {name: p for name, p in bolt.encoder.named_parameters() if name.startswith("encoder.")}
+    assert encoder and all(torch.equal(value, weights[name]) for name, value in encoder.items())
+    new_layers = {
+        name: {k: v for k, v in run.model.state_dict().items() if not k.startswith("encoder.")}
+        for name, run in runs.items()
+    }
+    for other in ("bolt_baseline", "baseline"):
+        assert new_layers["bolt_nofreeze"].keys() == new_layers[other].keys()
+        for key, value in new_layers["bolt_nofreeze"].items():
+            assert torch.equal(value, new_layers[other][key]), (other, key)

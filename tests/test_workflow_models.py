@@ -38,6 +38,14 @@ def test_both_encoders_are_verified_once_each_and_every_arm_trains_from_its_own(
     assert "local--tiny-chronos-bolt" in log and "(chronos_bolt)" in log
     text_log = (models_run / "logs" / "train" / UNIT / "nofreeze" / "seed0.log").read_text()
     assert "chronos" not in text_log
+    # every arm's patch embeddings at the study model's scale (train --scale-model-dir)
+    scales = {
+        arm: json.loads(
+            (models_run / "results" / "runs" / UNIT / arm / "seed0" / "summary.json").read_text()
+        )["embedding_scale"]
+        for arm in ("nofreeze", "baseline", "bolt_nofreeze", "bolt_baseline")
+    }
+    assert len(set(scales.values())) == 1, scales
 
 
 def test_the_report_shows_each_encoder_against_its_twin_and_text_against_it(models_run: Path) -> None:

@@ -195,6 +195,12 @@ def model_job(experiment: ExperimentConfig, model: str, rule: str) -> str:
     return rule if slug == experiment.model.slug else f"{rule} {slug}"
 
 
+def model_jobs(experiment: ExperimentConfig, variant: VariantConfig) -> tuple[str, ...]:
+    """The verifications an arm's jobs wait for: its model's, and the study model's (its embedding
+    scale, rules/common.smk ``scale_verification``)."""
+    return tuple(dict.fromkeys((model_job(experiment, variant.model, "verify_model"), "verify_model")))
+
+
 def setup_jobs(experiment: ExperimentConfig) -> list[JobWork]:
     """download_model and verify_model per model an arm uses, and preprocess: each series' folds,
     and fold 0 of a pretraining source that is not a series."""
@@ -265,7 +271,7 @@ def tuning_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[J
         data, unit = experiment.series_config(series), f"{series}/fold{fold}"
         for arm in experiment.tuned_arms():
             variant = experiment.variants[arm]
-            setup = (model_job(experiment, variant.model, "verify_model"), *every)
+            setup = (*model_jobs(experiment, variant), *every)
             names = []
             for point in experiment.tune.points:
                 tuning = tuning_variant(variant, experiment.tune, point)
@@ -299,7 +305,7 @@ def train_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[Jo
         data = experiment.series_config(series)
         for arm in experiment.variant_names:
             variant = experiment.variants[arm]
-            setup = (model_job(experiment, variant.model, "verify_model"), *every)
+            setup = (*model_jobs(experiment, variant), *every)
             source = experiment.rate_source(arm)
             rates = (select_name(series, fold, source),) if source else ()
             after = setup + _pretrain_for(experiment, variant, series) + rates

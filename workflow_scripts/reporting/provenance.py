@@ -129,7 +129,8 @@ def run_hashes(study: StudyResult) -> dict[str, list[str]]:
 
 def arm_model_dir(experiment: Mapping[str, Any], variant: str, model_dir: str) -> tuple[str, list[str]]:
     """The model directory an arm trains from (``model_dir``, the study's, unless the arm names
-    a model under ``models:``) and its look-ahead flags' first part (cut-off and model name)."""
+    a model under ``models:``) and its flags: the study model's embedding scale for another
+    model's arm, and its cut-off with the model's name (the test data dirs follow)."""
     name = str(((experiment.get("variants") or {}).get(variant) or {}).get("model", DEFAULT_MODEL))
     spec = (experiment.get("models") or {}).get(name) if name != DEFAULT_MODEL else experiment.get("model")
     if not spec:
@@ -140,7 +141,10 @@ def arm_model_dir(experiment: Mapping[str, Any], variant: str, model_dir: str) -
         else f"resources/models/{model_slug(spec['name_or_path'], spec.get('revision'))}"
     )
     cutoff = effective_cutoff(str(spec.get("name_or_path", "")), spec.get("pretraining_cutoff"))
-    return directory, ([] if cutoff is None else ["--pretraining-cutoff", cutoff, "--cutoff-model", name])
+    scale = [] if directory == model_dir else ["--scale-model-dir", model_dir]
+    return directory, scale + (
+        [] if cutoff is None else ["--pretraining-cutoff", cutoff, "--cutoff-model", name]
+    )
 
 
 def train_command(
@@ -194,7 +198,8 @@ def reproduce_commands(
     for variant, unit in planned:
         directory, cutoff = arm_model_dir(experiment, variant, model_dir)
         own = f"data/derived/{unit.series}/fold{unit.fold}"
-        lookahead = [*cutoff, "--test-data-dirs", own, *(d for d in every_dir if d != own)] if cutoff else []
+        dirs = ["--test-data-dirs", own, *(d for d in every_dir if d != own)]
+        lookahead = [*cutoff, *(dirs if "--pretraining-cutoff" in cutoff else [])]
         commands.append(
             _command(
                 f"train {variant} {unit.label} directly (what the train rule runs)",
