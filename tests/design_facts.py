@@ -50,6 +50,7 @@ STUDIES: Mapping[str, tuple[str, ...]] = {
     "config": ("config.yaml",),
     "smoke": ("config.yaml", "smoke.yaml"),
     "smoke_models": ("config.yaml", "smoke.yaml", "smoke_models.yaml"),
+    "pretrainings": ("config.yaml", "pretrainings.yaml"),
     "offline": ("config.yaml", "offline.yaml"),
     "offline_tuned": ("config.yaml", "offline.yaml", "offline_tuned.yaml"),
 }
