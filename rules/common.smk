@@ -13,7 +13,9 @@ from workflow_scripts.jobs.deps import local_module_files  # noqa: E402
 from workflow_scripts.jobs.io_utils import canonical_json  # noqa: E402
 from workflow_scripts.jobs.environment import prepare_job_environment  # noqa: E402
 from workflow_scripts.jobs.placement import job_threads, trains_on_gpu  # noqa: E402
-from workflow_scripts.models.like_for_like import with_pretraining_contrasts  # noqa: E402
+from workflow_scripts.models.like_for_like import (
+    with_pretraining_contrasts,
+)  # noqa: E402
 from workflow_scripts.models.lookahead import effective_cutoff  # noqa: E402
 
 try:
@@ -144,7 +146,8 @@ def raw_data_input(dataset):
 def timeseries_model_dir(series):
     """The positive control's pretrained model for ``series`` (docs/controls.md): the model's
     architecture pretrained on the Stage-1 task over the earliest fold's train split of its
-    source (pretrain.data, or the series itself), exported beside the text checkpoint."""
+    source (pretrain.data, or the series itself), exported beside the text checkpoint.
+    """
     return f"{MODEL_DIR}--timeseries--{EXPERIMENT.pretrain_source(series).name}"
 
 
@@ -181,7 +184,14 @@ def lookahead_flags(wildcards, input):
     if cutoff is None:
         return []
     dirs = [input.data, *input.every_series]
-    return ["--pretraining-cutoff", cutoff, "--cutoff-model", name, "--test-data-dirs", *dirs]
+    return [
+        "--pretraining-cutoff",
+        cutoff,
+        "--cutoff-model",
+        name,
+        "--test-data-dirs",
+        *dirs,
+    ]
 
 
 # The datasets the pretrain rule reads (one pretraining per source, on its fold 0).

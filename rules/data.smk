@@ -1,5 +1,6 @@
 """Turn raw bars into aligned, chronologically split, train-normalised arrays: one job per
-series and fold (docs/data.md), so a change to one series reruns only its folds' jobs."""
+series and fold (docs/data.md), so a change to one series reruns only its folds' jobs.
+"""
 
 
 rule preprocess:

@@ -88,7 +88,9 @@ rule report:
         "../envs/report.yaml"
     params:
         experiment=canonical_json(EXPERIMENT.to_params()),
-        manifests=lambda wildcards, input: [f"{path}/manifest.json" for path in input.data],
+        manifests=lambda wildcards, input: [
+            f"{path}/manifest.json" for path in input.data
+        ],
         plots_dir=lambda wildcards, output: os.path.dirname(output.curves),
         # A list so that a study without tuning passes no flag at all.
         tuning=lambda wildcards, input: (

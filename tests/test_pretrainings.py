@@ -86,7 +86,7 @@ def test_only_pretrained_or_random_checkpoint_arms_name_another_model(bolt_dir: 
 
 def test_text_is_the_study_model_and_no_entry_of_models_may_take_its_name() -> None:
     raw = smoke_raw(models={"text": {"name_or_path": "google-t5/t5-small"}})
-    with pytest.raises(ConfigError, match="models"):
+    with pytest.raises(ConfigError, match=r"models: name 'text' is reserved for model:"):
         load_experiment(raw)
 
 
@@ -291,3 +291,12 @@ def test_at_step_0_the_bolt_arm_has_the_files_encoder_and_baselines_new_layers(
         assert new_layers["bolt_nofreeze"].keys() == new_layers[other].keys()
         for key, value in new_layers["bolt_nofreeze"].items():
             assert torch.equal(value, new_layers[other][key]), (other, key)
+
+
+def test_fp16_is_refused_for_a_chronos_arm_as_for_t5(bolt_dir: Path) -> None:
+    """Chronos encoders are T5 stacks: their activations overflow float16 like t5-small's."""
+    raw = with_bolt(bolt_dir)
+    raw["model"] = {"name_or_path": "sentence-transformers/all-MiniLM-L6-v2"}
+    raw["variants"]["bolt_nofreeze"]["precision"] = "fp16"
+    with pytest.raises(ConfigError, match=r"variants\.bolt_nofreeze: precision fp16 with a T5 encoder"):
+        load_experiment(raw)
