@@ -13,11 +13,18 @@ from workflow_scripts.jobs.deps import local_module_files  # noqa: E402
 from workflow_scripts.jobs.io_utils import canonical_json  # noqa: E402
 from workflow_scripts.jobs.environment import prepare_job_environment  # noqa: E402
 from workflow_scripts.jobs.placement import job_threads, trains_on_gpu  # noqa: E402
+from workflow_scripts.models.like_for_like import (
+    with_pretraining_contrasts,
+)  # noqa: E402
+from workflow_scripts.models.lookahead import effective_cutoff  # noqa: E402
 
 try:
-    EXPERIMENT = load_experiment(config)
+    # The like-for-like check and the generated pretraining contrasts (docs/models.md).
+    EXPERIMENT, MODEL_NOTICES = with_pretraining_contrasts(load_experiment(config))
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
+for notice in MODEL_NOTICES:
+    print(f"note: {notice}", file=sys.stderr)
 
 # Jobs run `python -m workflow_scripts.<step>` with this checkout's package.
 prepare_job_environment(workflow.basedir)
@@ -25,7 +32,14 @@ prepare_job_environment(workflow.basedir)
 # STAGE1_JOBS_PER_GPU already in the environment wins: a one-run override).
 os.environ.setdefault("STAGE1_JOBS_PER_GPU", str(EXPERIMENT.gpu_slots.jobs_per_gpu))
 
+# The study's own model (text): the pretraining's architecture and the report's verification.
 MODEL_DIR = f"resources/models/{EXPERIMENT.model.slug}"
+# Every model an enabled arm uses, by directory name: one download_model and verify_model each,
+# so a change to one model's revision renames only its directory and reruns only its arms.
+MODELS_BY_SLUG = {
+    EXPERIMENT.named_model(name).slug: EXPERIMENT.named_model(name)
+    for name in EXPERIMENT.used_models
+}
 VARIANTS = EXPERIMENT.variant_names
 SEEDS = list(EXPERIMENT.seeds)
 # The paired unit is (series, fold, seed) (docs/report.md, Units): every run, reference and
@@ -142,6 +156,42 @@ def timeseries_init(wildcards):
     if EXPERIMENT.variants[wildcards.variant].init in TIMESERIES_INITS:
         return [f"{timeseries_model_dir(wildcards.series)}/verification.json"]
     return []
+
+
+def variant_verification(wildcards):
+    """The verification of the model this arm starts from (or whose architecture it builds)."""
+    return f"resources/models/{EXPERIMENT.variant_model(wildcards.variant).slug}/verification.json"
+
+
+def scale_verification(wildcards):
+    """The study model's verification, for an arm of another model: every arm's patch embeddings
+    take the study model's token-embedding RMS (embedding_scale: experiment)."""
+    if EXPERIMENT.variant_model(wildcards.variant).slug == EXPERIMENT.model.slug:
+        return []
+    return [f"{MODEL_DIR}/verification.json"]
+
+
+def scale_flags(wildcards, input):
+    return ["--scale-model-dir", os.path.dirname(input.scale[0])] if input.scale else []
+
+
+def lookahead_flags(wildcards, input):
+    """--pretraining-cutoff and the test data to check it against, for an arm whose model has a
+    known data cut-off (models/lookahead.py); none otherwise."""
+    name = EXPERIMENT.variants[wildcards.variant].model
+    model = EXPERIMENT.named_model(name)
+    cutoff = effective_cutoff(model.name_or_path, model.pretraining_cutoff)
+    if cutoff is None:
+        return []
+    dirs = [input.data, *input.every_series]
+    return [
+        "--pretraining-cutoff",
+        cutoff,
+        "--cutoff-model",
+        name,
+        "--test-data-dirs",
+        *dirs,
+    ]
 
 
 # The datasets the pretrain rule reads (one pretraining per source, on its fold 0).

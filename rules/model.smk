@@ -9,16 +9,16 @@ rule download_model:
     log:
         "logs/download_model/{model}.log",
     wildcard_constraints:
-        # Only the configured checkpoint: {model}--timeseries is the pretrain rule's.
-        model=re.escape(EXPERIMENT.model.slug),
+        # Only the configured checkpoints: {model}--timeseries is the pretrain rule's.
+        model="|".join(re.escape(slug) for slug in MODELS_BY_SLUG),
     conda:
         "../envs/torch.yaml"
     params:
-        name_or_path=EXPERIMENT.model.name_or_path,
+        name_or_path=lambda wildcards: MODELS_BY_SLUG[wildcards.model].name_or_path,
         # A list so that an unset revision passes no flag at all.
-        revision=(
-            ["--revision", EXPERIMENT.model.revision]
-            if EXPERIMENT.model.revision
+        revision=lambda wildcards: (
+            ["--revision", MODELS_BY_SLUG[wildcards.model].revision]
+            if MODELS_BY_SLUG[wildcards.model].revision
             else []
         ),
         out_dir=lambda wildcards, output: os.path.dirname(output.manifest),

@@ -17,7 +17,8 @@ rule train:
     input:
         data=unit_data,
         every_series=every_series_data,
-        verification=f"{MODEL_DIR}/verification.json",
+        verification=variant_verification,
+        scale=scale_verification,
         init=timeseries_init,
         rates=tuned_rates,
         code=sources("train"),
@@ -47,6 +48,9 @@ rule train:
         init=lambda wildcards, input: (
             ["--init-dir", os.path.dirname(input.init[0])] if input.init else []
         ),
+        # No look-ahead through pretraining: checked before training (docs/models.md).
+        lookahead=lookahead_flags,
+        scale=scale_flags,
         # A tuned arm trains at the rates its tuning chose on validation (rules/tune.smk).
         rates=lambda wildcards, input: (
             [
@@ -64,4 +68,5 @@ rule train:
         " --variant-json {params.variant:q} --seed {wildcards.seed}"
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
         " --out-dir {params.out_dir:q} --tensorboard-dir {output.tensorboard:q}"
-        " --resume-dir {params.resume_dir:q} {params.init:q} {params.rates:q} > {log:q} 2>&1"
+        " --resume-dir {params.resume_dir:q} {params.init:q} {params.rates:q}"
+        " {params.scale:q} {params.lookahead:q} > {log:q} 2>&1"

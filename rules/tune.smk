@@ -12,7 +12,8 @@ rule tune_train:
     input:
         data=unit_data,
         every_series=every_series_data,
-        verification=f"{MODEL_DIR}/verification.json",
+        verification=variant_verification,
+        scale=scale_verification,
         init=timeseries_init,
         code=sources("train"),
     output:
@@ -48,13 +49,16 @@ rule tune_train:
         init=lambda wildcards, input: (
             ["--init-dir", os.path.dirname(input.init[0])] if input.init else []
         ),
+        lookahead=lookahead_flags,
+        scale=scale_flags,
     shell:
         "OMP_NUM_THREADS={threads} python -m workflow_scripts.gpu_slots --claim {resources.gpu} --"
         " python -m workflow_scripts.train --validation-only"
         " --variant-json {params.variant:q} --seed {wildcards.seed}"
         " --data-dir {input.data:q} --model-dir {params.model_dir:q}"
         " --out-dir {params.out_dir:q} --tensorboard-dir {output.tensorboard:q}"
-        " --resume-dir {params.resume_dir:q} {params.init:q} > {log:q} 2>&1"
+        " --resume-dir {params.resume_dir:q} {params.init:q} {params.scale:q}"
+        " {params.lookahead:q} > {log:q} 2>&1"
 
 
 rule select_lr:

@@ -49,6 +49,8 @@ CONFIG_DIR = REPO / "config"
 STUDIES: Mapping[str, tuple[str, ...]] = {
     "config": ("config.yaml",),
     "smoke": ("config.yaml", "smoke.yaml"),
+    "smoke_models": ("config.yaml", "smoke.yaml", "smoke_models.yaml"),
+    "pretrainings": ("config.yaml", "pretrainings.yaml"),
     "offline": ("config.yaml", "offline.yaml"),
     "offline_tuned": ("config.yaml", "offline.yaml", "offline_tuned.yaml"),
 }

@@ -114,8 +114,8 @@ def test_a_new_config_dataclass_needs_its_own_table(doc: str, monkeypatch: pytes
             "train argument '--dry': in DESIGN.md, not in the code",
         ),
         (
-            "| `baseline_aa` | random | checkpoint | 0 | none | 1000 | config, offline_tuned |",
-            "| `baseline_aa` | random | checkpoint | 0 | none | 0 | config, offline |",
+            "| `baseline_aa` | random | checkpoint | 0 | none | 1000 | config, pretrainings, offline_tuned |",
+            "| `baseline_aa` | random | checkpoint | 0 | none | 0 | config, pretrainings, offline |",
             "variant baseline_aa: init_seed_offset is 1000 in the configs, '0' in DESIGN.md",
         ),
     ],

@@ -222,7 +222,25 @@ pretrain:
   data: {name: src, path: b.csv, timeframes: [d, w], seq_len: 32, patch_len: 8, sample_stride: 4}
 """
 )
-OVERLAYS = {"two_series": TWO_SERIES, "controls": CONTROLS, "shared_pretraining": SHARED_PRETRAINING}
+#: a second pretrained encoder (issue 28): its own download and verification, its arms (one tuned)
+#: after it, the text arms after the study's model
+MODELS = (
+    TWO_SERIES
+    + """
+models:
+  chronos_bolt: {name_or_path: ./tests/fixtures/tiny-chronos-bolt}
+variants:
+  bolt_nofreeze: {enabled: true}
+  bolt_baseline: {enabled: true}
+tune: {enabled: true, multipliers: [1.0], seeds: [1000], variants: [bolt_baseline]}
+"""
+)
+OVERLAYS = {
+    "two_series": TWO_SERIES,
+    "controls": CONTROLS,
+    "shared_pretraining": SHARED_PRETRAINING,
+    "models": MODELS,
+}
 
 
 def smoke_with(tmp_path: Path, overlay: str) -> ExperimentConfig:

@@ -5,6 +5,15 @@
         --out-dir results/runs/{variant}/seed{seed} --tensorboard-dir logs/tensorboard/{variant}/seed{seed}
         --resume-dir results/resume/{variant}/seed{seed}
         [--init-dir resources/models/{model}--timeseries]
+        [--scale-model-dir resources/models/{text model}]
+        [--pretraining-cutoff DATE --cutoff-model NAME --test-data-dirs DIR ...]
+
+--pretraining-cutoff (an arm whose model states or implies a data cut-off, docs/models.md) is
+checked against every series' and fold's test period before anything else: a model pretrained on
+data up to a test period is refused (models/lookahead.py).
+
+--scale-model-dir (an arm whose model is not the study's own) is the study's verified model: its
+token-embedding RMS scales every arm's patch embeddings (embedding_scale: experiment).
 
 --init-dir (variants with init: timeseries or timeseries_encoder, the positive controls)
 is the verified time-series-pretrained encoder the variant starts from: timeseries takes
@@ -34,6 +43,7 @@ from workflow_scripts.data.derived import DerivedFormatError, load_derived
 from workflow_scripts.jobs.cli import InputError
 from workflow_scripts.jobs.logs import setup_logging
 from workflow_scripts.models.loading import ModelLoadError, ModelNotVerifiedError, require_verified
+from workflow_scripts.models.lookahead import LookAheadError, refuse_lookahead
 from workflow_scripts.training.batches import DataShapeError
 from workflow_scripts.training.build import Run, build_run
 from workflow_scripts.training.device import DeviceError, limit_threads
@@ -79,6 +89,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rates-of",
         default=None,
         help="the arm --rates was selected for, when not this one (an A/A arm: its twin)",
+    )
+    parser.add_argument(
+        "--scale-model-dir",
+        type=Path,
+        default=None,
+        help="verified study model whose token-embedding RMS is the experiment's embedding scale "
+        "(an arm of another model; default: --model-dir)",
+    )
+    parser.add_argument(
+        "--pretraining-cutoff",
+        default=None,
+        help="the last day of the model's pretraining data: refused if a --test-data-dirs test period "
+        "starts by then",
+    )
+    parser.add_argument(
+        "--cutoff-model", default=None, help="the model --pretraining-cutoff is for (messages)"
+    )
+    parser.add_argument(
+        "--test-data-dirs",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="every series' and fold's derived data, whose test periods the cut-off must precede",
     )
     parser.add_argument(
         "--validation-only",
@@ -133,7 +166,15 @@ def load_variant(args: argparse.Namespace, log: logging.Logger) -> VariantConfig
 def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Run, RunIdentity]:
     """The run at step 0 (every weight in place) and its identity hashes."""
     log.info("%d CPU threads", limit_threads())
+    if args.pretraining_cutoff is not None:
+        # Before anything is loaded: a model that saw a test period must not train at all.
+        refuse_lookahead(
+            args.cutoff_model or str(args.model_dir), args.pretraining_cutoff, args.test_data_dirs
+        )
     verification = require_verified(args.model_dir)
+    # Every arm sees inputs at the study model's scale (embedding_scale: experiment), so an arm of
+    # another model differs from the text arms in its encoder weights alone (docs/models.md).
+    scale_verification = require_verified(args.scale_model_dir) if args.scale_model_dir else verification
     init_verification = require_verified(args.init_dir) if args.init_dir is not None else None
     hf_logging.disable_progress_bar()  # the job log gets the training progress bar only
     variant = load_variant(args, log)
@@ -164,7 +205,7 @@ def prepare(args: argparse.Namespace, log: logging.Logger) -> tuple[Run, RunIden
         args.model_dir,
         patch_len=patch_len_of(dataset.manifest, args.data_dir),
         load_encoder=encoder_loader(args.init_dir, variant.init_seed_offset),
-        experiment_rms=verification.get("token_embedding_rms"),
+        experiment_rms=scale_verification.get("token_embedding_rms"),
     )
     if variant.init == "timeseries":
         names = load_new_layers(at_start.model, args.init_dir, layers_record)
@@ -186,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         NewLayersError,
         NonFiniteError,
         InjectedFailure,
+        LookAheadError,
     )
     try:
         run(args, log)

@@ -34,7 +34,11 @@ VARIANT_OWN_KEYS = (
     "trainable_while_frozen",
     "small_encoder",
     "init_seed_offset",
+    "model",
 )
+#: The name of the study's own model (``model:``) among the named models (``models:``): the
+#: model every variant starts from unless it names another (docs/models.md, Several encoders).
+DEFAULT_MODEL = "text"
 
 
 class ConfigError(ValueError):
@@ -43,17 +47,26 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which pretrained encoder to use: a Hub repo id, a local directory or ``package:...``."""
+    """Which pretrained encoder to use: a Hub repo id, a local directory or ``package:...``.
+
+    ``pretraining_cutoff`` (ISO date) is the last day of market data the model may have been
+    pretrained on; a cut-off at or after a fold's test period is refused before training
+    (models/lookahead.py), so no arm sees its test period through pretraining.
+    """
 
     name_or_path: str = "google-t5/t5-small"
     revision: str | None = None
+    pretraining_cutoff: str | None = None
 
     @property
     def slug(self) -> str:
         return model_slug(self.name_or_path, self.revision)
 
     def to_params(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        params = dataclasses.asdict(self)
+        if params["pretraining_cutoff"] is None:
+            del params["pretraining_cutoff"]  # unset: the params of older configs stand
+        return params
 
 
 @dataclass(frozen=True)
@@ -154,6 +167,8 @@ class VariantConfig:
     trainable_while_frozen: Literal["none", "layernorm"] = "none"
     small_encoder: Mapping[str, Any] = field(default_factory=dict)
     init_seed_offset: int = 0
+    #: the named model the arm starts from (or, init random, whose architecture it builds)
+    model: str = DEFAULT_MODEL
 
     @property
     def always_frozen(self) -> bool:
@@ -171,6 +186,8 @@ class VariantConfig:
         params["train"] = self.train.to_params()
         if not params["init_seed_offset"]:
             del params["init_seed_offset"]  # unset: the params (and results) of older configs stand
+        if params["model"] == DEFAULT_MODEL:
+            del params["model"]  # the study's model: the params (and results) of older configs stand
         return params
 
 
@@ -178,17 +195,18 @@ class VariantConfig:
 class ContrastConfig:
     """A planned paired comparison ``a vs b`` (Δ per seed = metric(a) − metric(b)).
 
-    ``role`` is primary (the headline), secondary, positive_control, encoder_control or
-    negative_control;
+    ``role`` is primary (the headline), secondary, positive_control, encoder_control,
+    negative_control or pretraining (another pretrained encoder against its random twin or
+    against the text encoder: the study adds these, docs/models.md);
     ``label`` is what the report calls it. A contrast naming a variant that is defined
     but not enabled is skipped by the report, which says so.
     """
 
     a: str
     b: str
-    role: Literal["primary", "secondary", "positive_control", "encoder_control", "negative_control"] = (
-        "secondary"
-    )
+    role: Literal[
+        "primary", "secondary", "positive_control", "encoder_control", "negative_control", "pretraining"
+    ] = "secondary"
     label: str = ""
 
     def to_params(self) -> dict[str, Any]:

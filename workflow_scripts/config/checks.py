@@ -98,6 +98,14 @@ def _data_problems(data: DataConfig) -> list[str]:
     return problems
 
 
+def _t5_family(experiment: ExperimentConfig, variant: VariantConfig) -> bool:
+    """Whether the arm's model is a T5 (t5-small, or the Chronos/FinText encoders built on it),
+    whose activations overflow float16."""
+    model = experiment.models.get(variant.model, experiment.model)
+    name = model.name_or_path.lower()
+    return any(family in name for family in ("t5", "chronos"))
+
+
 def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, VariantConfig]) -> None:
     """Data shape, splits, freeze schedule, precision, features and horizon, per variant."""
     data = experiment.series[0]
@@ -105,8 +113,8 @@ def check_cross_fields(experiment: ExperimentConfig, all_variants: Mapping[str, 
     bars_inputs = [d.name for d in experiment.series if d.kind != "generic"]
     if not experiment.variants:
         problems.append(f"variants: none is enabled (defined: {', '.join(sorted(all_variants)) or 'none'})")
-    t5 = "t5" in experiment.model.name_or_path.lower()
     for name, variant in sorted(all_variants.items()):
+        t5 = _t5_family(experiment, variant)
         train = variant.train
         for key in SHARED_TEST_KEYS:
             if getattr(train, key) != getattr(experiment.train, key):
@@ -174,6 +182,9 @@ def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
     if error.validator == "enum":
         allowed_values = ", ".join(str(v) for v in error.validator_value)
         return f"{where}: {error.instance!r} is not allowed (allowed: {allowed_values})"
+    if "propertyNames" in error.schema_path and error.validator == "not":
+        reserved = "is reserved for model: (the study's own model; allowed: another name)"
+        return f"{where}: name {error.instance!r} {reserved}"
     if "propertyNames" in error.schema_path:
         return (
             f"{where}: name {error.instance!r} is not a valid file-name token "

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflow_scripts.config.base import (
+    DEFAULT_MODEL,
     TIMESERIES_INITS,
     ContrastConfig,
     DataConfig,
@@ -33,6 +34,22 @@ class ExperimentConfig:
     contrasts: tuple[ContrastConfig, ...] = ()
     gpu_slots: GpuSlotsConfig = field(default_factory=GpuSlotsConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)  # docs/training.md
+    #: further encoders by name (``models:``); ``model`` is the one named text (docs/models.md)
+    models: Mapping[str, ModelConfig] = field(default_factory=dict)
+
+    def named_model(self, name: str) -> ModelConfig:
+        """The model called ``name``: text is ``model:``, any other a ``models:`` entry."""
+        return self.model if name == DEFAULT_MODEL else self.models[name]
+
+    def variant_model(self, variant: str) -> ModelConfig:
+        """The model enabled arm ``variant`` starts from (or, init random, whose architecture it builds)."""
+        return self.named_model(self.variants[variant].model)
+
+    @property
+    def used_models(self) -> list[str]:
+        """text (the pretraining and the report use it always), then every model an enabled arm names."""
+        named = {variant.model for variant in self.variants.values()} - {DEFAULT_MODEL}
+        return [DEFAULT_MODEL, *sorted(named)]
 
     @property
     def variant_names(self) -> list[str]:
@@ -75,6 +92,11 @@ class ExperimentConfig:
             "contrasts": [contrast.to_params() for contrast in self.contrasts],
             "pretrain": self.pretrain.to_params(),
             **({"tune": self.tune.to_params()} if self.tune.enabled else {}),
+            **(
+                {"models": {name: self.models[name].to_params() for name in sorted(self.models)}}
+                if self.models
+                else {}
+            ),
         }
 
     def tuned_arms(self) -> list[str]:

@@ -37,6 +37,7 @@ from workflow_scripts.config.checks import (
     validate,
 )
 from workflow_scripts.config.experiment import ExperimentConfig
+from workflow_scripts.config.model_checks import check_variant_models
 from workflow_scripts.config.pretraining import PretrainConfig
 from workflow_scripts.config.tune import TuneConfig
 
@@ -61,6 +62,11 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     schema = load_schema(schema_path)
     validate(raw, schema)
     model = ModelConfig(**_with_defaults(raw.get("model"), schema["properties"]["model"]))
+    model_schema = schema["properties"]["models"]["additionalProperties"]
+    models = {
+        name: ModelConfig(**_with_defaults(entry, model_schema))
+        for name, entry in (raw.get("models") or {}).items()
+    }
     series = build_series(raw.get("data"), schema["properties"]["data"])
     train_defaults = schema["$defs"]["train_keys"]
     train_values = _with_defaults(raw.get("train"), train_defaults)
@@ -98,8 +104,10 @@ def load_experiment(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         pretrain=pretrain,
         gpu_slots=GpuSlotsConfig(**_with_defaults(raw.get("gpu_slots"), schema["properties"]["gpu_slots"])),
         tune=tune,
+        models=models,
     )
     check_series(series)
+    check_variant_models(models, variants)
     check_cross_fields(experiment, variants)
     check_pretrain(experiment)
     check_tune(experiment, tune, variants)
@@ -120,7 +128,8 @@ def load_experiment_file(path: str | Path, schema_path: Path = SCHEMA_PATH) -> E
 def _with_defaults(section: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> dict[str, Any]:
     values = dict(section or {})
     for key, subschema in schema["properties"].items():
-        values.setdefault(key, subschema["default"])
+        if "default" in subschema:  # a required key (models.<name>.name_or_path) has none
+            values.setdefault(key, subschema["default"])
     return values
 
 

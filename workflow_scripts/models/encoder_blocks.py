@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transformers import PretrainedConfig
+if TYPE_CHECKING:  # a type only: the config layer reads block shapes at parse time, without transformers
+    from transformers import PretrainedConfig
 
 
 @dataclass(frozen=True)

@@ -188,19 +188,36 @@ def every_series_data(experiment: ExperimentConfig) -> tuple[str, ...]:
     return tuple(preprocess_name(series, fold) for series, fold in units(experiment))
 
 
+def model_job(experiment: ExperimentConfig, model: str, rule: str) -> str:
+    """The download_model or verify_model job of named ``model``: one per model directory (slug),
+    so the study's own is plain ``verify_model`` and another ``verify_model <slug>``."""
+    slug = experiment.named_model(model).slug
+    return rule if slug == experiment.model.slug else f"{rule} {slug}"
+
+
+def model_jobs(experiment: ExperimentConfig, variant: VariantConfig) -> tuple[str, ...]:
+    """The verifications an arm's jobs wait for: its model's, and the study model's (its embedding
+    scale, rules/common.smk ``scale_verification``)."""
+    return tuple(dict.fromkeys((model_job(experiment, variant.model, "verify_model"), "verify_model")))
+
+
 def setup_jobs(experiment: ExperimentConfig) -> list[JobWork]:
-    """download_model, verify_model and preprocess: each series' folds, and fold 0 of a
-    pretraining source that is not a series."""
-    slug = experiment.model.slug
-    jobs = [
-        JobWork("download_model", "download_model", f"resources/models/{slug}/manifest.json"),
-        JobWork(
-            "verify_model",
-            "verify_model",
-            f"resources/models/{slug}/verification.json",
-            after=("download_model",),
-        ),
-    ]
+    """download_model and verify_model per model an arm uses, and preprocess: each series' folds,
+    and fold 0 of a pretraining source that is not a series."""
+    jobs: list[JobWork] = []
+    for model in experiment.used_models:
+        slug, download = experiment.named_model(model).slug, model_job(experiment, model, "download_model")
+        if any(job.name == download for job in jobs):
+            continue  # two names for one model directory: one job each, as in the DAG
+        jobs.append(JobWork("download_model", download, f"resources/models/{slug}/manifest.json"))
+        jobs.append(
+            JobWork(
+                "verify_model",
+                model_job(experiment, model, "verify_model"),
+                f"resources/models/{slug}/verification.json",
+                after=(download,),
+            )
+        )
     jobs += [
         JobWork("preprocess", preprocess_name(series, fold), f"data/derived/{series}/fold{fold}")
         for series, fold in units(experiment)
@@ -248,12 +265,13 @@ def pretrain_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list
 def tuning_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[JobWork]:
     """tune_train per (series, fold, tuned arm, grid point, tuning seed); select_lr per (series,
     fold, tuned arm). None when tuning is off."""
-    setup = ("verify_model", *every_series_data(experiment))
+    every = every_series_data(experiment)
     jobs: list[JobWork] = []
     for series, fold in units(experiment):
         data, unit = experiment.series_config(series), f"{series}/fold{fold}"
         for arm in experiment.tuned_arms():
             variant = experiment.variants[arm]
+            setup = (*model_jobs(experiment, variant), *every)
             names = []
             for point in experiment.tune.points:
                 tuning = tuning_variant(variant, experiment.tune, point)
@@ -281,12 +299,13 @@ def tuning_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[J
 def train_jobs(experiment: ExperimentConfig, on_gpu: dict[str, bool]) -> list[JobWork]:
     """train per (series, fold, arm, seed): after the model's verification, every series' data,
     the arm's pretraining (if it starts from one) and its rate source's selection on its fold."""
-    setup = ("verify_model", *every_series_data(experiment))
+    every = every_series_data(experiment)
     jobs: list[JobWork] = []
     for series, fold in units(experiment):
         data = experiment.series_config(series)
         for arm in experiment.variant_names:
             variant = experiment.variants[arm]
+            setup = (*model_jobs(experiment, variant), *every)
             source = experiment.rate_source(arm)
             rates = (select_name(series, fold, source),) if source else ()
             after = setup + _pretrain_for(experiment, variant, series) + rates

@@ -36,8 +36,9 @@ from workflow_scripts.reporting.stats import t_interval
 from workflow_scripts.reporting.units import Unit
 from workflow_scripts.training.run_contract import CONVERGED_GAIN
 
-#: The contrasts drawn along the budget: the question and the controls that calibrate it.
-CURVE_ROLES = ("primary", "positive_control", "encoder_control")
+#: The contrasts drawn along the budget: the question, the controls that calibrate it, and the
+#: other pretrainings (docs/models.md: "Which pretraining helps", at every budget).
+CURVE_ROLES = ("primary", "positive_control", "encoder_control", "pretraining")
 
 
 def run_points(runs: Sequence[RunEntry]) -> dict[int, dict[Unit, float]]:

@@ -34,7 +34,7 @@ from workflow_scripts.reporting.results import ArmResult
 from workflow_scripts.reporting.stats import t_interval
 from workflow_scripts.reporting.units import Unit
 
-ROLES = ("primary", "secondary", "positive_control", "encoder_control", "negative_control")
+ROLES = ("primary", "secondary", "positive_control", "encoder_control", "negative_control", "pretraining")
 
 
 def unit_values(arm: ArmResult | None, metric: str) -> dict[Unit, float]:

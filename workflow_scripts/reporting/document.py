@@ -13,7 +13,15 @@ from typing import Any
 
 import pandas as pd
 
-from workflow_scripts.reporting import conclusions, controls, curve_tables, plan_table, plots, tables
+from workflow_scripts.reporting import (
+    conclusions,
+    controls,
+    curve_tables,
+    plan_table,
+    plots,
+    pretrainings,
+    tables,
+)
 from workflow_scripts.reporting.aggregate import variant_order
 from workflow_scripts.reporting.formatting import fmt_value
 from workflow_scripts.reporting.measures import CONTRAST_METRICS, MAE_METRIC, PRIMARY_METRIC
@@ -184,6 +192,8 @@ def build_context(
         "rules": rules,
         "headline": conclusions.report_headline(study),
         "controls": controls.control_summary(study.contrasts, controls.pretraining_data(experiment)),
+        "pretraining_lines": pretrainings.pretraining_lines(study),
+        "pretraining_table": pretrainings.pretraining_table(study, experiment),
         "conclusions": conclusions.write_conclusions(study, statuses),
         "contrasts": tables.contrast_rows(study),
         "uninformative": split_contrasts(study.contrasts.on(*CONTRAST_METRICS)).collapsed,

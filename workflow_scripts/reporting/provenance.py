@@ -15,7 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from workflow_scripts.config.base import DEFAULT_MODEL, model_slug
 from workflow_scripts.jobs.io_utils import canonical_json, config_hash
+from workflow_scripts.models.lookahead import effective_cutoff
 from workflow_scripts.reporting.planned import planned_units
 from workflow_scripts.reporting.results import StudyResult
 from workflow_scripts.reporting.units import Unit
@@ -125,8 +127,31 @@ def run_hashes(study: StudyResult) -> dict[str, list[str]]:
     return {key: sorted(values) for key, values in hashes.items()}
 
 
-def train_command(variant: str, params: Mapping[str, Any], unit: Unit, model_dir: str) -> str:
-    """The exact ``python -m workflow_scripts.train`` invocation the train rule runs."""
+def arm_model_dir(experiment: Mapping[str, Any], variant: str, model_dir: str) -> tuple[str, list[str]]:
+    """The model directory an arm trains from (``model_dir``, the study's, unless the arm names
+    a model under ``models:``) and its flags: the study model's embedding scale for another
+    model's arm, and its cut-off with the model's name (the test data dirs follow)."""
+    name = str(((experiment.get("variants") or {}).get(variant) or {}).get("model", DEFAULT_MODEL))
+    spec = (experiment.get("models") or {}).get(name) if name != DEFAULT_MODEL else experiment.get("model")
+    if not spec:
+        return model_dir, []
+    directory = (
+        model_dir
+        if name == DEFAULT_MODEL
+        else f"resources/models/{model_slug(spec['name_or_path'], spec.get('revision'))}"
+    )
+    cutoff = effective_cutoff(str(spec.get("name_or_path", "")), spec.get("pretraining_cutoff"))
+    scale = [] if directory == model_dir else ["--scale-model-dir", model_dir]
+    return directory, scale + (
+        [] if cutoff is None else ["--pretraining-cutoff", cutoff, "--cutoff-model", name]
+    )
+
+
+def train_command(
+    variant: str, params: Mapping[str, Any], unit: Unit, model_dir: str, lookahead: Sequence[str] = ()
+) -> str:
+    """The exact ``python -m workflow_scripts.train`` invocation the train rule runs (``lookahead``:
+    the cut-off flags and --test-data-dirs, for an arm whose model has a known cut-off)."""
     where = f"{unit.series}/fold{unit.fold}"
     run = f"{where}/{variant}/seed{unit.seed}"
     parts = [
@@ -138,6 +163,7 @@ def train_command(variant: str, params: Mapping[str, Any], unit: Unit, model_dir
         "--out-dir", f"results/runs/{run}",
         "--tensorboard-dir", f"logs/tensorboard/{run}",
         "--resume-dir", f"results/resume/{run}",
+        *lookahead,
     ]  # fmt: skip
     return shlex.join(parts)
 
@@ -165,11 +191,19 @@ def reproduce_commands(
         commands.append(
             _command(f"force-rerun {variant} {unit.label} through Snakemake", f"{snakemake} --force {target}")
         )
+    # In the rule's order: the run's own fold first, then every series' folds (rules/common.smk).
+    every_dir = list(
+        dict.fromkeys(f"data/derived/{u.series}/fold{u.fold}" for u in planned_units(experiment))
+    )
     for variant, unit in planned:
+        directory, cutoff = arm_model_dir(experiment, variant, model_dir)
+        own = f"data/derived/{unit.series}/fold{unit.fold}"
+        dirs = ["--test-data-dirs", own, *(d for d in every_dir if d != own)]
+        lookahead = [*cutoff, *(dirs if "--pretraining-cutoff" in cutoff else [])]
         commands.append(
             _command(
                 f"train {variant} {unit.label} directly (what the train rule runs)",
-                train_command(variant, specs[variant], unit, model_dir),
+                train_command(variant, specs[variant], unit, directory, lookahead),
             )
         )
     commands.append(
