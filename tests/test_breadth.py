@@ -95,7 +95,7 @@ def test_one_fold_of_one_series_has_no_new_period_estimate_and_the_headline_says
     assert row.breadth.new_period is None and row.breadth.new_series is None
     text = report_headline(result).breadth  # type: ignore[arg-type]
     assert "a claim about these 9 units (1 series × 1 fold × 9 seeds)" in text
-    assert "No estimate for a new period (1 fold: a single group" in text
+    assert "No estimate for a new period (one fold: each series has a single test period)." in text
     assert "With one series, the study says nothing about another instrument." in text
 
 
@@ -110,3 +110,17 @@ def test_the_headline_gives_the_new_period_estimate_with_its_interval() -> None:
     assert f"For a new period the random-effects estimate is Δ = {estimate.mean:+.3g}" in text
     assert f"95% CI {estimate.ci_low:+.3g} to {estimate.ci_high:+.3g}; 3 folds" in text
     assert "Δ per fold: fold 0" in text
+
+
+def test_with_one_fold_there_is_no_new_period_estimate_only_a_new_series_one() -> None:
+    """One fold per series: the (series, fold) cells are the series, so their spread is the
+    spread between instruments, not between periods; it is reported once, as the new-series one."""
+    delta = {
+        (series, 0, seed): (0.05 if series == "usdjpy" else 0.09) + 0.01 * seed
+        for series, seed in itertools.product((*SERIES, "gbpjpy"), range(3))
+    }
+    result = _study(delta)
+    breadth = _primary(result).breadth
+    assert breadth.new_period is None and breadth.new_series.k == 3
+    text = report_headline(result).breadth  # type: ignore[arg-type]
+    assert "No estimate for a new period (one fold" in text and "For a new series" in text

@@ -72,6 +72,7 @@ def breadth(row: PairedComparison) -> Breadth:
     return Breadth(
         series=group_deltas(by_series, str),
         folds=group_deltas(by_fold, lambda fold: f"fold {fold}"),
-        new_period=new_unit_estimate(by_cell),
+        # one fold: the cells are the series, and their spread says nothing about periods
+        new_period=new_unit_estimate(by_cell) if len(by_fold) > 1 else None,
         new_series=new_unit_estimate(by_series),
     )

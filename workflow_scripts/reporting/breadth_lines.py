@@ -67,7 +67,10 @@ def breadth_line(row: ContrastResult, study: StudyResult) -> str:
         parts.append(f"Δ per fold: {_groups(breadth.folds)}.")
     cells = len(study.series) * study.folds
     noun = ("fold", "folds") if len(study.series) == 1 else ("series × fold cell", "series × fold cells")
-    parts.append(estimate_text(breadth.new_period, "a new period", noun, cells, seeds))
+    if study.folds == 1:
+        parts.append("No estimate for a new period (one fold: each series has a single test period).")
+    else:
+        parts.append(estimate_text(breadth.new_period, "a new period", noun, cells, seeds))
     if len(study.series) > 1:
         parts.append(
             estimate_text(breadth.new_series, "a new series", ("series", "series"), len(study.series), seeds)
