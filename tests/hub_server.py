@@ -20,12 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
 
 _LFS_SUFFIXES = (".safetensors", ".bin", ".onnx", ".h5", ".msgpack", ".model", ".gguf")
 
@@ -268,3 +274,30 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self._reply(200, data, headers, send_body)
 
     return Handler
+
+
+def download(
+    tmp_path: Path, name: str, *, endpoint: str, revision: str | None = None, **env: str
+) -> tuple[subprocess.CompletedProcess[str], Path, float]:
+    """Run ``python -m workflow_scripts.download_model``; returns (result, out_dir, seconds)."""
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HF_", "HUGGING_FACE")) and not key.lower().endswith("_proxy")
+    }
+    clean.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf_home"), PYTHONPATH=str(REPO), **env)
+    out = tmp_path / "models" / name.replace("/", "--")
+    command = [
+        sys.executable,
+        "-m",
+        "workflow_scripts.download_model",
+        "--name-or-path",
+        name,
+        "--out-dir",
+        str(out),
+    ]
+    if revision:
+        command += ["--revision", revision]
+    start = time.monotonic()
+    result = subprocess.run(command, cwd=REPO, env=clean, capture_output=True, text=True, timeout=120)
+    return result, out, time.monotonic() - start

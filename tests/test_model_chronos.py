@@ -7,18 +7,16 @@ fields at tiny-t5's block shape. Each test loads, damages or verifies one of the
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from hub_server import HubServer
+from hub_server import HubServer, download
 from safetensors.torch import load_file, save_file
 from tiny_models import (
+    ALWAYS,
     TINY_T5,
     make_tiny_bert,
     make_tiny_chronos_bolt,
@@ -46,18 +44,6 @@ MAKERS: dict[str, Callable[..., Path]] = {
     "chronos_bolt": make_tiny_chronos_bolt,
 }
 KINDS = sorted(MAKERS)
-ALWAYS = {
-    "weights_format",
-    "manifest",
-    "architecture",
-    "not_quantised",
-    "shapes",
-    "keys",
-    "finite",
-    "not_random_init",
-    "forward",
-    "params_config",
-}
 #: The published block shape shared by t5-small, chronos-t5-small and chronos-bolt-small
 #: (google/t5-efficient-small), and the Chronos configs' other fields.
 SMALL = {"d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_decoder_layers": 6, "num_heads": 8}
@@ -323,26 +309,11 @@ def test_known_chronos_figures_follow_from_the_published_configs() -> None:
 def test_download_and_verify_a_bolt_replica_served_by_the_hub(
     replicas: dict[str, Path], tmp_path: Path
 ) -> None:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HF_", "HUGGING_FACE")) and not key.lower().endswith("_proxy")
-    }
-    out = tmp_path / "models" / "bolt"
     with HubServer() as hub:
         hub.add_repo_from_dir(
             "acme/tiny-chronos-bolt", replicas["chronos_bolt"], extra_files={"README.md": b"#"}
         )
-        env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf_home"), PYTHONPATH=str(REPO))
-        command = ["-m", "workflow_scripts.download_model", "--name-or-path", "acme/tiny-chronos-bolt"]
-        result = subprocess.run(
-            [sys.executable, *command, "--out-dir", str(out)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result, out, _ = download(tmp_path, "acme/tiny-chronos-bolt", endpoint=hub.url)
         assert result.returncode == 0, result.stderr
         assert sorted(hub.downloaded()) == ["config.json", "model.safetensors"]
         repo_sha = hub.repos["acme/tiny-chronos-bolt"].sha

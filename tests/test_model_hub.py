@@ -9,16 +9,13 @@ Snakemake rule runs it.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_server import HubServer
+from hub_server import HubServer, download
 from safetensors.torch import load_file, save_file
 from tiny_models import make_tiny_t5
 
@@ -70,33 +67,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def download(
-    tmp_path: Path, name: str, *, endpoint: str, revision: str | None = None, **env: str
-) -> tuple[subprocess.CompletedProcess[str], Path, float]:
-    """Run ``python -m workflow_scripts.download_model``; returns (result, out_dir, seconds)."""
-    clean = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HF_", "HUGGING_FACE")) and not key.lower().endswith("_proxy")
-    }
-    clean.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf_home"), PYTHONPATH=str(REPO), **env)
-    out = tmp_path / "models" / name.replace("/", "--")
-    command = [
-        sys.executable,
-        "-m",
-        "workflow_scripts.download_model",
-        "--name-or-path",
-        name,
-        "--out-dir",
-        str(out),
-    ]
-    if revision:
-        command += ["--revision", revision]
-    start = time.monotonic()
-    result = subprocess.run(command, cwd=REPO, env=clean, capture_output=True, text=True, timeout=120)
-    return result, out, time.monotonic() - start
 
 
 def assert_never_written(token: str, result: subprocess.CompletedProcess[str], *roots: Path) -> None:

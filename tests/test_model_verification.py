@@ -15,26 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny_models import TINY_T5, make_tiny_bert, make_tiny_t5
+from tiny_models import ALWAYS, TINY_T5, make_tiny_bert, make_tiny_t5
 from transformers import BertConfig, BertForPreTraining, T5Config, T5EncoderModel, T5ForConditionalGeneration
 
 from workflow_scripts import download_model, verify_model
 from workflow_scripts.models.verification import VerificationError, verify_model_dir
 
 StateDict = dict[str, torch.Tensor]
-
-ALWAYS = {
-    "weights_format",
-    "manifest",
-    "architecture",
-    "not_quantised",
-    "shapes",
-    "keys",
-    "finite",
-    "not_random_init",
-    "forward",
-    "params_config",
-}
 
 
 @pytest.fixture(scope="module")
